@@ -1,0 +1,123 @@
+"""Pure math: one module per family, numba kernels, no I/O and no configuration.
+
+Each family module has three tiers (see STYLE.md): readable closed-form formulas
+(``posterior``, ``kl``), ``@kernel`` batch kernels that update rows of columnar state arrays in
+place (``update``, ``summarize``), and this registry through which the engine reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from bayestream.models._stream import APPLIED, LATE
+
+TAIL_UPPER = 0
+TAIL_LOWER = 1
+TAIL_TWO_SIDED = 2
+TAIL_CODES = {"upper": TAIL_UPPER, "lower": TAIL_LOWER, "two_sided": TAIL_TWO_SIDED}
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the engine needs to know about a conjugate family."""
+
+    name: str
+    code: int  # stable small integer, stored in state rows
+    param_names: tuple[str, ...] | None  # None: named by the rule (dirichlet categories)
+    update: Callable[..., None]
+    summarize: Callable[..., None]
+    kl: Callable[..., float]
+    discrete: bool
+
+
+FAMILIES: dict[str, Family] = {
+    "normal_gamma": Family(
+        "normal_gamma",
+        1,
+        normal_gamma.PARAM_NAMES,
+        normal_gamma.update,
+        normal_gamma.summarize,
+        normal_gamma.kl,
+        discrete=False,
+    ),
+    "beta_binomial": Family(
+        "beta_binomial",
+        2,
+        beta_binomial.PARAM_NAMES,
+        beta_binomial.update,
+        beta_binomial.summarize,
+        beta_binomial.kl,
+        discrete=True,
+    ),
+    "gamma_poisson": Family(
+        "gamma_poisson",
+        3,
+        gamma_poisson.PARAM_NAMES,
+        gamma_poisson.update,
+        gamma_poisson.summarize,
+        gamma_poisson.kl,
+        discrete=True,
+    ),
+    "dirichlet": Family(
+        "dirichlet", 4, None, dirichlet.update, dirichlet.summarize, dirichlet.kl, discrete=True
+    ),
+}
+
+
+def warm_up() -> None:
+    """Compile (or load from the on-disk cache) every kernel now, not on the first message."""
+    import numpy as np
+
+    prior: dict[str, Any] = {
+        "normal_gamma": np.array([0.0, 1.0, 2.0, 2.0]),
+        "beta_binomial": np.array([1.0, 1.0]),
+        "gamma_poisson": np.array([1.0, 1.0]),
+        "dirichlet": np.array([1.0, 1.0, 1.0]),
+    }
+    for name, family in FAMILIES.items():
+        p0 = prior[name]
+        params = np.tile(p0, (1, 1))
+        last_ts = np.full(1, np.nan)
+        n_eff = np.zeros(1)
+        obs_size = np.ones(1)
+        slots = np.zeros(1, dtype=np.int64)
+        one = np.ones(1)
+        family.update(
+            params,
+            last_ts,
+            n_eff,
+            obs_size,
+            p0,
+            np.inf,
+            False,
+            TAIL_UPPER,
+            np.inf,
+            slots,
+            one,
+            np.zeros(1),
+            one * 2.0,
+            np.full(1, -np.inf),
+            np.empty(1),
+            np.empty(1, dtype=np.int8),
+        )
+        width = p0.shape[0] if family.param_names is None else 1
+        levels = np.array([0.9])
+        family.summarize(
+            params,
+            obs_size,
+            slots,
+            levels,
+            levels,
+            np.empty((1, width)),
+            np.empty((1, width)),
+            np.empty((1, 1, width)),
+            np.empty((1, 1, width)),
+            np.empty((1, 1)),
+        )
+        family.kl(p0, p0)
+
+
+__all__ = ["APPLIED", "FAMILIES", "LATE", "TAIL_CODES", "Family", "warm_up"]

@@ -1,0 +1,164 @@
+"""The configuration schema. Field names here are public contract (README, "Configuration")."""
+
+from __future__ import annotations
+
+import math
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FamilyName = Literal["normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet"]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Probability = Annotated[float, Field(gt=0, lt=1)]
+
+_PRIOR_FIELDS: dict[str, tuple[str, ...]] = {
+    "normal_gamma": ("mu", "kappa", "alpha", "beta"),
+    "beta_binomial": ("alpha", "beta"),
+    "gamma_poisson": ("alpha", "beta"),
+    "dirichlet": ("categories", "alpha"),
+}
+_DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
+    "normal_gamma": {"mu": 0.0, "kappa": 1.0, "alpha": 1.0, "beta": 1.0},
+    "beta_binomial": {"alpha": 1.0, "beta": 1.0},
+    "gamma_poisson": {"alpha": 1.0, "beta": 1.0},
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineSettings(_Frozen):
+    """``[engine]``: settings for every rule."""
+
+    batch_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    max_streams: Annotated[int, Field(ge=1)] = 10_000_000
+    idle_ttl_seconds: Positive | None = None
+    max_lateness_seconds: Annotated[float, Field(ge=0)] = 3600.0
+    min_ts: float = 0.0
+    max_ts: float = 32_503_680_000.0  # 3000-01-01T00:00:00Z
+
+
+class Rule(_Frozen):
+    """One ``[[rule]]``: which metrics it matches and the model they get."""
+
+    metric: Annotated[str, Field(min_length=1)]
+    family: FamilyName
+    prior: dict[str, Any] = Field(default_factory=dict)
+    half_life_seconds: Positive | None = None
+    half_life_events: Positive | None = None
+    tail: Literal["upper", "lower", "two_sided"] = "two_sided"
+    transform: Literal["none", "log"] = "none"
+    credible_levels: tuple[Probability, ...] = (0.95,)
+    predictive_quantiles: tuple[Probability, ...] = (0.5, 0.9, 0.95, 0.99)
+    anomaly_threshold: Probability = 0.001
+    emit: Literal["every_batch", "interval"] = "every_batch"
+    emit_interval_seconds: Positive | None = None
+    max_streams: Annotated[int, Field(ge=1)] | None = None
+    idle_ttl_seconds: Positive | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        if self.half_life_seconds is not None and self.half_life_events is not None:
+            raise ValueError("set half_life_seconds or half_life_events, not both")
+        if self.transform == "log" and self.family != "normal_gamma":
+            raise ValueError("transform = 'log' applies to family 'normal_gamma' only")
+        if self.emit == "interval" and self.emit_interval_seconds is None:
+            raise ValueError("emit = 'interval' needs emit_interval_seconds")
+        if self.emit == "every_batch" and self.emit_interval_seconds is not None:
+            raise ValueError("emit_interval_seconds needs emit = 'interval'")
+        _check_prior(self.family, self.prior)
+        return self
+
+    @field_validator("credible_levels", "predictive_quantiles")
+    @classmethod
+    def _sorted_unique(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(sorted(set(v)))
+
+    # --- resolved views used by the engine -----------------------------------------------
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Dirichlet categories in configured order (empty for other families)."""
+        return tuple(self.prior["categories"]) if self.family == "dirichlet" else ()
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the posterior parameters, as in the prior table."""
+        if self.family == "dirichlet":
+            return self.categories
+        return _PRIOR_FIELDS[self.family]
+
+    def prior_vector(self) -> list[float]:
+        """The prior as the family's state-row parameters."""
+        if self.family == "dirichlet":
+            alpha = self.prior["alpha"]
+            k = len(self.categories)
+            return [float(a) for a in alpha] if isinstance(alpha, list) else [float(alpha)] * k
+        values = {**_DEFAULT_PRIORS[self.family], **self.prior}
+        return [float(values[name]) for name in _PRIOR_FIELDS[self.family]]
+
+    @property
+    def half_life(self) -> float:
+        """Half-life in its unit (seconds or events); inf when there is no forgetting."""
+        h = self.half_life_seconds or self.half_life_events
+        return math.inf if h is None else float(h)
+
+    def matches(self, metric: str) -> bool:
+        """Does this rule's ``metric`` (an exact name or a glob) match ``metric``?"""
+        return fnmatchcase(metric, self.metric)
+
+
+def _check_prior(family: str, prior: dict[str, Any]) -> None:
+    allowed = _PRIOR_FIELDS[family]
+    unknown = sorted(set(prior) - set(allowed))
+    if unknown:
+        raise ValueError(f"prior has unknown field(s) {unknown} for {family}; allowed: {allowed}")
+    if family == "dirichlet":
+        _check_dirichlet_prior(prior)
+        return
+    for name, value in {**_DEFAULT_PRIORS[family], **prior}.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"prior.{name} must be a finite number, got {value!r}")
+        if name != "mu" and value <= 0:
+            raise ValueError(f"prior.{name} must be > 0, got {value!r}")
+
+
+def _check_dirichlet_prior(prior: dict[str, Any]) -> None:
+    categories = prior.get("categories")
+    if (
+        not isinstance(categories, list)
+        or len(categories) < 2
+        or not all(isinstance(c, str) and c for c in categories)
+    ):
+        raise ValueError("prior.categories must be a list of at least 2 non-empty strings")
+    if len(set(categories)) != len(categories):
+        raise ValueError("prior.categories has duplicates")
+    alpha = prior.get("alpha", 1.0)
+    values = alpha if isinstance(alpha, list) else [alpha]
+    if isinstance(alpha, list) and len(alpha) != len(categories):
+        raise ValueError("prior.alpha must be one number or one per category")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"prior.alpha must be > 0, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"prior.alpha must be finite, got {value!r}")
+
+
+class Config(_Frozen):
+    """The whole file: ``[engine]`` and an ordered list of ``[[rule]]`` (first match wins)."""
+
+    engine: EngineSettings = EngineSettings()
+    rule: Annotated[tuple[Rule, ...], Field(min_length=1)]
+
+    def rule_for(self, metric: str) -> int | None:
+        """Index of the first rule matching ``metric``, or None."""
+        for i, rule in enumerate(self.rule):
+            if rule.matches(metric):
+                return i
+        return None

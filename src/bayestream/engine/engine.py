@@ -1,0 +1,415 @@
+"""The transport-free engine: ``Engine(config).process(batch) -> Outputs``.
+
+``process`` is a pure function of (state, batch): no wall clock, no unseeded randomness, and
+batch-invariant: the final state of every stream, the anomalies and the dead letters do not
+depend on how the input is cut into batches (posterior records are emitted per batch, so their
+*number* does; the last record of each stream does not).
+
+Event-time watermark: the newest ``ts`` of the good events seen so far, advanced per event in
+input order. With an idle TTL, a stream whose newest event is more than the TTL behind the
+watermark is expired: its next event starts from the prior, and at the end of a batch its row
+is freed (an eviction record is emitted).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bayestream.config import Config, Rule
+from bayestream.engine.publish import posterior_records
+from bayestream.engine.sensor import NullSensor, Sensor
+from bayestream.engine.streams import group_streams
+from bayestream.engine.validate import check_names, event_times, family_inputs
+from bayestream.models import APPLIED, FAMILIES, LATE, TAIL_CODES
+from bayestream.schema.batch import (
+    FIELD,
+    REASON_CODE,
+    REASONS,
+    DecodedBatch,
+    RawBatch,
+    decode_batch,
+)
+from bayestream.schema.reasons import Reason
+from bayestream.schema.records import AnomalyRecord, EvictionRecord, PosteriorRecord
+from bayestream.schema.scan import KIND_NUMBER
+from bayestream.state import RuleStore, StateRow
+
+_DETAIL = {
+    Reason.INVALID_KEY: "key must be a non-empty string",
+    Reason.INVALID_METRIC: "metric must be a non-empty string",
+    Reason.INVALID_TS: "ts must be seconds since the epoch or an RFC 3339 string, in range",
+    Reason.INVALID_VALUE: "value has the wrong type or is not finite",
+    Reason.INVALID_TRIALS: "trials must be a positive integer",
+    Reason.INVALID_EXPOSURE: "exposure must be a finite number > 0",
+    Reason.NEGATIVE_COUNT: "a count is negative",
+    Reason.NON_INTEGER_COUNT: "a count is not an integer",
+    Reason.SUCCESSES_EXCEED_TRIALS: "value (successes) exceeds trials",
+    Reason.NON_POSITIVE_VALUE: "transform = 'log' needs value > 0",
+    Reason.UNKNOWN_METRIC: "no rule matches the metric",
+    Reason.UNKNOWN_CATEGORY: "value is not one of the rule's categories",
+    Reason.LATE_EVENT: "ts is older than the stream's newest event by more than the lateness",
+    Reason.STREAM_LIMIT: "max_streams streams are tracked already",
+}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message of the batch (by index) that was not applied, and why."""
+
+    index: int
+    reason: Reason
+    detail: str
+
+
+@dataclass
+class Outputs:
+    """What one call of :meth:`Engine.process` (or :meth:`Engine.flush`) produced."""
+
+    posteriors: list[PosteriorRecord] = field(default_factory=list)
+    anomalies: list[AnomalyRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    evictions: list[EvictionRecord] = field(default_factory=list)
+    applied: int = 0
+
+
+class Engine:
+    """Per-stream posteriors for every rule of a configuration."""
+
+    def __init__(self, config: Config, sensor: Sensor | None = None) -> None:
+        self.config = config
+        self.sensor: Sensor = sensor or NullSensor()
+        self.rules: tuple[Rule, ...] = config.rule
+        self.stores = [RuleStore(np.array(rule.prior_vector())) for rule in self.rules]
+        self.watermark = -math.inf
+        self._rule_cache: dict[str, int] = {}
+        self._ttl = [rule.idle_ttl_seconds or config.engine.idle_ttl_seconds for rule in self.rules]
+        self._lateness = config.engine.max_lateness_seconds
+        self._pending = Outputs()  # evictions made while admitting streams, sent with the batch
+
+    # --- queries ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of tracked streams."""
+        return sum(len(store) for store in self.stores)
+
+    def rule_index(self, metric: str) -> int:
+        """Index of the rule for ``metric`` (cached), or -1 when none matches."""
+        index = self._rule_cache.get(metric)
+        if index is None:
+            found = self.config.rule_for(metric)
+            index = -1 if found is None else found
+            if len(self._rule_cache) < 100_000:
+                self._rule_cache[metric] = index
+        return index
+
+    # --- the batch step -------------------------------------------------------------------
+
+    def process(self, batch: RawBatch) -> Outputs:
+        """Apply a batch of raw messages; return its outputs. Never raises on bad input."""
+        started = time.perf_counter()
+        n = len(batch)
+        decoded = decode_batch(batch)
+        reason = decoded.reason
+        stream, keys, metrics = group_streams(batch, decoded)
+        check_names(reason, stream, keys, metrics, decoded)
+
+        stream_rule = np.array([self.rule_index(m) for m in metrics], dtype=np.int64)
+        rule = np.full(n, -1, dtype=np.int64)
+        named = stream >= 0
+        rule[named] = stream_rule[stream[named]]
+        reason[(reason == 0) & (rule < 0)] = REASON_CODE[Reason.UNKNOWN_METRIC]
+        ts = event_times(reason, batch, decoded, self.config)
+        x = np.full(n, np.nan)
+        size = np.ones(n)
+        for r, rule_r in enumerate(self.rules):
+            rows = np.flatnonzero((rule == r) & (reason == 0))
+            if rows.size:
+                family_inputs(reason, rows, rule_r, batch, decoded, x, size)
+
+        good = reason == 0
+        watermark = np.maximum.accumulate(np.where(good, ts, -np.inf)) if n else np.empty(0)
+        watermark = np.maximum(watermark, self.watermark)
+        slot = self._slots(stream, keys, metrics, stream_rule, reason, watermark)
+        good = reason == 0
+
+        outputs = Outputs()
+        tail = np.full(n, np.nan)
+        status = np.full(n, LATE, dtype=np.int8)
+        touched: list[np.ndarray] = []
+        for r, rule_r in enumerate(self.rules):
+            rows = np.flatnonzero(good & (rule == r))
+            if rows.size == 0:
+                touched.append(rows)
+                continue
+            self._update(r, rule_r, rows, slot, ts, x, size, watermark, tail, status)
+            touched.append(rows[status[rows] == APPLIED])
+        reason[good & (status == LATE)] = REASON_CODE[Reason.LATE_EVENT]
+        if n:
+            self.watermark = max(self.watermark, float(watermark[-1]))
+
+        for r, rule_r in enumerate(self.rules):
+            rows = touched[r]
+            outputs.applied += int(rows.size)
+            outputs.anomalies.extend(
+                self._anomalies(rule_r, rows, batch, decoded, stream, keys, metrics, ts, tail)
+            )
+            outputs.posteriors.extend(self._emit(r, rule_r, slot[rows]))
+        outputs.dead_letters = self._dead_letters(reason, decoded.detail)
+        self._sweep()
+        outputs.posteriors.extend(self._pending.posteriors)
+        outputs.evictions = self._pending.evictions
+        self._pending = Outputs()
+        self._report(n, outputs, time.perf_counter() - started)
+        return outputs
+
+    def flush(self) -> Outputs:
+        """Posterior records of every stream whose latest state has not been published."""
+        outputs = Outputs()
+        for r, rule_r in enumerate(self.rules):
+            store = self.stores[r]
+            dirty = np.flatnonzero(store.dirty)
+            store.dirty[dirty] = False
+            store.last_emit_ts[dirty] = store.last_ts[dirty]
+            outputs.posteriors.extend(posterior_records(rule_r, store, dirty))
+        return outputs
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def _slots(
+        self,
+        stream: np.ndarray,
+        keys: list[str],
+        metrics: list[str],
+        stream_rule: np.ndarray,
+        reason: np.ndarray,
+        watermark: np.ndarray,
+    ) -> np.ndarray:
+        """Slot of every good event's stream; admit new streams in order of first event."""
+        n = stream.shape[0]
+        stream_slot = np.full(len(keys), -1, dtype=np.int64)
+        good = np.flatnonzero(reason == 0)
+        if good.size == 0:
+            return np.full(n, -1, dtype=np.int64)
+        streams_here, first = np.unique(stream[good], return_index=True)
+        order = np.argsort(first, kind="stable")
+        in_batch: set[int] = set()
+        for u, i in zip(streams_here[order].tolist(), good[first[order]].tolist(), strict=True):
+            r = int(stream_rule[u])
+            store = self.stores[r]
+            found = store.lookup(keys[u], metrics[u])
+            if found < 0 and self._room_for_one(r, float(watermark[i]), in_batch):
+                found = store.admit(keys[u], metrics[u])
+            stream_slot[u] = found
+            if found >= 0:
+                in_batch.add(r << 40 | found)
+        slot = np.full(n, -1, dtype=np.int64)
+        has = stream >= 0
+        slot[has] = stream_slot[stream[has]]
+        reason[(reason == 0) & (slot < 0)] = REASON_CODE[Reason.STREAM_LIMIT]
+        return slot
+
+    def _full(self, r: int) -> bool:
+        cap = self.rules[r].max_streams
+        over_rule = cap is not None and len(self.stores[r]) >= cap
+        return over_rule or len(self) >= self.config.engine.max_streams
+
+    def _room_for_one(self, r: int, watermark: float, in_batch: set[int]) -> bool:
+        """Is there room for a new stream of rule ``r``? Streams expired at ``watermark``
+        (and not in this batch) are evicted to make room."""
+        if not self._full(r):
+            return True
+        for j, rule in enumerate(self.rules):
+            ttl = self._ttl[j]
+            if ttl is None:
+                continue
+            idle = [
+                s
+                for s in self.stores[j].idle_slots(watermark - ttl).tolist()
+                if (j << 40 | s) not in in_batch
+            ]
+            self._evict(j, rule, np.array(idle, dtype=np.int64))
+        return not self._full(r)
+
+    def _evict(self, r: int, rule: Rule, slots: np.ndarray) -> None:
+        """Free rows, publishing their final state first if it was not sent."""
+        if slots.size == 0:
+            return
+        store = self.stores[r]
+        self._pending.posteriors.extend(posterior_records(rule, store, slots[store.dirty[slots]]))
+        for s in slots.tolist():
+            last = float(store.last_ts[s])
+            key, metric = store.evict(s)
+            self._pending.evictions.append(EvictionRecord(key, metric, last, "idle_ttl"))
+
+    def _update(
+        self,
+        r: int,
+        rule: Rule,
+        rows: np.ndarray,
+        slot: np.ndarray,
+        ts: np.ndarray,
+        x: np.ndarray,
+        size: np.ndarray,
+        watermark: np.ndarray,
+        tail: np.ndarray,
+        status: np.ndarray,
+    ) -> None:
+        store = self.stores[r]
+        ttl = self._ttl[r]
+        expire = watermark[rows] - ttl if ttl is not None else np.full(rows.shape[0], -np.inf)
+        out_tail = np.empty(rows.shape[0])
+        out_status = np.empty(rows.shape[0], dtype=np.int8)
+        FAMILIES[rule.family].update(
+            store.params,
+            store.last_ts,
+            store.n_eff,
+            store.obs_size,
+            store.prior,
+            rule.half_life,
+            rule.half_life_events is not None,
+            TAIL_CODES[rule.tail],
+            self._lateness,
+            np.ascontiguousarray(slot[rows]),
+            np.ascontiguousarray(ts[rows]),
+            np.ascontiguousarray(x[rows]),
+            np.ascontiguousarray(size[rows]),
+            expire,
+            out_tail,
+            out_status,
+        )
+        tail[rows] = out_tail
+        status[rows] = out_status
+
+    def _anomalies(
+        self,
+        rule: Rule,
+        rows: np.ndarray,
+        batch: RawBatch,
+        decoded: DecodedBatch,
+        stream: np.ndarray,
+        keys: list[str],
+        metrics: list[str],
+        ts: np.ndarray,
+        tail: np.ndarray,
+    ) -> list[AnomalyRecord]:
+        hits = rows[tail[rows] < rule.anomaly_threshold]
+        if hits.size == 0:
+            return []
+        records = []
+        for i in hits.tolist():
+            u = int(stream[i])
+            if rule.family == "dirichlet":
+                value: float | str = decoded.string(batch, i, "value")
+            else:
+                value = float(decoded.number[i, FIELD["value"]])
+            records.append(
+                AnomalyRecord(
+                    key=keys[u],
+                    metric=metrics[u],
+                    ts=float(ts[i]),
+                    value=value,
+                    tail_probability=float(tail[i]),
+                    tail=rule.tail,
+                    threshold=rule.anomaly_threshold,
+                    trials=_present(decoded.kind[i], decoded.number[i], "trials"),
+                    exposure=_present(decoded.kind[i], decoded.number[i], "exposure"),
+                )
+            )
+        return records
+
+    def _emit(self, r: int, rule: Rule, touched_slots: np.ndarray) -> list[PosteriorRecord]:
+        """Posterior records of the streams this batch touched, per the rule's emit policy."""
+        store = self.stores[r]
+        if touched_slots.size == 0:
+            return []
+        slots, first = np.unique(touched_slots, return_index=True)
+        slots = slots[np.argsort(first, kind="stable")]
+        store.dirty[slots] = True
+        if rule.emit == "interval":
+            assert rule.emit_interval_seconds is not None
+            since = store.last_ts[slots] - store.last_emit_ts[slots]
+            due = np.isnan(store.last_emit_ts[slots]) | (since >= rule.emit_interval_seconds)
+            slots = slots[due]
+        store.dirty[slots] = False
+        store.last_emit_ts[slots] = store.last_ts[slots]
+        return posterior_records(rule, store, slots)
+
+    def _dead_letters(self, reason: np.ndarray, detail: dict[int, str]) -> list[DeadLetter]:
+        out = []
+        for i in np.flatnonzero(reason).tolist():
+            why = REASONS[int(reason[i])]
+            assert why is not None
+            out.append(DeadLetter(i, why, detail.get(i) or _DETAIL.get(why, why.value)))
+        return out
+
+    def _sweep(self) -> None:
+        """Free the rows of streams idle past their TTL at the current watermark."""
+        for r, rule in enumerate(self.rules):
+            ttl = self._ttl[r]
+            if ttl is not None:
+                self._evict(r, rule, self.stores[r].idle_slots(self.watermark - ttl))
+
+    def _report(self, n: int, outputs: Outputs, seconds: float) -> None:
+        self.sensor.on_batch(n, outputs.applied, len(outputs.anomalies), seconds)
+        if outputs.dead_letters:
+            counts = Counter(d.reason.value for d in outputs.dead_letters)
+            self.sensor.on_dead_letters(counts)
+        self.sensor.on_streams(len(self), len(outputs.evictions))
+
+    # --- state rows (changelog) -------------------------------------------------------------
+
+    def state_rows(self) -> Iterator[StateRow]:
+        """Every tracked stream's state, rule by rule."""
+        for r, rule in enumerate(self.rules):
+            store = self.stores[r]
+            code = FAMILIES[rule.family].code
+            for s in store.live_slots().tolist():
+                key, metric = store.names[s]  # type: ignore[misc]
+                yield StateRow(
+                    key,
+                    metric,
+                    code,
+                    float(store.last_ts[s]),
+                    float(store.n_eff[s]),
+                    float(store.obs_size[s]),
+                    float(store.last_emit_ts[s]),
+                    store.params[s].copy(),
+                )
+
+    def restore(self, rows: Iterable[StateRow]) -> int:
+        """Load stream states (e.g. from a changelog). Rows whose metric no longer maps to a
+        rule of the same family and width are skipped; returns how many were loaded."""
+        loaded = 0
+        for row in rows:
+            r = self.rule_index(row.metric)
+            if r < 0:
+                continue
+            rule, store = self.rules[r], self.stores[r]
+            if FAMILIES[rule.family].code != row.family_code or row.params.shape[0] != store.width:
+                continue
+            s = store.lookup(row.key, row.metric)
+            if s < 0:
+                s = store.admit(row.key, row.metric)
+            store.params[s] = row.params
+            store.last_ts[s] = row.last_ts
+            store.n_eff[s] = row.n_eff
+            store.obs_size[s] = row.obs_size
+            store.last_emit_ts[s] = row.last_emit_ts
+            if not math.isnan(row.last_ts):
+                self.watermark = max(self.watermark, row.last_ts)
+            loaded += 1
+        return loaded
+
+
+def _present(kind: np.ndarray, number: np.ndarray, name: str) -> float | None:
+    f = FIELD[name]
+    return float(number[f]) if kind[f] == KIND_NUMBER else None
+
+
+__all__ = ["DeadLetter", "Engine", "Outputs"]

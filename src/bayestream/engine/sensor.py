@@ -1,0 +1,33 @@
+"""Hooks the engine calls so that metrics live elsewhere (the Prometheus sensor is in
+``bayestream.metrics``; tests can pass a recording sensor)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+
+class Sensor(Protocol):
+    """What the engine reports after each batch."""
+
+    def on_batch(self, events: int, applied: int, anomalies: int, seconds: float) -> None: ...
+
+    def on_dead_letters(self, by_reason: Mapping[str, int]) -> None: ...
+
+    def on_streams(self, tracked: int, evicted: int) -> None: ...
+
+
+class NullSensor:
+    """A sensor that records nothing."""
+
+    def on_batch(self, events: int, applied: int, anomalies: int, seconds: float) -> None:
+        return None
+
+    def on_dead_letters(self, by_reason: Mapping[str, int]) -> None:
+        return None
+
+    def on_streams(self, tracked: int, evicted: int) -> None:
+        return None
+
+
+__all__ = ["NullSensor", "Sensor"]

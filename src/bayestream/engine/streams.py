@@ -1,0 +1,97 @@
+"""Which stream each message of a batch belongs to, with Python work per *stream*, not event.
+
+Messages the scanner accepted carry a 64-bit FNV-1a hash of their (key, metric) bytes. We group
+by hash, build the two strings once per group, and check every member's bytes against the
+group's representative, so a hash collision cannot merge two streams: colliding messages (and
+those the strict decoder handled) take the per-message path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayestream.models._jit import kernel
+from bayestream.schema.batch import FIELD, DecodedBatch, RawBatch
+from bayestream.schema.scan import KIND_STRING
+
+_KEY = FIELD["key"]
+_METRIC = FIELD["metric"]
+
+
+@kernel
+def _differs(
+    buf: np.ndarray, start: np.ndarray, end: np.ndarray, rows: np.ndarray, reps: np.ndarray
+) -> np.ndarray:
+    """For each i, do rows[i] and reps[i] have different key or metric bytes?"""
+    out = np.zeros(rows.shape[0], dtype=np.bool_)
+    for i in range(rows.shape[0]):
+        a = rows[i]
+        b = reps[i]
+        for f in (0, 1):
+            la = end[a, f] - start[a, f]
+            if la != end[b, f] - start[b, f]:
+                out[i] = True
+                break
+            pa = start[a, f]
+            pb = start[b, f]
+            for j in range(la):
+                if buf[pa + j] != buf[pb + j]:
+                    out[i] = True
+                    break
+            if out[i]:
+                break
+    return out
+
+
+def group_streams(
+    batch: RawBatch, decoded: DecodedBatch
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Map each message to a batch-local stream number.
+
+    Returns ``(stream, keys, metrics)``: ``stream[i]`` indexes ``keys``/``metrics`` or is -1 when
+    message ``i`` has no string key and metric (or was already rejected).
+    """
+    n = len(batch)
+    stream = np.full(n, -1, dtype=np.int64)
+    named = (
+        (decoded.reason == 0)
+        & (decoded.kind[:, _KEY] == KIND_STRING)
+        & (decoded.kind[:, _METRIC] == KIND_STRING)
+    )
+    keys: list[str] = []
+    metrics: list[str] = []
+    number: dict[tuple[str, str], int] = {}
+
+    def number_of(key: str, metric: str) -> int:
+        u = number.get((key, metric))
+        if u is None:
+            u = number[(key, metric)] = len(keys)
+            keys.append(key)
+            metrics.append(metric)
+        return u
+
+    fast_rows = np.flatnonzero(named & decoded.fast)
+    if fast_rows.size:
+        hashes = decoded.stream_hash[fast_rows]
+        _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        reps = fast_rows[first]
+        buf = np.frombuffer(batch.buf, dtype=np.uint8)
+        differs = _differs(buf, decoded.str_start, decoded.str_end, fast_rows, reps[inverse])
+        # number groups in order of first appearance, so numbering is deterministic
+        group_number = np.empty(reps.shape[0], dtype=np.int64)
+        for g in np.argsort(first, kind="stable").tolist():
+            rep = int(reps[g])
+            group_number[g] = number_of(
+                decoded.string(batch, rep, "key"), decoded.string(batch, rep, "metric")
+            )
+        stream[fast_rows] = group_number[inverse]
+        for i in fast_rows[differs].tolist():
+            stream[i] = number_of(
+                decoded.string(batch, i, "key"), decoded.string(batch, i, "metric")
+            )
+    for i in np.flatnonzero(named & ~decoded.fast).tolist():
+        stream[i] = number_of(decoded.strings[i]["key"], decoded.strings[i]["metric"])
+    return stream, keys, metrics
+
+
+__all__ = ["group_streams"]

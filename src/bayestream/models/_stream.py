@@ -1,0 +1,102 @@
+"""What every family kernel does to a stream's row before its own update.
+
+Notation, used by every family module: a stream's state is one row ``s`` of columnar arrays:
+``params[s, :]`` (the family's posterior hyperparameters), ``last_ts[s]`` (event time of the
+newest event applied, NaN for a stream that has seen nothing), ``n_eff[s]`` (the decayed number
+of events behind the posterior). ``prior`` is the rule's prior, in the same parameterisation.
+
+Forgetting: an event at time ``t`` first moves the posterior toward the prior by
+``d = 2 ** (-dt / h)``, where ``dt`` is the elapsed event time since ``last_ts`` (clipped at 0
+for an out-of-order event) or 1 when the half-life ``h`` counts events. ``h = inf`` means no
+forgetting. The predictive for the event is the posterior *after* this decay: the posterior at
+the event's time, before the event is seen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.models._jit import kernel
+
+APPLIED = np.int8(0)
+LATE = np.int8(1)
+
+
+@kernel
+def reset_row(
+    params: np.ndarray, last_ts: np.ndarray, n_eff: np.ndarray, prior: np.ndarray, s: int
+) -> None:
+    """Put row ``s`` back to the prior, as a stream that has seen nothing."""
+    for j in range(prior.shape[0]):
+        params[s, j] = prior[j]
+    last_ts[s] = np.nan
+    n_eff[s] = 0.0
+
+
+@kernel
+def begin_event(
+    params: np.ndarray,
+    last_ts: np.ndarray,
+    n_eff: np.ndarray,
+    prior: np.ndarray,
+    s: int,
+    t: float,
+    half_life: float,
+    per_event: bool,
+    max_lateness: float,
+    expire_before: float,
+) -> float:
+    """Advance row ``s`` to event time ``t``; return the decay factor ``d`` in (0, 1].
+
+    Returns -1.0, touching nothing, when the event is later than ``max_lateness`` behind the
+    stream's newest event. A stream whose newest event is older than ``expire_before`` (idle
+    past its TTL) restarts from the prior. ``n_eff`` is decayed here; the caller adds the event.
+    """
+    newest = last_ts[s]
+    if not math.isnan(newest) and newest < expire_before:
+        reset_row(params, last_ts, n_eff, prior, s)
+        newest = np.nan
+    if math.isnan(newest):
+        last_ts[s] = t
+        return 1.0
+    if t < newest - max_lateness:
+        return -1.0
+    if per_event:
+        dt = 1.0
+    else:
+        dt = t - newest if t > newest else 0.0
+    if t > newest:
+        last_ts[s] = t
+    d = 2.0 ** (-dt / half_life)
+    n_eff[s] *= d
+    return d
+
+
+@kernel
+def forget_linear(params: np.ndarray, prior: np.ndarray, s: int, d: float) -> None:
+    """Move row ``s`` toward the prior: p <- p0 + d (p - p0), for families whose parameters
+    are pseudo-counts (Beta, Gamma, Dirichlet)."""
+    if d == 1.0:
+        return
+    for j in range(prior.shape[0]):
+        params[s, j] = prior[j] + d * (params[s, j] - prior[j])
+
+
+@kernel
+def mid_p_tail(lower_strict: float, at: float, upper_strict: float, side: int) -> float:
+    """Mid-p tail probability of a discrete observation from P(X<x), P(X=x), P(X>x)."""
+    lower = lower_strict + 0.5 * at
+    upper = upper_strict + 0.5 * at
+    return side_tail(lower, upper, side)
+
+
+@kernel
+def side_tail(lower: float, upper: float, side: int) -> float:
+    """Pick the tail: 0 upper, 1 lower, 2 two-sided (twice the smaller, capped at 1)."""
+    if side == 0:
+        return min(max(upper, 0.0), 1.0)
+    if side == 1:
+        return min(max(lower, 0.0), 1.0)
+    return min(2.0 * min(lower, upper), 1.0) if min(lower, upper) > 0.0 else 0.0

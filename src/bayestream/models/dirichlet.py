@@ -1,0 +1,138 @@
+r"""Dirichlet-Categorical: one of K configured categories per event.
+
+Model: x | pi ~ Categorical(pi); pi ~ Dirichlet(alpha_1..alpha_K). Update: alpha_x += 1.
+
+Posterior predictive: P(next = k) = alpha_k / A with A = sum(alpha). A categorical outcome has
+no order, so its tail probability (the same for every ``tail`` side) is the predictive mass of
+outcomes no more probable than the one observed, mid-p:
+
+    tail(x) = sum_{k: P(k) < P(x)} P(k) + 1/2 sum_{k: P(k) = P(x)} P(k).
+
+Marginals are Beta(alpha_k, A - alpha_k): per-category mean, sd and equal-tailed intervals.
+There are no predictive quantiles for a categorical outcome.
+
+Parameters in state rows: ``[alpha_1, ..., alpha_K]``; ``x`` carries the category index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.models._jit import kernel
+from bayestream.models._special import betaincinv, gammaln, psi
+from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear
+
+
+def posterior(prior: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Closed-form batch posterior ``alpha`` from category indices."""
+    return prior + np.bincount(categories.astype(np.int64), minlength=prior.shape[0])
+
+
+@kernel
+def tail_probability(alpha: np.ndarray, k: int) -> float:
+    """Mid-p predictive mass of categories no more probable than category ``k``."""
+    total = alpha.sum()
+    mine = alpha[k]
+    less = 0.0
+    same = 0.0
+    for j in range(alpha.shape[0]):
+        if alpha[j] < mine:
+            less += alpha[j]
+        elif alpha[j] == mine:
+            same += alpha[j]
+    return (less + 0.5 * same) / total  # type: ignore[no-any-return]
+
+
+@kernel
+def kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(Dir(p) || Dir(q)) in closed form."""
+    sp = p.sum()
+    sq = q.sum()
+    out = gammaln(sp) - gammaln(sq)
+    digamma_sp = psi(sp)
+    for k in range(p.shape[0]):
+        out += gammaln(q[k]) - gammaln(p[k]) + (p[k] - q[k]) * (psi(p[k]) - digamma_sp)
+    return out  # type: ignore[no-any-return]
+
+
+@kernel
+def update(
+    params: np.ndarray,
+    last_ts: np.ndarray,
+    n_eff: np.ndarray,
+    obs_size: np.ndarray,
+    prior: np.ndarray,
+    half_life: float,
+    per_event: bool,
+    side: int,
+    max_lateness: float,
+    slots: np.ndarray,
+    ts: np.ndarray,
+    x: np.ndarray,
+    size: np.ndarray,
+    expire_before: np.ndarray,
+    out_tail: np.ndarray,
+    out_status: np.ndarray,
+) -> None:
+    """Apply events in order (``x`` a category index); see normal_gamma.update."""
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        d = begin_event(
+            params,
+            last_ts,
+            n_eff,
+            prior,
+            s,
+            ts[i],
+            half_life,
+            per_event,
+            max_lateness,
+            expire_before[i],
+        )
+        if d < 0.0:
+            out_status[i] = LATE
+            out_tail[i] = np.nan
+            continue
+        forget_linear(params, prior, s, d)
+        k = int(x[i])
+        out_tail[i] = tail_probability(params[s], k)
+        out_status[i] = APPLIED
+        params[s, k] += 1.0
+        n_eff[s] += 1.0
+        obs_size[s] = size[i]
+
+
+@kernel
+def summarize(
+    params: np.ndarray,
+    obs_size: np.ndarray,
+    slots: np.ndarray,
+    levels: np.ndarray,
+    quantiles: np.ndarray,
+    out_mean: np.ndarray,
+    out_sd: np.ndarray,
+    out_lo: np.ndarray,
+    out_hi: np.ndarray,
+    out_q: np.ndarray,
+) -> None:
+    """Per-category marginal mean, sd and intervals: out_mean, out_sd ``[m, K]``,
+    out_lo, out_hi ``[m, L, K]``; out_q is filled with NaN."""
+    width = params.shape[1]
+    for r in range(slots.shape[0]):
+        s = slots[r]
+        total = 0.0
+        for k in range(width):
+            total += params[s, k]
+        for k in range(width):
+            a = params[s, k]
+            b = total - a
+            mean = a / total
+            out_mean[r, k] = mean
+            out_sd[r, k] = math.sqrt(mean * (1.0 - mean) / (total + 1.0))
+            for j in range(levels.shape[0]):
+                out_lo[r, j, k] = betaincinv(a, b, 0.5 - 0.5 * levels[j])
+                out_hi[r, j, k] = betaincinv(a, b, 0.5 + 0.5 * levels[j])
+        for j in range(quantiles.shape[0]):
+            out_q[r, j] = np.nan

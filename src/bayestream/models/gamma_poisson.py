@@ -1,0 +1,154 @@
+r"""Gamma-Poisson: ``x`` events counted over an exposure ``e`` (seconds, requests, ...).
+
+Model: x | lambda ~ Poisson(e lambda); lambda ~ Gamma(a, rate=b). Update: a' = a + x,
+b' = b + e.
+
+Posterior predictive of the count over exposure e: Negative Binomial with n = a and
+p = b / (b + e) (scipy's ``nbinom(a, p)``), whose CDF is a regularised incomplete beta:
+P(X <= k) = I_p(a, k + 1). Tails are mid-p: P(X < x) + P(X = x)/2 for the lower side, with
+P(X > x) = 1 - I_p(a, x + 1) computed as I_{1-p}(x + 1, a) to keep far tails accurate.
+Predictive quantiles are for the next event having the stream's most recent exposure, found
+by bisection on the CDF.
+
+Parameters in state rows: ``[alpha, beta]`` (beta a rate); ``obs_size`` holds the last exposure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.models._jit import kernel
+from bayestream.models._special import betainc, betaincc, gammaincinv, gammaln, psi
+from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, mid_p_tail
+
+PARAM_NAMES = ("alpha", "beta")
+WIDTH = 2
+
+
+def posterior(prior: np.ndarray, counts: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """Closed-form batch posterior ``[alpha, beta]``."""
+    return np.array([prior[0] + counts.sum(), prior[1] + exposure.sum()])
+
+
+@kernel
+def tails(x: float, e: float, a: float, b: float) -> tuple[float, float, float]:
+    """(P(X < x), P(X = x), P(X > x)) of the Negative Binomial predictive."""
+    p = b / (b + e)
+    log_at = gammaln(x + a) - gammaln(a) - gammaln(x + 1.0) + a * math.log(p) + x * math.log1p(-p)
+    lower = betainc(a, x, p) if x > 0.0 else 0.0
+    upper = betaincc(a, x + 1.0, p)
+    return lower, math.exp(log_at), upper
+
+
+@kernel
+def quantile(q: float, e: float, a: float, b: float) -> float:
+    """Smallest k with P(X <= k) >= q, by doubling then bisection on the CDF."""
+    p = b / (b + e)
+    if betainc(a, 1.0, p) >= q:
+        return 0.0
+    lo = 0.0  # CDF(lo) < q
+    hi = max(1.0, math.ceil(a * (1.0 - p) / p))
+    while betainc(a, hi + 1.0, p) < q:
+        lo = hi
+        hi *= 2.0
+        if hi > 1e18:
+            return np.inf
+    while hi - lo > 1.0:  # invariant: CDF(lo) < q <= CDF(hi)
+        mid = math.floor(0.5 * (lo + hi))
+        if betainc(a, mid + 1.0, p) >= q:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@kernel
+def kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(Gamma(p) || Gamma(q)), shape-rate parameterisation, in closed form."""
+    a1, b1, a2, b2 = p[0], p[1], q[0], q[1]
+    return (  # type: ignore[no-any-return]
+        (a1 - a2) * psi(a1)
+        - gammaln(a1)
+        + gammaln(a2)
+        + a2 * (math.log(b1) - math.log(b2))
+        + a1 * (b2 - b1) / b1
+    )
+
+
+@kernel
+def update(
+    params: np.ndarray,
+    last_ts: np.ndarray,
+    n_eff: np.ndarray,
+    obs_size: np.ndarray,
+    prior: np.ndarray,
+    half_life: float,
+    per_event: bool,
+    side: int,
+    max_lateness: float,
+    slots: np.ndarray,
+    ts: np.ndarray,
+    x: np.ndarray,
+    size: np.ndarray,
+    expire_before: np.ndarray,
+    out_tail: np.ndarray,
+    out_status: np.ndarray,
+) -> None:
+    """Apply events in order (``x`` counts over exposure ``size``); see normal_gamma.update."""
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        d = begin_event(
+            params,
+            last_ts,
+            n_eff,
+            prior,
+            s,
+            ts[i],
+            half_life,
+            per_event,
+            max_lateness,
+            expire_before[i],
+        )
+        if d < 0.0:
+            out_status[i] = LATE
+            out_tail[i] = np.nan
+            continue
+        forget_linear(params, prior, s, d)
+        a, b = params[s, 0], params[s, 1]
+        lower, at, upper = tails(x[i], size[i], a, b)
+        out_tail[i] = mid_p_tail(lower, at, upper, side)
+        out_status[i] = APPLIED
+        params[s, 0] = a + x[i]
+        params[s, 1] = b + size[i]
+        n_eff[s] += 1.0
+        obs_size[s] = size[i]
+
+
+@kernel
+def summarize(
+    params: np.ndarray,
+    obs_size: np.ndarray,
+    slots: np.ndarray,
+    levels: np.ndarray,
+    quantiles: np.ndarray,
+    out_mean: np.ndarray,
+    out_sd: np.ndarray,
+    out_lo: np.ndarray,
+    out_hi: np.ndarray,
+    out_q: np.ndarray,
+) -> None:
+    """Posterior of the rate (mean, sd, equal-tailed intervals) and predictive quantiles of the
+    count over the last exposure; shapes as in normal_gamma.summarize."""
+    for r in range(slots.shape[0]):
+        s = slots[r]
+        a, b = params[s, 0], params[s, 1]
+        out_mean[r, 0] = a / b
+        out_sd[r, 0] = math.sqrt(a) / b
+        for j in range(levels.shape[0]):
+            out_lo[r, j, 0] = gammaincinv(a, 0.5 - 0.5 * levels[j]) / b
+            out_hi[r, j, 0] = gammaincinv(a, 0.5 + 0.5 * levels[j]) / b
+        e = obs_size[s]
+        for j in range(quantiles.shape[0]):
+            out_q[r, j] = quantile(quantiles[j], e, a, b) if e > 0.0 else np.nan

@@ -1,0 +1,6 @@
+"""Stream state: key -> slot maps, columnar per-rule arrays, and changelog rows."""
+
+from bayestream.state.rows import StateRow, decode_row, encode_row
+from bayestream.state.store import RuleStore
+
+__all__ = ["RuleStore", "StateRow", "decode_row", "encode_row"]

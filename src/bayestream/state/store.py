@@ -1,0 +1,113 @@
+"""Columnar per-rule state: one row per stream, arrays that grow, a free list for evictions.
+
+Every stream matched by one rule shares that rule's family, prior and width, so a rule's
+streams live in one :class:`RuleStore`: ``params`` is ``float64[capacity, width]`` and each
+other column is ``float64[capacity]``. Rows are addressed by slot; ``index`` maps the stream's
+(key, metric) to its slot. Numeric state per stream is ``8 * (width + 4)`` bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_INITIAL_CAPACITY = 1024
+
+
+class RuleStore:
+    """The state rows of every stream of one rule."""
+
+    __slots__ = (
+        "capacity",
+        "dirty",
+        "free",
+        "index",
+        "last_emit_ts",
+        "last_ts",
+        "n_eff",
+        "names",
+        "obs_size",
+        "params",
+        "prior",
+        "width",
+    )
+
+    def __init__(self, prior: np.ndarray, capacity: int = _INITIAL_CAPACITY) -> None:
+        self.prior = np.ascontiguousarray(prior, dtype=np.float64)
+        self.width = int(self.prior.shape[0])
+        self.capacity = 0
+        self.params = np.empty((0, self.width))
+        self.last_ts = np.empty(0)
+        self.n_eff = np.empty(0)
+        self.obs_size = np.empty(0)
+        self.last_emit_ts = np.empty(0)
+        self.dirty = np.empty(0, dtype=np.bool_)
+        self.index: dict[tuple[str, str], int] = {}
+        self.names: list[tuple[str, str] | None] = []
+        self.free: list[int] = []
+        self._grow(capacity)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def lookup(self, key: str, metric: str) -> int:
+        """Slot of a stream, or -1 when it is not tracked."""
+        return self.index.get((key, metric), -1)
+
+    def admit(self, key: str, metric: str) -> int:
+        """Give a new stream a row holding the prior; return its slot."""
+        if not self.free:
+            self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
+        slot = self.free.pop()
+        self.params[slot] = self.prior
+        self.last_ts[slot] = np.nan
+        self.n_eff[slot] = 0.0
+        self.obs_size[slot] = np.nan
+        self.last_emit_ts[slot] = np.nan
+        self.dirty[slot] = False
+        self.index[(key, metric)] = slot
+        self.names[slot] = (key, metric)
+        return slot
+
+    def evict(self, slot: int) -> tuple[str, str]:
+        """Forget a stream; its row is reused by a later admission."""
+        name = self.names[slot]
+        assert name is not None, "evicting a free slot"
+        del self.index[name]
+        self.names[slot] = None
+        self.last_ts[slot] = np.nan
+        self.dirty[slot] = False
+        self.free.append(slot)
+        return name
+
+    def live_slots(self) -> np.ndarray:
+        """Slots of every tracked stream, ascending."""
+        return np.fromiter(sorted(self.index.values()), dtype=np.int64, count=len(self.index))
+
+    def idle_slots(self, before: float) -> np.ndarray:
+        """Slots of tracked streams whose newest event is older than ``before``."""
+        with np.errstate(invalid="ignore"):
+            idle = np.flatnonzero(self.last_ts < before)
+        return idle.astype(np.int64)
+
+    def numeric_bytes_per_stream(self) -> int:
+        """Bytes of numeric state one stream occupies in the columnar arrays."""
+        per_row = self.params.itemsize * self.width
+        for column in (self.last_ts, self.n_eff, self.obs_size, self.last_emit_ts):
+            per_row += column.itemsize
+        return per_row + self.dirty.itemsize
+
+    def _grow(self, capacity: int) -> None:
+        old = self.capacity
+        if capacity <= old:
+            return
+        extra = capacity - old
+        self.params = np.concatenate([self.params, np.tile(self.prior, (extra, 1))])
+        self.last_ts = np.concatenate([self.last_ts, np.full(extra, np.nan)])
+        self.n_eff = np.concatenate([self.n_eff, np.zeros(extra)])
+        self.obs_size = np.concatenate([self.obs_size, np.full(extra, np.nan)])
+        self.last_emit_ts = np.concatenate([self.last_emit_ts, np.full(extra, np.nan)])
+        self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
+        self.names.extend([None] * extra)
+        # pop() takes from the end: hand out low slots first
+        self.free.extend(range(capacity - 1, old - 1, -1))
+        self.capacity = capacity
