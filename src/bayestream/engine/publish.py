@@ -33,7 +33,8 @@ def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[P
     q = np.empty((m, quantiles.shape[0]))
     family.summarize(store.params, store.obs_size, slots, levels, quantiles, mean, sd, lo, hi, q)
     if rule.transform == "log":
-        q = np.exp(q)
+        with np.errstate(over="ignore"):
+            q = np.exp(q)  # quantiles commute with the monotone back-transform
     names = rule.param_names
     level_keys = [str(level) for level in rule.credible_levels]
     quantile_keys = [str(p) for p in rule.predictive_quantiles]

@@ -1,0 +1,114 @@
+"""The ``bayestream`` command line: the composition root that reads settings and wires rooms."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bayestream.errors import BayestreamError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bayestream`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except BayestreamError as exc:
+        print(f"bayestream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bayestream",
+        description="Online Bayesian inference on telemetry streams.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the engine over JSON lines (file or stdin)")
+    run.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    run.add_argument("--input", required=True, help="JSON-lines file, or - for stdin")
+    run.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs")
+    run.add_argument("--batch-size", type=int, default=None, help="messages per batch")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration, print rules")
+    check.add_argument("config", type=Path)
+    check.set_defaults(handler=_check_config)
+
+    demo = commands.add_parser("demo", help="synthetic telemetry through the engine, live")
+    demo.add_argument("--output-dir", type=Path, default=Path("bayestream-demo"))
+    demo.add_argument("--events", type=int, default=200_000, help="how many events")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--plain", action="store_true", help="no live view (for logs and CI)")
+    demo.set_defaults(handler=_demo)
+
+    broker = commands.add_parser("broker", help="start a local Apache Kafka broker (KRaft)")
+    broker.set_defaults(handler=_broker)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bayestream.config import load_config
+    from bayestream.engine import Engine
+    from bayestream.models import warm_up
+    from bayestream.runtime.files import run_file
+
+    config = load_config(args.config)
+    batch_size = args.batch_size or config.engine.batch_size
+    if batch_size < 1:
+        raise BayestreamError("--batch-size must be at least 1")
+    if args.input != "-" and not Path(args.input).is_file():
+        raise BayestreamError(f"--input {args.input}: no such file")
+    warm_up()
+    stats = run_file(Engine(config), args.input, args.output_dir, batch_size)
+    rate = stats.lines / stats.seconds if stats.seconds > 0 else 0.0
+    print(
+        f"bayestream: {stats.lines} lines, {stats.applied} applied, "
+        f"{stats.dead_letters} dead letters, {stats.anomalies} anomalies, "
+        f"{stats.posteriors} posterior records in {stats.seconds:.2f} s "
+        f"({rate:,.0f} lines/s) -> {args.output_dir}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from bayestream.config import load_config
+
+    config = load_config(args.config)
+    resolved = {
+        "engine": config.engine.model_dump(),
+        "rule": [
+            {
+                **rule.model_dump(exclude={"prior"}),
+                "prior": dict(zip(rule.param_names, rule.prior_vector(), strict=True)),
+            }
+            for rule in config.rule
+        ],
+    }
+    print(json.dumps(resolved, indent=2))
+    print(f"{args.config}: OK, {len(config.rule)} rule(s)", file=sys.stderr)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bayestream.cli.demo import run_demo
+
+    return run_demo(args.output_dir, args.events, args.seed, live=not args.plain)
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from bayestream.runtime.broker import run_broker_forever
+
+    return run_broker_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

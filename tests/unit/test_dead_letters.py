@@ -1,0 +1,117 @@
+"""Every dead-letter reason, table-driven: a bad event never raises and never touches state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayestream import Reason
+from tests.conftest import batch, event, make_engine
+
+GOOD = [
+    event("k", "lat", 10_000.0, 1.0),
+    event("k", "err", 10_000.0, 1, trials=10),
+    event("k", "req", 10_000.0, 3, exposure=2.0),
+    event("k", "status", 10_000.0, "ok"),
+    event("k", "loglat", 10_000.0, 5.0),
+]
+
+CASES: list[tuple[bytes, Reason]] = [
+    (b"not json", Reason.INVALID_JSON),
+    (b"", Reason.INVALID_JSON),
+    (b"[1, 2]", Reason.INVALID_JSON),
+    (b'{"key": "k", "metric": "lat", "ts": 1, "value": 1', Reason.INVALID_JSON),
+    (b'{"key": "k\xff", "metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_JSON),
+    (b'{"key": "k", "metric": "lat", "ts": 101, "value": NaN}', Reason.INVALID_JSON),
+    (b'{"metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_KEY),
+    (b'{"key": 7, "metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_KEY),
+    (b'{"key": "", "metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_KEY),
+    (b'{"key": "k", "ts": 101, "value": 1}', Reason.INVALID_METRIC),
+    (b'{"key": "k", "metric": ["lat"], "ts": 101, "value": 1}', Reason.INVALID_METRIC),
+    (event("k", "cpu", 101, 1.0), Reason.UNKNOWN_METRIC),
+    (b'{"key": "k", "metric": "lat", "value": 1}', Reason.INVALID_TS),
+    (event("k", "lat", "yesterday", 1.0), Reason.INVALID_TS),
+    (event("k", "lat", "2024-01-01T00:00:00", 1.0), Reason.INVALID_TS),  # no offset
+    (event("k", "lat", "2024-02-30T00:00:00Z", 1.0), Reason.INVALID_TS),
+    (event("k", "lat", -5.0, 1.0), Reason.INVALID_TS),
+    (event("k", "lat", 1e300, 1.0), Reason.INVALID_TS),
+    (b'{"key": "k", "metric": "lat", "ts": 1e400, "value": 1}', Reason.INVALID_TS),
+    (event("k", "lat", True, 1.0), Reason.INVALID_TS),
+    (b'{"key": "k", "metric": "lat", "ts": 101}', Reason.INVALID_VALUE),
+    (event("k", "lat", 101, "1.0"), Reason.INVALID_VALUE),
+    (event("k", "lat", 101, None), Reason.INVALID_VALUE),
+    (event("k", "lat", 101, [1.0]), Reason.INVALID_VALUE),
+    (b'{"key": "k", "metric": "lat", "ts": 101, "value": 1e999}', Reason.INVALID_VALUE),
+    (event("k", "status", 101, 1), Reason.INVALID_VALUE),
+    (event("k", "err", 101, 1), Reason.INVALID_TRIALS),
+    (event("k", "err", 101, 1, trials="10"), Reason.INVALID_TRIALS),
+    (event("k", "err", 101, 0, trials=0), Reason.INVALID_TRIALS),
+    (event("k", "err", 101, -1, trials=10), Reason.NEGATIVE_COUNT),
+    (event("k", "err", 101, 1, trials=-10), Reason.NEGATIVE_COUNT),
+    (event("k", "req", 101, -2), Reason.NEGATIVE_COUNT),
+    (event("k", "err", 101, 1.5, trials=10), Reason.NON_INTEGER_COUNT),
+    (event("k", "err", 101, 1, trials=10.5), Reason.NON_INTEGER_COUNT),
+    (event("k", "req", 101, 2.5), Reason.NON_INTEGER_COUNT),
+    (event("k", "err", 101, 11, trials=10), Reason.SUCCESSES_EXCEED_TRIALS),
+    (event("k", "req", 101, 2, exposure=0), Reason.INVALID_EXPOSURE),
+    (event("k", "req", 101, 2, exposure=-1.0), Reason.INVALID_EXPOSURE),
+    (event("k", "req", 101, 2, exposure="1"), Reason.INVALID_EXPOSURE),
+    (event("k", "loglat", 101, 0.0), Reason.NON_POSITIVE_VALUE),
+    (event("k", "loglat", 101, -3.0), Reason.NON_POSITIVE_VALUE),
+    (event("k", "status", 101, "boom"), Reason.UNKNOWN_CATEGORY),
+    (event("k", "lat", 10_000.0 - 3601.0, 1.0), Reason.LATE_EVENT),
+]
+
+
+def test_every_reason_has_a_case() -> None:
+    assert {reason for _, reason in CASES} == set(Reason) - {Reason.STREAM_LIMIT}
+
+
+@pytest.mark.parametrize(("raw", "reason"), CASES, ids=[f"{r.value}-{i}" for i, (_, r) in
+                                                        enumerate(CASES)])
+def test_bad_event_is_dead_lettered_and_touches_nothing(raw: bytes, reason: Reason) -> None:
+    engine = make_engine()
+    engine.process(batch(GOOD))
+    before = [row for row in engine.state_rows()]
+    out = engine.process(batch([raw]))
+    assert [(d.index, d.reason) for d in out.dead_letters] == [(0, reason)]
+    assert out.dead_letters[0].detail
+    assert out.applied == 0 and not out.posteriors and not out.anomalies
+    assert list(engine.state_rows()) == before
+
+
+def test_bad_events_between_good_ones_do_not_change_good_results() -> None:
+    mixed = [m for pair in zip(GOOD, [raw for raw, _ in CASES[: len(GOOD)]], strict=True)
+             for m in pair]
+    clean, dirty = make_engine(), make_engine()
+    clean.process(batch(GOOD))
+    out = dirty.process(batch(mixed))
+    assert len(out.dead_letters) == len(GOOD) and out.applied == len(GOOD)
+    assert list(clean.state_rows()) == list(dirty.state_rows())
+
+
+def test_stream_limit() -> None:
+    engine = make_engine(max_streams=2)
+    out = engine.process(batch([event("a", "lat", 1, 1.0), event("b", "lat", 1, 1.0),
+                                event("c", "lat", 1, 1.0), event("a", "lat", 2, 1.0)]))
+    assert [(d.index, d.reason) for d in out.dead_letters] == [(2, Reason.STREAM_LIMIT)]
+    assert len(engine) == 2
+
+
+def test_stream_limit_per_rule() -> None:
+    rules = [{"metric": "lat", "family": "normal_gamma", "max_streams": 1},
+             {"metric": "req", "family": "gamma_poisson"}]
+    engine = make_engine(rules)
+    out = engine.process(batch([event("a", "lat", 1, 1.0), event("b", "lat", 1, 1.0),
+                                event("b", "req", 1, 1)]))
+    assert [(d.index, d.reason) for d in out.dead_letters] == [(1, Reason.STREAM_LIMIT)]
+
+
+def test_every_input_ends_in_exactly_one_place() -> None:
+    engine = make_engine()
+    messages = GOOD + [raw for raw, _ in CASES]
+    out = engine.process(batch(messages))
+    dead = {d.index for d in out.dead_letters}
+    assert len(dead) == len(out.dead_letters)
+    assert out.applied + len(dead) == len(messages)
+    assert np.isin(np.arange(len(GOOD)), sorted(dead)).sum() == 0
