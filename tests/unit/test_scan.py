@@ -1,0 +1,404 @@
+"""Unit tests for the byte-level JSON scanner :mod:`bayestream.schema.scan`."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bayestream.schema.scan import (
+    FIELDS,
+    KIND_ABSENT,
+    KIND_FALSE,
+    KIND_NULL,
+    KIND_NUMBER,
+    KIND_STRING,
+    KIND_TRUE,
+    ScanResult,
+    scan,
+    split_lines,
+)
+
+# Messages are laid out in one buffer separated by this junk, so a scanner that read past
+# ``ends[i]`` would see a closing brace and wrongly accept truncated messages.
+_SEP = b"}}\xff"
+
+
+def scan_messages(messages: list[bytes]) -> tuple[np.ndarray, ScanResult]:
+    buf = bytearray(_SEP)
+    starts, ends = [], []
+    for m in messages:
+        starts.append(len(buf))
+        buf += m
+        ends.append(len(buf))
+        buf += _SEP
+    arr = np.frombuffer(bytes(buf), dtype=np.uint8)
+    return arr, scan(arr, np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64))
+
+
+def bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def reference(message: bytes) -> dict[str, tuple[int, Any]]:
+    """Fields as Python's json.loads sees them (integers converted as ``float(text)``)."""
+    seen: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen.extend(k for k, _ in items)
+        return dict(items)
+
+    obj = json.loads(message.decode("ascii"), parse_int=float, object_pairs_hook=pairs)
+    assert isinstance(obj, dict)
+    for name in FIELDS:
+        assert seen.count(name) <= 1, "accepted a duplicate member among FIELDS"
+    out: dict[str, tuple[int, Any]] = {}
+    for name in FIELDS:
+        if name not in obj:
+            out[name] = (KIND_ABSENT, None)
+            continue
+        v = obj[name]
+        if v is True:
+            out[name] = (KIND_TRUE, None)
+        elif v is False:
+            out[name] = (KIND_FALSE, None)
+        elif v is None:
+            out[name] = (KIND_NULL, None)
+        elif isinstance(v, str):
+            out[name] = (KIND_STRING, v)
+        elif isinstance(v, float):
+            out[name] = (KIND_NUMBER, v)
+        else:
+            raise AssertionError(f"scanner accepted a {type(v).__name__} value")
+    return out
+
+
+def scanned(buf: np.ndarray, res: ScanResult, i: int) -> dict[str, tuple[int, Any]]:
+    out: dict[str, tuple[int, Any]] = {}
+    raw = buf.tobytes()
+    for f, name in enumerate(FIELDS):
+        kind = int(res.kind[i, f])
+        value: Any = None
+        if kind == KIND_NUMBER:
+            value = float(res.number[i, f])
+        else:
+            assert math.isnan(res.number[i, f])
+        if kind == KIND_STRING:
+            value = raw[res.str_start[i, f] : res.str_end[i, f]].decode("ascii")
+        else:
+            assert res.str_start[i, f] == -1 and res.str_end[i, f] == -1
+        out[name] = (kind, value)
+    return out
+
+
+def assert_agrees(message: bytes, buf: np.ndarray, res: ScanResult, i: int) -> None:
+    expected = reference(message)
+    got = scanned(buf, res, i)
+    for name in FIELDS:
+        ek, ev = expected[name]
+        gk, gv = got[name]
+        assert gk == ek, (message, name)
+        if ek == KIND_NUMBER:
+            assert bits(gv) == bits(ev), (message, name, gv, ev)
+        else:
+            assert gv == ev, (message, name)
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+ACCEPTED: list[bytes] = [
+    b'{"key":"svc-1","metric":"latency_ms","ts":1700000000.25,"value":12.5}',
+    b'{"key":"svc-1","metric":"m","ts":1700000000.123456,"value":0.1,"trials":10,"exposure":2}',
+    b"{}",
+    b" \t\r\n{ \t\r\n} \t\r\n",
+    b'{ "key" : "a" ,\n\t"value" :\r\n -3 }',
+    b'{"value":0.1}',
+    b'{"value":-0.0}',
+    b'{"value":-0}',
+    b'{"value":0}',
+    b'{"value":3}',
+    b'{"value":-3}',
+    b'{"value":0e999}',
+    b'{"value":-0e-999}',
+    b'{"value":0.000000000000000000000000000000}',
+    b'{"value":1700000000.123456}',
+    b'{"value":9007199254740992}',
+    b'{"value":-9007199254740992}',
+    b'{"value":1e22}',
+    b'{"value":1e-22}',
+    b'{"value":1.5E+3}',
+    b'{"value":2.5e-7}',
+    b'{"value":0.000001234}',
+    b'{"value":123456.789e-3}',
+    b'{"value":100e-2}',
+    b'{"value":4.35}',
+    b'{"value":8.589973e9}',
+    b'{"ts":1.7e9,"value":0.25e1}',
+    b'{"value":true,"trials":false,"exposure":null}',
+    b'{"key":"","metric":""}',
+    b'{"key":"a b\x7f~!#$%&\'()*+,-./:;<=>?@[]^_`{|}","metric":"x"}',
+    # Ignored members: validated only, any valid JSON number, duplicates allowed.
+    b'{"extra":1e400,"big":12345678901234567890,"tiny":5e-324,"value":1}',
+    b'{"a":1,"a":2,"a":"x","a":true,"value":7}',
+    b'{"Key":"x","keys":"y","KEY":1,"ts ":2,"exposures":3,"metri":4}',
+    b'{"a":null,"b":false,"c":true,"d":"","e":-1.5e-10}',
+    b'{"thisisaverylongmembername":1,"key":"k"}',
+]
+
+FALLBACK: list[bytes] = [
+    b"",
+    b"   ",
+    b"\n",
+    b"[]",
+    b'"str"',
+    b"1",
+    b"null",
+    b"{",
+    b'{"key":"a"',
+    b'{"key":"a",',
+    b'{"key":"a"} x',
+    b"{}{}",
+    b"{},",
+    b'{"a"}',
+    b'{"a":}',
+    b'{"a" 1}',
+    b"{,}",
+    b'{"a":1,}',
+    b'{"a":1 "b":2}',
+    b"{'a':1}",
+    b"{a:1}",
+    b'{"a":{"b":1}}',
+    b'{"a":[1,2]}',
+    b'{"a":[]}',
+    b'{"a":{}}',
+    b'{"key":"a\\"b"}',
+    b'{"key":"a\\u0062"}',
+    b'{"k\\u0065y":"a"}',
+    b'{"a":"\\n"}',
+    '{"key":"é"}'.encode(),
+    '{"kéy":"a"}'.encode(),
+    '{"key":"a"} \u00a0'.encode(),
+    b'{"key":"a\xff"}',
+    b'\xef\xbb\xbf{"key":"a"}',
+    b'{"key":"a\tb"}',
+    b'{"key":"a\x00b"}',
+    b'{"key":"a\x1fb"}',
+    b'{"key":"a}',
+    b'{"key":"a',
+    b'{"value":1e400}',
+    b'{"value":-1e400}',
+    b'{"value":5e-324}',
+    b'{"value":1.7976931348623157e308}',
+    b'{"value":12345678901234567890}',
+    b'{"value":9007199254740993}',
+    b'{"value":123456789012345678}',
+    b'{"value":0.1234567890123456789}',
+    b'{"value":1e23}',
+    b'{"value":1.0000000000000002}',
+    b'{"value":0.30000000000000004}',
+    b'{"value":9999999999999999}',
+    b'{"value":1e-23}',
+    b'{"value":1.5,"value":2.5}',
+    b'{"key":"a","key":"a"}',
+    b'{"trials":null,"trials":null}',
+    b'{"value":01}',
+    b'{"value":-01}',
+    b'{"value":00}',
+    b'{"value":+1}',
+    b'{"value":.5}',
+    b'{"value":1.}',
+    b'{"value":1.e5}',
+    b'{"value":1e}',
+    b'{"value":1e+}',
+    b'{"value":1E-}',
+    b'{"value":-}',
+    b'{"value":--1}',
+    b'{"value":1.5.5}',
+    b'{"value":0x10}',
+    b'{"value":1_000}',
+    b'{"value":NaN}',
+    b'{"value":Infinity}',
+    b'{"value":-Infinity}',
+    b'{"value":tru}',
+    b'{"value":truex}',
+    b'{"value":True}',
+    b'{"value":nul}',
+    b'{"value":fals}',
+    b'{"value":nulll}',
+    b'{"value":1}\x00',
+    b'{"value":1}\x0b',
+    b'{"value":1}\x0c',
+    b'\x0c{"value":1}',
+    b'{"other":1e}',
+    b'{"other":01}',
+    b'{"other":[1]}',
+    b'{"other":"\xc3\xa9"}',
+]
+
+
+@pytest.mark.parametrize("message", ACCEPTED)
+def test_accepted_messages_match_json_loads(message: bytes) -> None:
+    buf, res = scan_messages([message])
+    assert not res.fallback[0], message
+    assert_agrees(message, buf, res, 0)
+
+
+@pytest.mark.parametrize("message", FALLBACK)
+def test_fallback_messages(message: bytes) -> None:
+    _, res = scan_messages([message])
+    assert res.fallback[0], message
+
+
+def test_all_cases_in_one_batch() -> None:
+    messages = ACCEPTED + FALLBACK
+    buf, res = scan_messages(messages)
+    for i, m in enumerate(messages):
+        assert bool(res.fallback[i]) == (m in FALLBACK)
+        if m not in FALLBACK:
+            assert_agrees(m, buf, res, i)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"0.1", 0.1),
+        (b"-0.0", -0.0),
+        (b"-0", -0.0),
+        (b"0", 0.0),
+        (b"3", 3.0),
+        (b"1700000000.123456", 1700000000.123456),
+        (b"9007199254740992", 9007199254740992.0),
+        (b"1e22", 1e22),
+        (b"1e-22", 1e-22),
+        (b"0.3", 0.3),
+        (b"2.675", 2.675),
+    ],
+)
+def test_number_values(text: bytes, expected: float) -> None:
+    _, res = scan_messages([b'{"value":' + text + b"}"])
+    assert not res.fallback[0]
+    assert res.kind[0, FIELDS.index("value")] == KIND_NUMBER
+    got = float(res.number[0, FIELDS.index("value")])
+    assert bits(got) == bits(expected) == bits(float(text))
+    assert math.copysign(1.0, got) == math.copysign(1.0, expected)
+
+
+def test_output_layout() -> None:
+    message = b'  {"exposure":null,"trials":true,"value":false,"ts":1,"metric":"m","key":"k"}'
+    buf, res = scan_messages([message])
+    assert res.fallback.dtype == np.bool_ and res.fallback.shape == (1,)
+    assert res.kind.dtype == np.uint8 and res.kind.shape == (1, 6)
+    assert res.number.dtype == np.float64 and res.number.shape == (1, 6)
+    assert res.str_start.dtype == np.int64 and res.str_end.shape == (1, 6)
+    assert res.stream_hash.dtype == np.uint64
+    assert len(res) == 1
+    assert res.kind[0].tolist() == [
+        KIND_STRING,
+        KIND_STRING,
+        KIND_NUMBER,
+        KIND_FALSE,
+        KIND_TRUE,
+        KIND_NULL,
+    ]
+    start = len(_SEP)
+    assert buf[res.str_start[0, 0] : res.str_end[0, 0]].tobytes() == b"k"
+    assert res.str_start[0, 0] == start + message.index(b'"k"') + 1
+    assert res.str_start[0, 1] == start + message.index(b'"m"') + 1
+
+
+def test_stream_hash_is_fnv1a_of_key_nul_metric() -> None:
+    messages = [
+        b'{"key":"svc-1","metric":"latency_ms"}',
+        b'{"metric":"latency_ms","key":"svc-1","value":3}',
+        b'{"key":"","metric":""}',
+        b'{"key":"a","metric":"bc"}',
+        b'{"key":"ab","metric":"c"}',
+        b'{"key":"svc-1"}',
+        b'{"key":"svc-1","metric":1}',
+        b'{"key":null,"metric":"m"}',
+        b'{"key":"x","metric":"y"',
+    ]
+    _, res = scan_messages(messages)
+    hashes = res.stream_hash.tolist()
+    assert hashes[0] == hashes[1] == fnv1a64(b"svc-1\x00latency_ms")
+    assert hashes[2] == fnv1a64(b"\x00")
+    assert hashes[3] == fnv1a64(b"a\x00bc") != hashes[4] == fnv1a64(b"ab\x00c")
+    assert hashes[5:] == [0, 0, 0, 0]
+    assert fnv1a64(b"") == 0xCBF29CE484222325
+    assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C  # published FNV-1a 64 test vector
+
+
+def test_empty_batch() -> None:
+    res = scan(np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert res.fallback.shape == (0,) and res.kind.shape == (0, 6)
+
+
+def test_rejects_bad_arguments() -> None:
+    buf = np.frombuffer(b"{}", np.uint8)
+    with pytest.raises(ValueError):
+        scan(buf, np.array([0]), np.array([3]))
+    with pytest.raises(ValueError):
+        scan(buf, np.array([1]), np.array([0]))
+    with pytest.raises(ValueError):
+        scan(buf, np.array([-1]), np.array([1]))
+    with pytest.raises(ValueError):
+        scan(buf, np.array([0, 0]), np.array([2]))
+    with pytest.raises(ValueError):
+        scan(buf.astype(np.int16), np.array([0]), np.array([2]))  # type: ignore[arg-type]
+
+
+def _split(data: bytes) -> list[tuple[int, bytes]]:
+    buf = np.frombuffer(data, np.uint8)
+    starts, ends, lines = split_lines(buf)
+    assert starts.dtype == ends.dtype == lines.dtype == np.int64
+    return [(int(n), data[s:e]) for s, e, n in zip(starts, ends, lines, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", []),
+        (b"\n", []),
+        (b"\n\n \n\t\r\n", []),
+        (b"a", [(1, b"a")]),
+        (b"a\n", [(1, b"a")]),
+        (b"a\nb", [(1, b"a"), (2, b"b")]),
+        (b"a\n\nb\n", [(1, b"a"), (3, b"b")]),
+        (b"a\r\nb\r\n", [(1, b"a\r"), (2, b"b\r")]),
+        (b"\r\n  \r\n{}\r\n\r\n", [(3, b"{}\r")]),
+        (b" x \n \t \n", [(1, b" x ")]),
+        (b"\n\n\nlast", [(4, b"last")]),
+        (b"\x0b\n", [(1, b"\x0b")]),
+    ],
+)
+def test_split_lines(data: bytes, expected: list[tuple[int, bytes]]) -> None:
+    assert _split(data) == expected
+
+
+def test_split_then_scan() -> None:
+    data = b'{"key":"a","metric":"m","value":1}\r\n\n   \n{"value":2}\n{"value":\n'
+    buf = np.frombuffer(data, np.uint8)
+    starts, ends, lines = split_lines(buf)
+    assert lines.tolist() == [1, 4, 5]
+    res = scan(buf, starts, ends)
+    assert res.fallback.tolist() == [False, False, True]
+    assert res.number[:2, FIELDS.index("value")].tolist() == [1.0, 2.0]
+
+
+def test_fallback_rows_read_as_absent() -> None:
+    messages = [b'{"key":"a","metric":"m","value":1,"trials":[1]}', b'{"key":"a","value":1e400}']
+    _, res = scan_messages(messages)
+    assert res.fallback.tolist() == [True, True]
+    assert (res.kind == KIND_ABSENT).all()
+    assert np.isnan(res.number).all()
+    assert (res.str_start == -1).all() and (res.str_end == -1).all()
+    assert res.stream_hash.tolist() == [0, 0]
