@@ -24,7 +24,7 @@ import numpy as np
 from bayestream.config import Config, Rule
 from bayestream.engine.publish import posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
-from bayestream.engine.streams import group_streams
+from bayestream.engine.streams import group_streams, known_streams, named_rows
 from bayestream.engine.validate import check_names, event_times, family_inputs
 from bayestream.models import APPLIED, FAMILIES, LATE, TAIL_CODES
 from bayestream.schema.batch import (
@@ -38,7 +38,10 @@ from bayestream.schema.batch import (
 from bayestream.schema.reasons import Reason
 from bayestream.schema.records import AnomalyRecord, EvictionRecord, PosteriorRecord
 from bayestream.schema.scan import KIND_NUMBER
-from bayestream.state import RuleStore, StateRow
+from bayestream.state import RuleStore, StateRow, StreamIndex
+
+_SLOT_BITS = 40
+_SLOT_MASK = (1 << _SLOT_BITS) - 1
 
 _DETAIL = {
     Reason.INVALID_KEY: "key must be a non-empty string",
@@ -86,6 +89,7 @@ class Engine:
         self.sensor: Sensor = sensor or NullSensor()
         self.rules: tuple[Rule, ...] = config.rule
         self.stores = [RuleStore(np.array(rule.prior_vector())) for rule in self.rules]
+        self.index = StreamIndex()  # (key, metric) -> rule << _SLOT_BITS | slot
         self.watermark = -math.inf
         self._rule_cache: dict[str, int] = {}
         self._ttl = [rule.idle_ttl_seconds or config.engine.idle_ttl_seconds for rule in self.rules]
@@ -96,7 +100,7 @@ class Engine:
 
     def __len__(self) -> int:
         """Number of tracked streams."""
-        return sum(len(store) for store in self.stores)
+        return len(self.index)
 
     def rule_index(self, metric: str) -> int:
         """Index of the rule for ``metric`` (cached), or -1 when none matches."""
@@ -116,13 +120,16 @@ class Engine:
         n = len(batch)
         decoded = decode_batch(batch)
         reason = decoded.reason
-        stream, keys, metrics = group_streams(batch, decoded)
+        named = named_rows(decoded)
+        value = known_streams(self.index, batch, decoded, named)
+        stream, keys, metrics = group_streams(batch, decoded, named & (value < 0))
         check_names(reason, stream, keys, metrics, decoded)
 
         stream_rule = np.array([self.rule_index(m) for m in metrics], dtype=np.int64)
-        rule = np.full(n, -1, dtype=np.int64)
-        named = stream >= 0
-        rule[named] = stream_rule[stream[named]]
+        rule = np.where(value >= 0, value >> _SLOT_BITS, -1)
+        slot = np.where(value >= 0, value & _SLOT_MASK, -1)
+        pending = stream >= 0
+        rule[pending] = stream_rule[stream[pending]]
         reason[(reason == 0) & (rule < 0)] = REASON_CODE[Reason.UNKNOWN_METRIC]
         ts = event_times(reason, batch, decoded, self.config)
         x = np.full(n, np.nan)
@@ -135,7 +142,7 @@ class Engine:
         good = reason == 0
         watermark = np.maximum.accumulate(np.where(good, ts, -np.inf)) if n else np.empty(0)
         watermark = np.maximum(watermark, self.watermark)
-        slot = self._slots(stream, keys, metrics, stream_rule, reason, watermark)
+        self._admit(stream, keys, metrics, stream_rule, reason, watermark, slot, value)
         good = reason == 0
 
         outputs = Outputs()
@@ -181,60 +188,51 @@ class Engine:
 
     # --- steps ----------------------------------------------------------------------------
 
-    def _slots(
-        self,
-        stream: np.ndarray,
-        keys: list[str],
-        metrics: list[str],
-        stream_rule: np.ndarray,
-        reason: np.ndarray,
-        watermark: np.ndarray,
-    ) -> np.ndarray:
-        """Slot of every good event's stream; admit new streams in order of first event."""
-        n = stream.shape[0]
-        stream_slot = np.full(len(keys), -1, dtype=np.int64)
-        good = np.flatnonzero(reason == 0)
-        if good.size == 0:
-            return np.full(n, -1, dtype=np.int64)
-        streams_here, first = np.unique(stream[good], return_index=True)
+    def _admit(self, stream: np.ndarray, keys: list[str], metrics: list[str],
+               stream_rule: np.ndarray, reason: np.ndarray, watermark: np.ndarray,
+               slot: np.ndarray, value: np.ndarray) -> None:
+        """Admit the new streams of good events, in order of their first event; fill their
+        events' slots, or reject them with ``stream_limit`` when there is no room."""
+        rows = np.flatnonzero((reason == 0) & (stream >= 0))
+        if rows.size == 0:
+            return
+        new, first = np.unique(stream[rows], return_index=True)
         order = np.argsort(first, kind="stable")
-        in_batch: set[int] = set()
-        for u, i in zip(streams_here[order].tolist(), good[first[order]].tolist(), strict=True):
+        stream_slot = np.full(len(keys), -1, dtype=np.int64)
+        in_batch: set[int] | None = None
+        admitted: list[int] = []
+        for u, i in zip(new[order].tolist(), rows[first[order]].tolist(), strict=True):
             r = int(stream_rule[u])
-            store = self.stores[r]
-            found = store.lookup(keys[u], metrics[u])
-            if found < 0 and self._room_for_one(r, float(watermark[i]), in_batch):
-                found = store.admit(keys[u], metrics[u])
-            stream_slot[u] = found
-            if found >= 0:
-                in_batch.add(r << 40 | found)
-        slot = np.full(n, -1, dtype=np.int64)
-        has = stream >= 0
-        slot[has] = stream_slot[stream[has]]
-        reason[(reason == 0) & (slot < 0)] = REASON_CODE[Reason.STREAM_LIMIT]
-        return slot
+            if self._full(r):
+                if in_batch is None:  # streams this batch uses may not be evicted
+                    in_batch = set(np.unique(value[value >= 0]).tolist()) | set(admitted)
+                self._evict_expired(float(watermark[i]), in_batch)
+                if self._full(r):
+                    continue
+            s = self.stores[r].admit(keys[u], metrics[u])
+            packed = r << _SLOT_BITS | s
+            self.index.insert(keys[u], metrics[u], packed)
+            stream_slot[u] = s
+            admitted.append(packed)
+            if in_batch is not None:
+                in_batch.add(packed)
+        slot[rows] = stream_slot[stream[rows]]
+        reason[rows[slot[rows] < 0]] = REASON_CODE[Reason.STREAM_LIMIT]
 
     def _full(self, r: int) -> bool:
         cap = self.rules[r].max_streams
         over_rule = cap is not None and len(self.stores[r]) >= cap
         return over_rule or len(self) >= self.config.engine.max_streams
 
-    def _room_for_one(self, r: int, watermark: float, in_batch: set[int]) -> bool:
-        """Is there room for a new stream of rule ``r``? Streams expired at ``watermark``
-        (and not in this batch) are evicted to make room."""
-        if not self._full(r):
-            return True
+    def _evict_expired(self, watermark: float, keep: set[int]) -> None:
+        """Evict every stream expired at ``watermark`` except those in ``keep``."""
         for j, rule in enumerate(self.rules):
             ttl = self._ttl[j]
             if ttl is None:
                 continue
-            idle = [
-                s
-                for s in self.stores[j].idle_slots(watermark - ttl).tolist()
-                if (j << 40 | s) not in in_batch
-            ]
-            self._evict(j, rule, np.array(idle, dtype=np.int64))
-        return not self._full(r)
+            idle = self.stores[j].idle_slots(watermark - ttl)
+            self._evict(j, rule, np.array([s for s in idle.tolist()
+                                           if (j << _SLOT_BITS | s) not in keep], dtype=np.int64))
 
     def _evict(self, r: int, rule: Rule, slots: np.ndarray) -> None:
         """Free rows, publishing their final state first if it was not sent."""
@@ -245,6 +243,7 @@ class Engine:
         for s in slots.tolist():
             last = float(store.last_ts[s])
             key, metric = store.evict(s)
+            self.index.remove(key, metric)
             self._pending.evictions.append(EvictionRecord(key, metric, last, "idle_ttl"))
 
     def _update(
@@ -393,9 +392,12 @@ class Engine:
             rule, store = self.rules[r], self.stores[r]
             if FAMILIES[rule.family].code != row.family_code or row.params.shape[0] != store.width:
                 continue
-            s = store.lookup(row.key, row.metric)
-            if s < 0:
+            packed = self.index.get(row.key, row.metric)
+            if packed >= 0:
+                s = packed & _SLOT_MASK
+            else:
                 s = store.admit(row.key, row.metric)
+                self.index.insert(row.key, row.metric, r << _SLOT_BITS | s)
             store.params[s] = row.params
             store.last_ts[s] = row.last_ts
             store.n_eff[s] = row.n_eff

@@ -1,4 +1,9 @@
-"""Posterior summaries of a rule's streams as output records."""
+"""Posterior summaries of a rule's streams as output records.
+
+The summary kernel fills one float matrix for all the streams a batch touched; records are then
+built from plain Python lists, row by row, with non-finite figures (an undefined sd, an
+overflowing quantile) written as null.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ from bayestream.schema.records import PosteriorRecord
 from bayestream.state import RuleStore
 
 
-def _num(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _finite_or_none(values: list[float]) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
 
 
 def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[PosteriorRecord]:
@@ -25,56 +30,78 @@ def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[P
     family = FAMILIES[rule.family]
     levels = np.asarray(rule.credible_levels, dtype=np.float64)
     quantiles = np.asarray(rule.predictive_quantiles, dtype=np.float64)
-    width = store.width if rule.family == "dirichlet" else 1
+    n_levels, n_q = levels.shape[0], quantiles.shape[0]
+    dirichlet = rule.family == "dirichlet"
+    width = store.width if dirichlet else 1
     mean = np.empty((m, width))
     sd = np.empty((m, width))
-    lo = np.empty((m, levels.shape[0], width))
-    hi = np.empty((m, levels.shape[0], width))
-    q = np.empty((m, quantiles.shape[0]))
+    lo = np.empty((m, n_levels, width))
+    hi = np.empty((m, n_levels, width))
+    q = np.empty((m, n_q))
     family.summarize(store.params, store.obs_size, slots, levels, quantiles, mean, sd, lo, hi, q)
     if rule.transform == "log":
         with np.errstate(over="ignore"):
             q = np.exp(q)  # quantiles commute with the monotone back-transform
+    if dirichlet:
+        return _dirichlet_records(rule, store, slots, mean, sd, lo, hi)
+    # one row per stream: params | mean sd | lo_1 hi_1 .. lo_L hi_L | q_1 .. q_Q | n_eff last_ts
+    table = np.concatenate(
+        [store.params[slots], mean, sd,
+         np.stack([lo[:, :, 0], hi[:, :, 0]], axis=2).reshape(m, 2 * n_levels), q,
+         store.n_eff[slots, None], store.last_ts[slots, None]],
+        axis=1,
+    )
+    finite = np.isfinite(table).all(axis=1).tolist()
+    rows = table.tolist()
     names = rule.param_names
+    w = len(names)
     level_keys = [str(level) for level in rule.credible_levels]
     quantile_keys = [str(p) for p in rule.predictive_quantiles]
-    dirichlet = rule.family == "dirichlet"
+    c0 = w + 2
+    q0 = c0 + 2 * n_levels
+    family_name = rule.family
+    store_names = store.names
+    records = []
+    for r, slot in enumerate(slots.tolist()):
+        row: list[Any] = rows[r] if finite[r] else _finite_or_none(rows[r])
+        key, metric = store_names[slot]  # type: ignore[misc]
+        records.append(
+            PosteriorRecord(
+                key,
+                metric,
+                family_name,
+                dict(zip(names, row[:w], strict=True)),
+                row[w],
+                row[w + 1],
+                {lk: row[c0 + 2 * j : c0 + 2 * j + 2] for j, lk in enumerate(level_keys)},
+                dict(zip(quantile_keys, row[q0 : q0 + n_q], strict=True)),
+                row[-2],
+                row[-1],
+            )
+        )
+    return records
+
+
+def _dirichlet_records(rule: Rule, store: RuleStore, slots: np.ndarray, mean: np.ndarray,
+                       sd: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[PosteriorRecord]:
+    names = rule.param_names
+    level_keys = [str(level) for level in rule.credible_levels]
     params = store.params[slots].tolist()
+    means, sds, los, his = mean.tolist(), sd.tolist(), lo.tolist(), hi.tolist()
     n_eff = store.n_eff[slots].tolist()
-    last_ts = store.last_ts[slots].tolist()
-    mean_l, sd_l, lo_l, hi_l, q_l = mean.tolist(), sd.tolist(), lo.tolist(), hi.tolist(), q.tolist()
+    last_ts = _finite_or_none(store.last_ts[slots].tolist())
     records = []
     for r, slot in enumerate(slots.tolist()):
         key, metric = store.names[slot]  # type: ignore[misc]
-        intervals: dict[str, Any]
-        if dirichlet:
-            mean_v: Any = dict(zip(names, mean_l[r], strict=True))
-            sd_v: Any = dict(zip(names, sd_l[r], strict=True))
-            intervals = {
-                level: {c: [lo_l[r][j][k], hi_l[r][j][k]] for k, c in enumerate(names)}
-                for j, level in enumerate(level_keys)
-            }
-            predictive: dict[str, float | None] = {}
-        else:
-            mean_v = _num(mean_l[r][0])
-            sd_v = _num(sd_l[r][0])
-            intervals = {
-                level: [_num(lo_l[r][j][0]), _num(hi_l[r][j][0])]
-                for j, level in enumerate(level_keys)
-            }
-            predictive = {p: _num(v) for p, v in zip(quantile_keys, q_l[r], strict=True)}
+        intervals = {
+            level: {c: [los[r][j][k], his[r][j][k]] for k, c in enumerate(names)}
+            for j, level in enumerate(level_keys)
+        }
         records.append(
             PosteriorRecord(
-                key=key,
-                metric=metric,
-                family=rule.family,
-                params=dict(zip(names, params[r], strict=True)),
-                mean=mean_v,
-                sd=sd_v,
-                credible_intervals=intervals,
-                predictive_quantiles=predictive,
-                n_eff=n_eff[r],
-                last_ts=_num(last_ts[r]),
+                key, metric, rule.family, dict(zip(names, params[r], strict=True)),
+                dict(zip(names, means[r], strict=True)), dict(zip(names, sds[r], strict=True)),
+                intervals, {}, n_eff[r], last_ts[r],
             )
         )
     return records

@@ -1,9 +1,11 @@
-"""Which stream each message of a batch belongs to, with Python work per *stream*, not event.
+"""Which stream each message of a batch belongs to, with no Python work for known streams.
 
-Messages the scanner accepted carry a 64-bit FNV-1a hash of their (key, metric) bytes. We group
-by hash, build the two strings once per group, and check every member's bytes against the
-group's representative, so a hash collision cannot merge two streams: colliding messages (and
-those the strict decoder handled) take the per-message path.
+Messages the scanner accepted carry a 64-bit FNV-1a hash of their (key, metric) bytes; the
+engine's :class:`~bayestream.state.StreamIndex` resolves them in one kernel call. The rest
+(streams not tracked yet, and messages the strict decoder handled) are grouped here: by hash,
+with the strings built once per group and every member's bytes checked against the group's
+representative, so a hash collision cannot merge two streams (colliding messages take the
+per-message path).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from bayestream.models._jit import kernel
 from bayestream.schema.batch import FIELD, DecodedBatch, RawBatch
 from bayestream.schema.scan import KIND_STRING
+from bayestream.state import StreamIndex
 
 _KEY = FIELD["key"]
 _METRIC = FIELD["metric"]
@@ -43,21 +46,39 @@ def _differs(
     return out
 
 
-def group_streams(
-    batch: RawBatch, decoded: DecodedBatch
-) -> tuple[np.ndarray, list[str], list[str]]:
-    """Map each message to a batch-local stream number.
-
-    Returns ``(stream, keys, metrics)``: ``stream[i]`` indexes ``keys``/``metrics`` or is -1 when
-    message ``i`` has no string key and metric (or was already rejected).
-    """
-    n = len(batch)
-    stream = np.full(n, -1, dtype=np.int64)
-    named = (
+def named_rows(decoded: DecodedBatch) -> np.ndarray:
+    """Messages not rejected yet whose key and metric are strings."""
+    return (
         (decoded.reason == 0)
         & (decoded.kind[:, _KEY] == KIND_STRING)
         & (decoded.kind[:, _METRIC] == KIND_STRING)
     )
+
+
+def known_streams(index: StreamIndex, batch: RawBatch, decoded: DecodedBatch,
+                  named: np.ndarray) -> np.ndarray:
+    """The index value of each message's stream, or -1 (unknown, or not named)."""
+    value = np.full(len(batch), -1, dtype=np.int64)
+    rows = np.flatnonzero(named & decoded.fast)
+    if rows.size:
+        buf = np.frombuffer(batch.buf, dtype=np.uint8)
+        index.lookup_spans(buf, rows, decoded.stream_hash, decoded.str_start, decoded.str_end,
+                           value)
+    for i in np.flatnonzero(named & ~decoded.fast).tolist():
+        value[i] = index.get(decoded.strings[i]["key"], decoded.strings[i]["metric"])
+    return value
+
+
+def group_streams(
+    batch: RawBatch, decoded: DecodedBatch, named: np.ndarray
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Map each message in ``named`` to a batch-local stream number.
+
+    Returns ``(stream, keys, metrics)``: ``stream[i]`` indexes ``keys``/``metrics``, or is -1
+    where ``named`` is False.
+    """
+    n = len(batch)
+    stream = np.full(n, -1, dtype=np.int64)
     keys: list[str] = []
     metrics: list[str] = []
     number: dict[tuple[str, str], int] = {}
@@ -94,4 +115,4 @@ def group_streams(
     return stream, keys, metrics
 
 
-__all__ = ["group_streams"]
+__all__ = ["group_streams", "known_streams", "named_rows"]

@@ -5,10 +5,13 @@ b' = b + e.
 
 Posterior predictive of the count over exposure e: Negative Binomial with n = a and
 p = b / (b + e) (scipy's ``nbinom(a, p)``), whose CDF is a regularised incomplete beta:
-P(X <= k) = I_p(a, k + 1). Tails are mid-p: P(X < x) + P(X = x)/2 for the lower side, with
-P(X > x) = 1 - I_p(a, x + 1) computed as I_{1-p}(x + 1, a) to keep far tails accurate.
-Predictive quantiles are for the next event having the stream's most recent exposure, found
-by bisection on the CDF.
+P(X <= k) = I_p(a, k + 1) = 1 - I_q(k + 1, a) with q = 1 - p = e / (b + e). Tails are mid-p:
+P(X < x) + P(X = x)/2 for the lower side, i.e. the mean of P(X < x) and P(X <= x). Both p and
+q are formed directly from b and e, and the incomplete beta is evaluated at whichever of them
+is below 1/2: scipy's incomplete beta forms 1 - (its argument) internally, so passing p ~ 1 (a
+stream whose accumulated exposure b dwarfs one event's e) would lose the digits of q and with
+them the far tails. Predictive quantiles are for the next event having the stream's most
+recent exposure, found by bisection on the CDF.
 
 Parameters in state rows: ``[alpha, beta]`` (beta a rate); ``obs_size`` holds the last exposure.
 """
@@ -33,31 +36,53 @@ def posterior(prior: np.ndarray, counts: np.ndarray, exposure: np.ndarray) -> np
 
 
 @kernel
+def cdf(k: float, e: float, a: float, b: float) -> float:
+    """P(X <= k), evaluated at the smaller of p and q (see the module docstring)."""
+    if e <= b:
+        return betaincc(k + 1.0, a, e / (b + e))  # type: ignore[no-any-return]
+    return betainc(a, k + 1.0, b / (b + e))  # type: ignore[no-any-return]
+
+
+@kernel
+def sf(k: float, e: float, a: float, b: float) -> float:
+    """P(X > k), evaluated at the smaller of p and q (see the module docstring)."""
+    if e <= b:
+        return betainc(k + 1.0, a, e / (b + e))  # type: ignore[no-any-return]
+    return betaincc(a, k + 1.0, b / (b + e))  # type: ignore[no-any-return]
+
+
+@kernel
 def tails(x: float, e: float, a: float, b: float) -> tuple[float, float, float]:
-    """(P(X < x), P(X = x), P(X > x)) of the Negative Binomial predictive."""
-    p = b / (b + e)
-    log_at = gammaln(x + a) - gammaln(a) - gammaln(x + 1.0) + a * math.log(p) + x * math.log1p(-p)
-    lower = betainc(a, x, p) if x > 0.0 else 0.0
-    upper = betaincc(a, x + 1.0, p)
-    return lower, math.exp(log_at), upper
+    """(P(X < x), P(X = x), P(X > x)) of the Negative Binomial predictive.
+
+    P(X = x) is the difference of the two adjacent tails on the side where they are small, not
+    exp(lgamma(x + a) - lgamma(a) - ...): those lgamma terms are ~a ln a, so the exp would lose
+    ~eps a ln a relative (1e-9 at a = 1e6). Each mid-p tail is then good to a few ulp.
+    """
+    upper = sf(x, e, a, b)
+    lower = cdf(x - 1.0, e, a, b) if x > 0.0 else 0.0
+    if upper < lower:
+        at = sf(x - 1.0, e, a, b) - upper
+    else:
+        at = cdf(x, e, a, b) - lower
+    return lower, max(at, 0.0), upper
 
 
 @kernel
 def quantile(q: float, e: float, a: float, b: float) -> float:
     """Smallest k with P(X <= k) >= q, by doubling then bisection on the CDF."""
-    p = b / (b + e)
-    if betainc(a, 1.0, p) >= q:
+    if cdf(0.0, e, a, b) >= q:
         return 0.0
     lo = 0.0  # CDF(lo) < q
-    hi = max(1.0, math.ceil(a * (1.0 - p) / p))
-    while betainc(a, hi + 1.0, p) < q:
+    hi = max(1.0, math.ceil(a * e / b))
+    while cdf(hi, e, a, b) < q:
         lo = hi
         hi *= 2.0
         if hi > 1e18:
             return np.inf
     while hi - lo > 1.0:  # invariant: CDF(lo) < q <= CDF(hi)
         mid = math.floor(0.5 * (lo + hi))
-        if betainc(a, mid + 1.0, p) >= q:
+        if cdf(mid, e, a, b) >= q:
             hi = mid
         else:
             lo = mid

@@ -17,6 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from bayestream.engine import Engine, Outputs
+from bayestream.runtime.gcpolicy import batch_gc
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER, DeadLetterRecord
 from bayestream.schema.scan import split_lines
@@ -120,13 +121,14 @@ def run_file(
     sink = FileSink(output_dir)
     started = time.perf_counter()
     try:
-        with _open(source) as stream:
+        with _open(source) as stream, batch_gc() as collector:
             for batch in read_batches(stream, batch_size):
                 outputs = engine.process(batch.raw)
                 sink.write(outputs, batch)
                 _count(stats, outputs, len(batch.raw))
                 if on_batch is not None:
                     on_batch(outputs, stats)
+                collector.after_batch()
         final = engine.flush()
         sink.write(final, None)
         _count(stats, final, 0)

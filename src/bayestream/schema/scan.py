@@ -24,28 +24,60 @@ A message is accepted (``fallback=False``) only if all of the following hold:
   messages to the strict decoder). Duplicate names outside :data:`FIELDS` are ignored, which is
   consistent since their values are ignored anyway;
 - every number follows the JSON grammar ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?``
-  (so ``01``, ``+1``, ``.5``, ``1.``, ``NaN``, ``Infinity`` are fallback), and every number of a
-  member in :data:`FIELDS` is exactly convertible by the fast path below.
+  (so ``01``, ``+1``, ``.5``, ``1.``, ``NaN``, ``Infinity`` are fallback). Any such number is
+  accepted; numbers of members in :data:`FIELDS` are converted as described below.
 
 Acceptance is purely syntactic: an accepted message may still lack required fields or carry a
 field of the wrong kind (``"value": "abc"``); the caller checks :attr:`ScanResult.kind`.
 
 Exactness of numbers
 --------------------
+Every number of a member in :data:`FIELDS` becomes exactly ``float(text)`` (bit for bit,
+including the sign of zero, ``inf`` on overflow and ``0.0`` on underflow), with one deliberate
+exception: the integer literal ``-0`` (no fraction, no exponent) gives ``+0.0``, as
+``json.loads`` (the int ``0``) and msgspec do, while ``-0.0`` and ``-0e0`` keep ``-0.0``.
+
 A number ``[-]d1 ... dk [. f1 ... fm] [e x]`` equals ``w * 10**q``, with ``w`` the integer of
-its digits (leading zeros dropped) and ``q = x - m``. We accumulate ``w`` in an int64, keeping
-at most 18 significant digits so it cannot overflow (17 or more exceed ``2**53`` anyway), and
-convert only when ``w <= 2**53`` and ``|q| <= 22`` (Clinger's fast path). Then ``float(w)`` is
-exact (at most 53 significant bits) and ``10.0**|q|`` is exact (``5**22 < 2**53``), so a single
-IEEE-754 multiplication (``q >= 0``) or division (``q < 0``), correctly rounded to nearest-even,
-yields the correctly rounded value of the decimal, i.e. exactly ``float(text)``. Kernels are
-compiled without fastmath, so LLVM neither contracts nor turns the division into a reciprocal
-multiplication. ``w == 0`` gives a zero of the literal's sign for any exponent, as ``float``
-does (``float("-0")`` is ``-0.0``, ``float("0e999")`` is ``0.0``). Caveat: ``json.loads("-0")``
-is the int ``0`` and msgspec decodes ``-0`` into a float field as ``0.0``; for the integer
-literal ``-0`` alone, the fast path keeps the sign (``-0.0``, ``-0e5`` agree everywhere).
-Everything else (more digits, ``1e400``, ``5e-324``, ``1.7976931348623157e308``, ...) is
-fallback. Integer literals give floats (``3`` gives ``3.0``).
+its digits (leading zeros dropped) and ``q = x - m``. ``w`` is accumulated in a uint64 while it
+has at most 19 significant digits (``10**19 - 1 < 2**64``). The kernel converts in three tiers:
+
+1. Clinger's fast path, when ``w <= 2**53`` and ``|q| <= 22``: ``float(w)`` is exact (at most 53
+   significant bits) and ``10.0**|q|`` is exact (``5**22 < 2**53``), so a single IEEE-754
+   multiplication (``q >= 0``) or division (``q < 0``), correctly rounded to nearest-even, yields
+   the correctly rounded value. Kernels are compiled without fastmath, so LLVM neither contracts
+   nor turns the division into a reciprocal multiplication.
+2. The Eisel-Lemire algorithm (Lemire, "Number Parsing at a Gigabyte per Second", 2021; as in
+   Go's ``strconv.eiselLemire64`` and fast_float), for any other ``w`` of at most 19 digits. A
+   table holds, for each ``q`` in ``[-342, 308]``, the 128-bit truncation ``T`` (rounded down) of
+   ``10**q`` scaled into ``[2**127, 2**128)``; it is generated at import with exact integer
+   arithmetic. ``w`` is shifted left to set its top bit and multiplied by the high 64 bits of
+   ``T`` (a 64x64->128-bit product built from 32-bit halves). Because ``T`` is rounded down, the
+   computed product is below the exact one by less than ``w`` units of its low word; when adding
+   that bound cannot carry into bit 9 of the high word, the top 54-55 bits are exactly those of
+   ``w * 10**q``. Otherwise the low 64 bits of ``T`` are multiplied in too (a 192-bit product,
+   error again below ``w`` units of its lowest word) and the same carry test is repeated; if it
+   still fails, the algorithm gives up. With the top bits exact, rounding to 53 bits is decided by
+   the next bit, except when every lower computed bit is zero and the candidate is even: the
+   exact value might then be a tie or lie just above it, and the algorithm gives up too. The
+   binary exponent is ``floor(q * log2(10))``, computed as ``(217706 * q) >> 16`` (checked at
+   import over the table's range). Results beyond the largest double become ``inf``. Results
+   below the smallest normal are rounded to a multiple of ``2**-1074`` from the same exact bits:
+   a tie is impossible there, since a tie is a dyadic rational and ``w * 10**q`` with ``q < 0``
+   is one only if ``5**-q`` divides ``w``, i.e. ``q >= -27``, far from the subnormal range. For
+   ``q < -342`` the value is below ``10**19 * 10**-343 < 2**-1075`` and becomes ``0.0``; for
+   ``q > 308`` it is at least ``10**309``, above the largest double, and becomes ``inf``.
+3. Deferral: when Eisel-Lemire gives up, when the number has more than 19 significant digits (so
+   ``w`` was truncated), or when its explicit exponent is too long to track exactly (``>= 10**6``),
+   the kernel sets the field's kind to :data:`KIND_NUMBER_DEFERRED` with the number's text span in
+   ``str_start``/``str_end``; :func:`scan` then converts it with ``float(bytes)``
+   (:func:`resolve_deferred`), so callers of :func:`scan` never see that kind. The message itself
+   stays on the fast path.
+
+``w == 0`` gives a zero of the literal's sign for any exponent, as ``float`` does (``float("0e999")``
+is ``0.0``, ``float("-0e-5")`` is ``-0.0``), except the integer literal ``-0`` above. Integer
+literals give floats (``3`` gives ``3.0``). Note that an overflowing literal such as ``1e400``
+becomes ``inf`` here, whereas the strict decoder (msgspec) rejects it as out of range; both end
+as a non-finite or out-of-range field for the validator.
 
 Strings are reported as absolute byte offsets into the buffer; since they contain no escapes
 and only ASCII, ``buf[start:end].decode()`` is exactly the string ``json.loads`` returns.
@@ -53,6 +85,7 @@ and only ASCII, ``buf[start:end].decode()`` is exactly the string ``json.loads``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +115,9 @@ KIND_STRING = 2
 KIND_TRUE = 3
 KIND_FALSE = 4
 KIND_NULL = 5
+KIND_NUMBER_DEFERRED = 6
+"""Kernel-internal: a number the kernel left to ``float(bytes)``; its text span is in
+``str_start``/``str_end``. :func:`scan` resolves every such field before returning."""
 
 _N_FIELDS = len(FIELDS)
 _FIELD_KEY = FIELDS.index("key")
@@ -114,12 +150,59 @@ _STR_STOP[0x80:] = 1
 # Exact powers of ten 10**0 .. 10**22 (5**22 < 2**53, so each is a float64 exactly).
 _POW10 = np.array([10.0**i for i in range(23)], dtype=np.float64)
 _MAX_POW10 = 22
-_MAX_EXACT_INT = 2**53
-# The significand is accumulated in an int64; 18 digits cannot overflow it, and any significand
-# of 17 or more significant digits exceeds 2**53 anyway, so the cap never rejects a fast-path
-# number.
-_MAX_SIG_DIGITS = 18
-_EXP_CAP = 1_000_000  # explicit exponents are clamped here while still being validated
+_MAX_EXACT_INT = np.uint64(2**53)
+# The significand is accumulated in a uint64; 19 digits cannot overflow it (10**19 < 2**64).
+# A number with more significant digits is deferred to float(bytes).
+_MAX_SIG_DIGITS = 19
+_EXP_CAP = 1_000_000  # explicit exponents this long are deferred (still validated)
+
+# uint64 constants, so that the kernels' integer arithmetic stays in uint64 (numba would turn a
+# mix of uint64 and int64 operands into float64).
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_U3 = np.uint64(3)
+_U9 = np.uint64(9)
+_U10 = np.uint64(10)
+_U32 = np.uint64(32)
+_U53 = np.uint64(53)
+_U63 = np.uint64(63)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_MASK9 = np.uint64(0x1FF)
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _pow10_mantissa(q: int) -> int:
+    """``10**q`` scaled by a power of two into ``[2**127, 2**128)``, rounded down (exactly)."""
+    if q >= 0:
+        p = 5**q  # 10**q = 5**q * 2**q: same mantissa
+        shift = p.bit_length() - 128
+        return p >> shift if shift > 0 else p << -shift
+    d = 5**-q
+    # 2**(127 + b) / d lies in (2**127, 2**128) since 2**(b-1) < d < 2**b; never an integer.
+    return (1 << (127 + d.bit_length())) // d
+
+
+# Eisel-Lemire table: 128-bit truncated mantissas of 10**q for q in [_EL_MIN_Q, _EL_MAX_Q],
+# split into high and low 64-bit words. Outside the range the result is 0.0 or inf (see the
+# module docstring).
+_EL_MIN_Q = -342
+_EL_MAX_Q = 308
+_POW10_MANTISSAS = [_pow10_mantissa(q) for q in range(_EL_MIN_Q, _EL_MAX_Q + 1)]
+_POW10_HI = np.array([m >> 64 for m in _POW10_MANTISSAS], dtype=np.uint64)
+_POW10_LO = np.array([m & (2**64 - 1) for m in _POW10_MANTISSAS], dtype=np.uint64)
+# floor(log2(10**q)) == (_LOG2_10_Q16 * q) >> 16 over the table's range; checked here.
+_LOG2_10_Q16 = 217706
+
+
+def _floor_log2_pow10(q: int) -> int:
+    return (10**q).bit_length() - 1 if q >= 0 else -((10**-q).bit_length())
+
+
+if any(  # pragma: no cover - guards future edits of the range
+    (_LOG2_10_Q16 * q) >> 16 != _floor_log2_pow10(q) for q in range(_EL_MIN_Q, _EL_MAX_Q + 1)
+):
+    raise ImportError("the binary exponent approximation fails over the table's range")
+del _POW10_MANTISSAS
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -164,6 +247,91 @@ class ScanResult:
 
     def __len__(self) -> int:
         return int(self.fallback.shape[0])
+
+
+@kernel
+def _mul_64x64(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """The 128-bit product ``a * b`` as (high, low) 64-bit words, from 32-bit halves."""
+    a_lo = a & _MASK32
+    a_hi = a >> _U32
+    b_lo = b & _MASK32
+    b_hi = b >> _U32
+    p0 = a_lo * b_lo
+    p1 = a_lo * b_hi
+    p2 = a_hi * b_lo
+    p3 = a_hi * b_hi
+    mid = (p0 >> _U32) + (p1 & _MASK32) + (p2 & _MASK32)  # < 3 * 2**32: no overflow
+    hi = p3 + (p1 >> _U32) + (p2 >> _U32) + (mid >> _U32)
+    lo = (mid << _U32) | (p0 & _MASK32)
+    return hi, lo
+
+
+@kernel
+def _eisel_lemire(w: np.uint64, q: int) -> float:
+    """``w * 10**q`` correctly rounded, for ``1 <= w < 2**64``, or NaN if undecided.
+
+    Scalar arguments only, so calling it from the scanner costs no reference counting.
+    """
+    if q < _EL_MIN_Q:
+        return 0.0
+    if q > _EL_MAX_Q:
+        return np.inf
+    # Normalise: shift w left until its top bit is set (a branchy count of leading zeros).
+    x = w
+    clz = 0
+    if (x >> _U32) == _U0:
+        x = x << _U32
+        clz += 32
+    if (x >> np.uint64(48)) == _U0:
+        x = x << np.uint64(16)
+        clz += 16
+    if (x >> np.uint64(56)) == _U0:
+        x = x << np.uint64(8)
+        clz += 8
+    if (x >> np.uint64(60)) == _U0:
+        x = x << np.uint64(4)
+        clz += 4
+    if (x >> np.uint64(62)) == _U0:
+        x = x << np.uint64(2)
+        clz += 2
+    if (x >> _U63) == _U0:
+        x = x << _U1
+        clz += 1
+    e2 = ((_LOG2_10_Q16 * q) >> 16) + (64 + 1023) - clz  # biased exponent, up to the msb fix
+    k = q - _EL_MIN_Q
+    hi, lo = _mul_64x64(x, _POW10_HI[k])
+    if (hi & _MASK9) == _MASK9 and lo + x < x:
+        # The truncation error (< x units of ``lo``) may carry into the bits we keep: use the
+        # low word of the table entry too.
+        y_hi, y_lo = _mul_64x64(x, _POW10_LO[k])
+        merged_lo = lo + y_hi
+        merged_hi = hi
+        if merged_lo < lo:
+            merged_hi += _U1
+        if (merged_hi & _MASK9) == _MASK9 and merged_lo == _ALL_ONES and y_lo + x < x:
+            return np.nan
+        hi = merged_hi
+        lo = merged_lo
+    msb = hi >> _U63
+    m = hi >> (msb + _U9)  # 54 significant bits: 53 plus the rounding bit
+    if msb == _U0:
+        e2 -= 1
+    if lo == _U0 and (hi & _MASK9) == _U0 and (m & _U3) == _U1:
+        return np.nan  # maybe an exact tie (round to even) or just above one: undecided
+    if e2 <= 0:
+        # Subnormal: value = m * 2**(e2 - 1076) = (m >> (1 - e2)) / 2 units of 2**-1074, and
+        # ties are impossible here (see the module docstring): round half up on that bit.
+        if 1 - e2 >= 54:
+            return 0.0
+        t = m >> np.uint64(1 - e2)
+        return math.ldexp(float((t + (t & _U1)) >> _U1), -1074)
+    m = (m + (m & _U1)) >> _U1
+    if (m >> _U53) != _U0:
+        m = m >> _U1
+        e2 += 1
+    if e2 >= 0x7FF:
+        return np.inf
+    return math.ldexp(float(m), e2 - 1075)  # exact: m < 2**53 and the result is normal
 
 
 @kernel

@@ -2,8 +2,8 @@
 
 Every stream matched by one rule shares that rule's family, prior and width, so a rule's
 streams live in one :class:`RuleStore`: ``params`` is ``float64[capacity, width]`` and each
-other column is ``float64[capacity]``. Rows are addressed by slot; ``index`` maps the stream's
-(key, metric) to its slot. Numeric state per stream is ``8 * (width + 4)`` bytes.
+other column is ``float64[capacity]``. Rows are addressed by slot; the engine's
+:class:`~bayestream.state.index.StreamIndex` maps a stream's (key, metric) to its slot. Numeric state per stream is ``8 * (width + 4)`` bytes.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ class RuleStore:
 
     __slots__ = (
         "capacity",
+        "count",
         "dirty",
         "free",
-        "index",
         "last_emit_ts",
         "last_ts",
+        "live",
         "n_eff",
         "names",
         "obs_size",
@@ -41,17 +42,14 @@ class RuleStore:
         self.obs_size = np.empty(0)
         self.last_emit_ts = np.empty(0)
         self.dirty = np.empty(0, dtype=np.bool_)
-        self.index: dict[tuple[str, str], int] = {}
+        self.live = np.empty(0, dtype=np.bool_)
+        self.count = 0
         self.names: list[tuple[str, str] | None] = []
         self.free: list[int] = []
         self._grow(capacity)
 
     def __len__(self) -> int:
-        return len(self.index)
-
-    def lookup(self, key: str, metric: str) -> int:
-        """Slot of a stream, or -1 when it is not tracked."""
-        return self.index.get((key, metric), -1)
+        return self.count
 
     def admit(self, key: str, metric: str) -> int:
         """Give a new stream a row holding the prior; return its slot."""
@@ -64,7 +62,8 @@ class RuleStore:
         self.obs_size[slot] = np.nan
         self.last_emit_ts[slot] = np.nan
         self.dirty[slot] = False
-        self.index[(key, metric)] = slot
+        self.live[slot] = True
+        self.count += 1
         self.names[slot] = (key, metric)
         return slot
 
@@ -72,8 +71,9 @@ class RuleStore:
         """Forget a stream; its row is reused by a later admission."""
         name = self.names[slot]
         assert name is not None, "evicting a free slot"
-        del self.index[name]
         self.names[slot] = None
+        self.live[slot] = False
+        self.count -= 1
         self.last_ts[slot] = np.nan
         self.dirty[slot] = False
         self.free.append(slot)
@@ -81,7 +81,7 @@ class RuleStore:
 
     def live_slots(self) -> np.ndarray:
         """Slots of every tracked stream, ascending."""
-        return np.fromiter(sorted(self.index.values()), dtype=np.int64, count=len(self.index))
+        return np.flatnonzero(self.live).astype(np.int64)
 
     def idle_slots(self, before: float) -> np.ndarray:
         """Slots of tracked streams whose newest event is older than ``before``."""
@@ -107,6 +107,7 @@ class RuleStore:
         self.obs_size = np.concatenate([self.obs_size, np.full(extra, np.nan)])
         self.last_emit_ts = np.concatenate([self.last_emit_ts, np.full(extra, np.nan)])
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
+        self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
         self.names.extend([None] * extra)
         # pop() takes from the end: hand out low slots first
         self.free.extend(range(capacity - 1, old - 1, -1))
