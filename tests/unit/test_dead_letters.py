@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.conftest import batch, event, make_engine
 
 from bayestream import Reason
-from tests.conftest import batch, event, make_engine
 
 GOOD = [
     event("k", "lat", 10_000.0, 1.0),

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from tests.conftest import BASE_RULES, batch, event, make_engine
 
 from bayestream import Reason
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
 from bayestream.state import decode_row, encode_row
-from tests.conftest import BASE_RULES, batch, event, make_engine
 
 RNG_SEED = 20261124
 
@@ -65,33 +65,34 @@ def test_published_summaries_agree_with_scipy() -> None:
     engine = make_engine()
     values = [1.0, 2.5, -0.5, 4.0]
     out = engine.process(batch([event("s", "lat", 10.0 + i, v) for i, v in enumerate(values)]))
-    (record,) = out.posteriors
+    record = next(iter(out.posteriors)).to_dict()
     mu, kappa, alpha, beta = normal_gamma.posterior(np.array([0.0, 1.0, 2.0, 2.0]),
                                                      np.array(values))
-    assert record.params == pytest.approx({"mu": mu, "kappa": kappa, "alpha": alpha,
+    assert record["params"] == pytest.approx({"mu": mu, "kappa": kappa, "alpha": alpha,
                                            "beta": beta}, rel=1e-12)
     marginal = stats.t(2 * alpha, loc=mu, scale=math.sqrt(beta / (alpha * kappa)))
-    assert record.mean == pytest.approx(mu, rel=1e-12)
-    assert record.sd == pytest.approx(marginal.std(), rel=1e-9)
-    lo, hi = record.credible_intervals["0.95"]
+    assert record["mean"] == pytest.approx(mu, rel=1e-12)
+    assert record["sd"] == pytest.approx(marginal.std(), rel=1e-9)
+    lo, hi = record["credible_intervals"]["0.95"]
     assert (lo, hi) == pytest.approx(marginal.interval(0.95), rel=1e-9)
     predictive = stats.t(2 * alpha, loc=mu, scale=math.sqrt(beta * (kappa + 1) / (alpha * kappa)))
-    for q, v in record.predictive_quantiles.items():
+    for q, v in record["predictive_quantiles"].items():
         assert v == pytest.approx(predictive.ppf(float(q)), rel=1e-9)
-    assert record.n_eff == 4 and record.last_ts == 13.0
+    assert record["n_eff"] == 4 and record["last_ts"] == 13.0
 
 
 def test_log_transform_publishes_predictive_quantiles_on_the_original_scale() -> None:
     engine = make_engine()
     out = engine.process(batch([event("s", "loglat", 10.0 + i, v)
                                 for i, v in enumerate([5.0, 7.0, 6.0])]))
-    (record,) = out.posteriors
+    (posterior,) = out.posteriors
+    record = posterior.to_dict()
     mu, kappa, alpha, beta = normal_gamma.posterior(np.array([0.0, 1.0, 1.0, 1.0]),
                                                      np.log([5.0, 7.0, 6.0]))
     predictive = stats.t(2 * alpha, loc=mu, scale=math.sqrt(beta * (kappa + 1) / (alpha * kappa)))
-    assert record.predictive_quantiles["0.9"] == pytest.approx(math.exp(predictive.ppf(0.9)),
-                                                               rel=1e-9)
-    assert record.mean == pytest.approx(mu)  # parameters stay on the model (log) scale
+    assert record["predictive_quantiles"]["0.9"] == pytest.approx(
+        math.exp(predictive.ppf(0.9)), rel=1e-9)
+    assert record["mean"] == pytest.approx(mu)  # parameters stay on the model (log) scale
 
 
 def test_rfc3339_and_epoch_seconds_are_the_same_time() -> None:
@@ -138,7 +139,7 @@ def test_expiry_does_not_depend_on_batching() -> None:
     # prior, and a is evicted again at the end of the batch, in both runs.
     for published in (outs[0].posteriors, [p for o in outs[1:] for p in o.posteriors]):
         last_a = [p for p in published if p.key == "a"][-1]
-        assert last_a.params == {"alpha": 1.0 + 3, "beta": 1.0 + 1}
+        assert last_a.to_dict()["params"] == {"alpha": 1.0 + 3, "beta": 1.0 + 1}
     assert [e.key for e in outs[0].evictions] == ["a"]
     assert [e.key for o in outs[1:] for e in o.evictions] == ["a", "a"]
 

@@ -112,21 +112,23 @@ class _View:
         return Group(self.progress, table, anomalies)
 
 
-def _describe(rec: PosteriorRecord) -> tuple[str, str, str, str]:
-    level = next(iter(rec.credible_intervals), "")
-    lo, hi = rec.credible_intervals.get(level, [None, None])
-    p99 = rec.predictive_quantiles.get("0.99")
-    mean = rec.mean if isinstance(rec.mean, float) else math.nan
-    if rec.metric == "latency_ms":  # modelled on the log scale: show the median latency
+def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:
+    rec = record.to_dict()
+    level = next(iter(rec["credible_intervals"]), "")
+    lo, hi = rec["credible_intervals"].get(level, [math.nan, math.nan])
+    lo, hi = (math.nan if v is None else v for v in (lo, hi))
+    p99 = rec["predictive_quantiles"].get("0.99")
+    mean = rec["mean"] if isinstance(rec["mean"], float) else math.nan
+    if record.metric == "latency_ms":  # modelled on the log scale: show the median latency
         est = f"median {math.exp(mean):.1f} ms"
         interval = f"{math.exp(lo):.1f} .. {math.exp(hi):.1f} ms ({level})"
-    elif rec.metric == "errors":
+    elif record.metric == "errors":
         est = f"error rate {mean:.4f}"
         interval = f"{lo:.4f} .. {hi:.4f} ({level})"
     else:
         est = f"{mean:.1f} /s"
         interval = f"{lo:.1f} .. {hi:.1f} /s ({level})"
-    return est, interval, "-" if p99 is None else f"{p99:.1f}", f"{rec.n_eff:.0f}"
+    return est, interval, "-" if p99 is None else f"{p99:.1f}", f"{record.n_eff:.0f}"
 
 
 __all__ = ["demo_config_text", "run_demo"]

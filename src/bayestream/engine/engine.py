@@ -164,7 +164,7 @@ class Engine:
             rows = touched[r]
             outputs.applied += int(rows.size)
             outputs.anomalies.extend(
-                self._anomalies(rule_r, rows, batch, decoded, stream, keys, metrics, ts, tail)
+                self._anomalies(rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail)
             )
             outputs.posteriors.extend(self._emit(r, rule_r, slot[rows]))
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
@@ -288,12 +288,11 @@ class Engine:
     def _anomalies(
         self,
         rule: Rule,
+        store: RuleStore,
         rows: np.ndarray,
         batch: RawBatch,
         decoded: DecodedBatch,
-        stream: np.ndarray,
-        keys: list[str],
-        metrics: list[str],
+        slot: np.ndarray,
         ts: np.ndarray,
         tail: np.ndarray,
     ) -> list[AnomalyRecord]:
@@ -302,15 +301,15 @@ class Engine:
             return []
         records = []
         for i in hits.tolist():
-            u = int(stream[i])
+            key, metric = store.names[int(slot[i])]  # type: ignore[misc]
             if rule.family == "dirichlet":
                 value: float | str = decoded.string(batch, i, "value")
             else:
                 value = float(decoded.number[i, FIELD["value"]])
             records.append(
                 AnomalyRecord(
-                    key=keys[u],
-                    metric=metrics[u],
+                    key=key,
+                    metric=metric,
                     ts=float(ts[i]),
                     value=value,
                     tail_probability=float(tail[i]),
@@ -369,7 +368,7 @@ class Engine:
             store = self.stores[r]
             code = FAMILIES[rule.family].code
             for s in store.live_slots().tolist():
-                key, metric = store.names[s]  # type: ignore[misc]
+                key, metric = store.names[s]
                 yield StateRow(
                     key,
                     metric,

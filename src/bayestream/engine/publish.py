@@ -14,7 +14,7 @@ import numpy as np
 
 from bayestream.config import Rule
 from bayestream.models import FAMILIES
-from bayestream.schema.records import PosteriorRecord
+from bayestream.schema.records import PosteriorRecord, object_struct
 from bayestream.state import RuleStore
 
 
@@ -53,10 +53,9 @@ def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[P
     )
     finite = np.isfinite(table).all(axis=1).tolist()
     rows = table.tolist()
-    names = rule.param_names
-    w = len(names)
-    level_keys = [str(level) for level in rule.credible_levels]
-    quantile_keys = [str(p) for p in rule.predictive_quantiles]
+    shape = _shape(rule)
+    params_t, intervals_t, quantiles_t = shape
+    w = store.width
     c0 = w + 2
     q0 = c0 + 2 * n_levels
     family_name = rule.family
@@ -64,22 +63,38 @@ def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[P
     records = []
     for r, slot in enumerate(slots.tolist()):
         row: list[Any] = rows[r] if finite[r] else _finite_or_none(rows[r])
-        key, metric = store_names[slot]  # type: ignore[misc]
+        key, metric = store_names[slot]
         records.append(
             PosteriorRecord(
                 key,
                 metric,
                 family_name,
-                dict(zip(names, row[:w], strict=True)),
+                params_t(*row[:w]),
                 row[w],
                 row[w + 1],
-                {lk: row[c0 + 2 * j : c0 + 2 * j + 2] for j, lk in enumerate(level_keys)},
-                dict(zip(quantile_keys, row[q0 : q0 + n_q], strict=True)),
+                intervals_t(*[row[c0 + 2 * j : c0 + 2 * j + 2] for j in range(n_levels)]),
+                quantiles_t(*row[q0 : q0 + n_q]),
                 row[-2],
                 row[-1],
             )
         )
     return records
+
+
+_SHAPES: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+
+
+def _shape(rule: Rule) -> tuple[Any, Any, Any]:
+    """Struct types for a rule's params, credible intervals and predictive quantiles."""
+    key = (rule.param_names, rule.credible_levels, rule.predictive_quantiles)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES[key] = (
+            object_struct("Params", list(rule.param_names)),
+            object_struct("CredibleIntervals", [str(c) for c in rule.credible_levels]),
+            object_struct("PredictiveQuantiles", [str(p) for p in rule.predictive_quantiles]),
+        )
+    return shape
 
 
 def _dirichlet_records(rule: Rule, store: RuleStore, slots: np.ndarray, mean: np.ndarray,
@@ -92,7 +107,7 @@ def _dirichlet_records(rule: Rule, store: RuleStore, slots: np.ndarray, mean: np
     last_ts = _finite_or_none(store.last_ts[slots].tolist())
     records = []
     for r, slot in enumerate(slots.tolist()):
-        key, metric = store.names[slot]  # type: ignore[misc]
+        key, metric = store.names[slot]
         intervals = {
             level: {c: [los[r][j][k], his[r][j][k]] for k, c in enumerate(names)}
             for j, level in enumerate(level_keys)

@@ -48,11 +48,12 @@ def _differs(
 
 def named_rows(decoded: DecodedBatch) -> np.ndarray:
     """Messages not rejected yet whose key and metric are strings."""
-    return (
+    named: np.ndarray = (
         (decoded.reason == 0)
         & (decoded.kind[:, _KEY] == KIND_STRING)
         & (decoded.kind[:, _METRIC] == KIND_STRING)
     )
+    return named
 
 
 def known_streams(index: StreamIndex, batch: RawBatch, decoded: DecodedBatch,

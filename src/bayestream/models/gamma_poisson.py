@@ -39,16 +39,16 @@ def posterior(prior: np.ndarray, counts: np.ndarray, exposure: np.ndarray) -> np
 def cdf(k: float, e: float, a: float, b: float) -> float:
     """P(X <= k), evaluated at the smaller of p and q (see the module docstring)."""
     if e <= b:
-        return betaincc(k + 1.0, a, e / (b + e))  # type: ignore[no-any-return]
-    return betainc(a, k + 1.0, b / (b + e))  # type: ignore[no-any-return]
+        return betaincc(k + 1.0, a, e / (b + e))
+    return betainc(a, k + 1.0, b / (b + e))
 
 
 @kernel
 def sf(k: float, e: float, a: float, b: float) -> float:
     """P(X > k), evaluated at the smaller of p and q (see the module docstring)."""
     if e <= b:
-        return betainc(k + 1.0, a, e / (b + e))  # type: ignore[no-any-return]
-    return betaincc(a, k + 1.0, b / (b + e))  # type: ignore[no-any-return]
+        return betainc(k + 1.0, a, e / (b + e))
+    return betaincc(a, k + 1.0, b / (b + e))
 
 
 @kernel

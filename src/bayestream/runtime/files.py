@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -138,23 +139,14 @@ def run_file(
     return stats
 
 
-def _open(source: str | Path) -> BinaryIO:
+@contextmanager
+def _open(source: str | Path) -> Iterator[BinaryIO]:
+    """The input as a binary stream; stdin is not closed afterwards."""
     if str(source) == "-":
-        return _NoClose(sys.stdin.buffer)
-    return Path(source).open("rb")
-
-
-class _NoClose:
-    """stdin as a context manager that does not close it."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-
-    def __enter__(self) -> BinaryIO:
-        return self._stream
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+        yield sys.stdin.buffer
+        return
+    with Path(source).open("rb") as stream:
+        yield stream
 
 
 def _count(stats: RunStats, outputs: Outputs, lines: int) -> None:

@@ -10,27 +10,46 @@ from typing import Any
 import msgspec
 
 
-class PosteriorRecord(msgspec.Struct, omit_defaults=False):
+class PosteriorRecord(msgspec.Struct, gc=False):
     """The latest posterior of one stream (``posteriors``; compacted on Kafka, key = stream).
 
-    For dirichlet, ``mean`` and ``sd`` map each category to its marginal figure,
-    ``credible_intervals`` maps each level to {category: [lo, hi]}, and
-    ``predictive_quantiles`` is empty.
+    ``params``, ``credible_intervals`` and ``predictive_quantiles`` are JSON objects; in Python
+    they are small structs generated per rule (for speed), so use :meth:`to_dict` (or
+    ``msgspec.to_builtins``) for plain dictionaries. For dirichlet, ``mean`` and ``sd`` map each
+    category to its marginal figure, ``credible_intervals`` maps each level to
+    {category: [lo, hi]}, and ``predictive_quantiles`` is empty.
     """
 
     key: str
     metric: str
     family: str
-    params: dict[str, float]
-    mean: float | dict[str, float] | None
-    sd: float | dict[str, float] | None
-    credible_intervals: dict[str, Any]
-    predictive_quantiles: dict[str, float | None]
+    params: Any
+    mean: Any
+    sd: Any
+    credible_intervals: Any
+    predictive_quantiles: Any
     n_eff: float
     last_ts: float | None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON-ready Python values (what consumers of the topic see)."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
-class AnomalyRecord(msgspec.Struct, omit_defaults=True):
+
+def object_struct(name: str, fields: list[str]) -> type[msgspec.Struct]:
+    """A struct type that encodes as a JSON object with exactly these member names, in order
+    (names need not be identifiers: "0.95" is fine)."""
+    attrs = [f"f{i}" for i in range(len(fields))]
+    return msgspec.defstruct(
+        name,
+        [(a, Any) for a in attrs],
+        rename=dict(zip(attrs, fields, strict=True)),
+        gc=False,
+    )
+
+
+class AnomalyRecord(msgspec.Struct, omit_defaults=True, gc=False):
     """One event whose predictive tail probability fell below its rule's threshold."""
 
     key: str
@@ -67,4 +86,11 @@ class EvictionRecord(msgspec.Struct):
 
 ENCODER = msgspec.json.Encoder()
 
-__all__ = ["ENCODER", "AnomalyRecord", "DeadLetterRecord", "EvictionRecord", "PosteriorRecord"]
+__all__ = [
+    "ENCODER",
+    "AnomalyRecord",
+    "DeadLetterRecord",
+    "EvictionRecord",
+    "PosteriorRecord",
+    "object_struct",
+]

@@ -70,7 +70,7 @@ def _find(t_hash: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray, t_mlen: np.
     while t_hash[p] != 0:
         if t_hash[p] == h and _same(name, 0, klen, klen + 1, ml, arena, t_off[p], t_klen[p],
                                      t_mlen[p]):
-            return p
+            return int(p)
         p = (p + 1) & mask
     return -1
 
