@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import make_engine
 
 from bayestream import Engine, RawBatch
 from bayestream.state import StateRow, decode_row, encode_row
-from tests.conftest import make_engine
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
