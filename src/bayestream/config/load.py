@@ -36,7 +36,11 @@ def load_config(path: str | Path) -> Config:
 
 def _describe(exc: ValidationError, source: str, data: dict[str, Any]) -> str:
     lines = [f"{source}: invalid configuration"]
-    for error in exc.errors():
+    errors = exc.errors()
+    bad_rules = any(len(e["loc"]) > 1 and e["loc"][0] == "rule" for e in errors)
+    for error in errors:
+        if bad_rules and error["loc"] == ("rule",) and error["type"] == "too_short":
+            continue  # pydantic's echo of the invalid rules, not a separate problem
         location = _location(error["loc"], data)
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"  {location}: {message}")

@@ -7,7 +7,8 @@ Every kernel in the project is compiled through :func:`kernel`; nobody else writ
   starts warm;
 - ``nogil=True``: kernels release the GIL, so a runtime thread can poll Kafka meanwhile;
 - ``error_model="numpy"``: division by zero gives inf/nan instead of raising, as in numpy;
-- ``fastmath=False``: IEEE semantics, so results are reproducible bit for bit.
+- ``fastmath=False``: IEEE semantics, so results are reproducible bit for bit;
+- per-event helpers are inlined into the kernels that call them (:func:`inline`).
 """
 
 from __future__ import annotations
@@ -30,3 +31,13 @@ _POLICY: dict[str, Any] = {
 def kernel(fn: F) -> F:
     """Compile ``fn`` with the project's numba policy."""
     return numba.njit(**_POLICY)(fn)  # type: ignore[no-any-return]
+
+
+def inline(fn: F) -> F:
+    """Compile a small helper that kernels call per event, inlined into its callers.
+
+    A call between separately compiled functions costs a call and reference counting for each
+    array argument; per event that is measurable, so per-event helpers are inlined at the
+    numba IR level (``inline="always"``).
+    """
+    return numba.njit(inline="always", **_POLICY)(fn)  # type: ignore[no-any-return]

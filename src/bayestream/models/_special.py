@@ -24,7 +24,7 @@ from numba import types
 from numba.extending import get_cython_function_address
 from scipy.special import cython_special
 
-from bayestream.models._jit import kernel
+from bayestream.models._jit import inline
 
 _MODULE = "scipy.special.cython_special"
 _CAPI: dict[str, Any] = cython_special.__pyx_capi__  # type: ignore[attr-defined]
@@ -60,57 +60,57 @@ _betaln = _double_function("betaln", 2)
 _psi = _double_function("psi", 1)
 
 
-@kernel
+@inline
 def betainc(a: float, b: float, x: float) -> float:
     return _betainc(a, b, x, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def betaincc(a: float, b: float, x: float) -> float:
     return _betaincc(a, b, x, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def betaincinv(a: float, b: float, y: float) -> float:
     return _betaincinv(a, b, y, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def gammainc(a: float, x: float) -> float:
     return _gammainc(a, x, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def gammaincc(a: float, x: float) -> float:
     return _gammaincc(a, x, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def gammaincinv(a: float, y: float) -> float:
     return _gammaincinv(a, y, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def stdtr(df: float, t: float) -> float:
     return _stdtr(df, t, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def stdtrit(df: float, p: float) -> float:
     return _stdtrit(df, p, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def gammaln(x: float) -> float:
     return _gammaln(x, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def betaln(a: float, b: float) -> float:
     return _betaln(a, b, 0)  # type: ignore[no-any-return]
 
 
-@kernel
+@inline
 def psi(x: float) -> float:
     return _psi(x, 0)  # type: ignore[no-any-return]
 

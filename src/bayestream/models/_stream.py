@@ -18,13 +18,13 @@ import math
 
 import numpy as np
 
-from bayestream.models._jit import kernel
+from bayestream.models._jit import inline
 
 APPLIED = np.int8(0)
 LATE = np.int8(1)
 
 
-@kernel
+@inline
 def reset_row(
     params: np.ndarray, last_ts: np.ndarray, n_eff: np.ndarray, prior: np.ndarray, s: int
 ) -> None:
@@ -35,7 +35,7 @@ def reset_row(
     n_eff[s] = 0.0
 
 
-@kernel
+@inline
 def begin_event(
     params: np.ndarray,
     last_ts: np.ndarray,
@@ -74,7 +74,7 @@ def begin_event(
     return d
 
 
-@kernel
+@inline
 def forget_linear(params: np.ndarray, prior: np.ndarray, s: int, d: float) -> None:
     """Move row ``s`` toward the prior: p <- p0 + d (p - p0), for families whose parameters
     are pseudo-counts (Beta, Gamma, Dirichlet)."""
@@ -84,7 +84,7 @@ def forget_linear(params: np.ndarray, prior: np.ndarray, s: int, d: float) -> No
         params[s, j] = prior[j] + d * (params[s, j] - prior[j])
 
 
-@kernel
+@inline
 def mid_p_tail(lower_strict: float, at: float, upper_strict: float, side: int) -> float:
     """Mid-p tail probability of a discrete observation from P(X<x), P(X=x), P(X>x)."""
     lower = lower_strict + 0.5 * at
@@ -92,7 +92,7 @@ def mid_p_tail(lower_strict: float, at: float, upper_strict: float, side: int) -
     return side_tail(lower, upper, side)
 
 
-@kernel
+@inline
 def side_tail(lower: float, upper: float, side: int) -> float:
     """Pick the tail: 0 upper, 1 lower, 2 two-sided (twice the smaller, capped at 1)."""
     if side == 0:

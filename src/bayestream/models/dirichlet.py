@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from bayestream.models._jit import kernel
+from bayestream.models._jit import inline, kernel
 from bayestream.models._special import betaincinv, gammaln, psi
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear
 
@@ -30,7 +30,7 @@ def posterior(prior: np.ndarray, categories: np.ndarray) -> np.ndarray:
     return prior + np.bincount(categories.astype(np.int64), minlength=prior.shape[0])
 
 
-@kernel
+@inline
 def tail_probability(alpha: np.ndarray, k: int) -> float:
     """Mid-p predictive mass of categories no more probable than category ``k``."""
     total = alpha.sum()
