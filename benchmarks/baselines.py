@@ -32,8 +32,12 @@ def _ppf_special(df: float, q: float) -> float:
 class PerEventNormalGamma:
     """Normal-Gamma with forgetting, one event at a time."""
 
-    def __init__(self, rule: dict[str, Any], tail: Callable[[float, float, float, float], float],
-                 ppf: Callable[[float, float], float]) -> None:
+    def __init__(
+        self,
+        rule: dict[str, Any],
+        tail: Callable[[float, float, float, float], float],
+        ppf: Callable[[float, float], float],
+    ) -> None:
         p = rule["prior"]
         self.prior = (p["mu"], p["kappa"], p["alpha"], p["beta"])
         self.half_life = rule["half_life_seconds"]
@@ -53,7 +57,9 @@ class PerEventNormalGamma:
                 ev = orjson.loads(line)
                 key, metric, ts, x = ev["key"], ev["metric"], float(ev["ts"]), float(ev["value"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                out.append(orjson.dumps({"reason": "invalid", "raw": line.decode("utf-8", "replace")}))
+                out.append(
+                    orjson.dumps({"reason": "invalid", "raw": line.decode("utf-8", "replace")})
+                )
                 continue
             if not isinstance(key, str) or not isinstance(metric, str) or not math.isfinite(x):
                 out.append(orjson.dumps({"reason": "invalid", "raw": line.decode()}))
@@ -73,11 +79,20 @@ class PerEventNormalGamma:
             scale = math.sqrt(beta * (kappa + 1.0) / (alpha * kappa))
             p = self.tail(2.0 * alpha, mu, scale, x)
             if p < self.threshold:
-                out.append(orjson.dumps({"key": key, "metric": metric, "ts": ts, "value": x,
-                                         "tail_probability": p}))
+                out.append(
+                    orjson.dumps(
+                        {"key": key, "metric": metric, "ts": ts, "value": x, "tail_probability": p}
+                    )
+                )
             dev = x - mu
-            s[:] = [mu + dev / (kappa + 1.0), kappa + 1.0, alpha + 0.5,
-                    beta + kappa * dev * dev / (2.0 * (kappa + 1.0)), max(last, ts), n_eff + 1.0]
+            s[:] = [
+                mu + dev / (kappa + 1.0),
+                kappa + 1.0,
+                alpha + 0.5,
+                beta + kappa * dev * dev / (2.0 * (kappa + 1.0)),
+                max(last, ts),
+                n_eff + 1.0,
+            ]
             touched[(key, metric)] = s
         for (key, metric), s in touched.items():
             out.append(orjson.dumps(self.summary(key, metric, s)))
@@ -89,15 +104,22 @@ class PerEventNormalGamma:
         post = math.sqrt(beta / (alpha * kappa))
         pred = math.sqrt(beta * (kappa + 1.0) / (alpha * kappa))
         return {
-            "key": key, "metric": metric, "family": "normal_gamma",
+            "key": key,
+            "metric": metric,
+            "family": "normal_gamma",
             "params": {"mu": mu, "kappa": kappa, "alpha": alpha, "beta": beta},
-            "mean": mu, "sd": math.sqrt(beta / (kappa * (alpha - 1.0))) if alpha > 1 else None,
+            "mean": mu,
+            "sd": math.sqrt(beta / (kappa * (alpha - 1.0))) if alpha > 1 else None,
             "credible_intervals": {
-                str(c): [mu - post * self.ppf(df, 0.5 + c / 2), mu + post * self.ppf(df, 0.5 + c / 2)]
+                str(c): [
+                    mu - post * self.ppf(df, 0.5 + c / 2),
+                    mu + post * self.ppf(df, 0.5 + c / 2),
+                ]
                 for c in self.levels
             },
             "predictive_quantiles": {str(q): mu + pred * self.ppf(df, q) for q in self.quantiles},
-            "n_eff": n_eff, "last_ts": last,
+            "n_eff": n_eff,
+            "last_ts": last,
         }
 
 

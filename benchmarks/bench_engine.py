@@ -66,13 +66,19 @@ def run_engine(engine: Engine, lines: list[bytes], batch_size: int) -> dict[str,
     seconds = time.perf_counter() - started
     gc.enable()
     gc.unfreeze()
-    return {"events": len(lines), "seconds": round(seconds, 4),
-            "events_per_s": round(len(lines) / seconds), "posterior_records": records,
-            "anomalies": anomalies, "output_bytes": out_bytes}
+    return {
+        "events": len(lines),
+        "seconds": round(seconds, 4),
+        "events_per_s": round(len(lines) / seconds),
+        "posterior_records": records,
+        "anomalies": anomalies,
+        "output_bytes": out_bytes,
+    }
 
 
-def run_baseline(make: Any, rule: dict[str, Any], lines: list[bytes],
-                 batch_size: int) -> dict[str, Any]:
+def run_baseline(
+    make: Any, rule: dict[str, Any], lines: list[bytes], batch_size: int
+) -> dict[str, Any]:
     proc = make(rule)
     gc.collect()
     started = time.perf_counter()
@@ -80,33 +86,51 @@ def run_baseline(make: Any, rule: dict[str, Any], lines: list[bytes],
     for j in range(0, len(lines), batch_size):
         out_bytes += sum(len(b) for b in proc.process(lines[j : j + batch_size]))
     seconds = time.perf_counter() - started
-    return {"events": len(lines), "seconds": round(seconds, 4),
-            "events_per_s": round(len(lines) / seconds), "output_bytes": out_bytes,
-            "state": proc.state}
+    return {
+        "events": len(lines),
+        "seconds": round(seconds, 4),
+        "events_per_s": round(len(lines) / seconds),
+        "output_bytes": out_bytes,
+        "state": proc.state,
+    }
 
 
 def jit_warmup_seconds() -> dict[str, float]:
     """Seconds to import bayestream and compile every kernel: with an empty numba cache (first
     run ever) and with the cache filled (every later start), each in a fresh process."""
-    code = ("import time; t=time.perf_counter(); import bayestream.engine; "
-            "from bayestream.models import warm_up; from bayestream.schema.scan import scan; "
-            "from bayestream.state.index import StreamIndex; warm_up(); "
-            "from bayestream import parse_config, Engine, RawBatch; "
-            "e=Engine(parse_config({'rule':[{'metric':'m','family':'normal_gamma'}]})); "
-            "e.process(RawBatch.from_messages([b'{\"key\":\"k\",\"metric\":\"m\",\"ts\":1,"
-            "\"value\":1}'])); print(time.perf_counter()-t)")
+    code = (
+        "import time; t=time.perf_counter(); import bayestream.engine; "
+        "from bayestream.models import warm_up; from bayestream.schema.scan import scan; "
+        "from bayestream.state.index import StreamIndex; warm_up(); "
+        "from bayestream import parse_config, Engine, RawBatch; "
+        "e=Engine(parse_config({'rule':[{'metric':'m','family':'normal_gamma'}]})); "
+        'e.process(RawBatch.from_messages([b\'{"key":"k","metric":"m","ts":1,'
+        '"value":1}\'])); print(time.perf_counter()-t)'
+    )
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        cold = float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                    capture_output=True, text=True).stdout)
-        warm = float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                    capture_output=True, text=True).stdout)
+        cold = float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
+        warm = float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
     return {"cold_cache_s": round(cold, 2), "warm_cache_s": round(warm, 2)}
 
 
-def engine_workload(name: str, rules: list[dict[str, Any]], make_lines: Any, n: int,
-                    streams: int, exponent: float, batch_size: int) -> tuple[dict[str, Any],
-                                                                            Engine]:
+def engine_workload(
+    name: str,
+    rules: list[dict[str, Any]],
+    make_lines: Any,
+    n: int,
+    streams: int,
+    exponent: float,
+    batch_size: int,
+) -> tuple[dict[str, Any], Engine]:
     config = parse_config({"rule": rules})
     cold_lines = make_lines(n, streams, exponent, seed=1)
     steady_lines = make_lines(n, streams, exponent, seed=2, start=1_700_000_000.0 + n * 1e-3)
@@ -117,8 +141,11 @@ def engine_workload(name: str, rules: list[dict[str, Any]], make_lines: Any, n: 
     tracked = len(engine)
     numeric = sum(s.numeric_bytes_per_stream() * len(s) for s in engine.stores)
     result = {
-        "workload": name, "streams_tracked": tracked, "batch_size": batch_size,
-        "cold": cold, "steady": steady,
+        "workload": name,
+        "streams_tracked": tracked,
+        "batch_size": batch_size,
+        "cold": cold,
+        "steady": steady,
         "numeric_state_bytes_per_stream": round(numeric / tracked, 1),
         "index_bytes_per_stream": round(engine.index.nbytes() / tracked, 1),
         "rss_bytes_per_stream": round((rss_bytes() - rss_before) / tracked, 1),
@@ -139,16 +166,30 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.events, args.streams, args.baseline_events, args.stats_events = (
-            50_000, 5_000, 10_000, 2_000)
+            50_000,
+            5_000,
+            10_000,
+            2_000,
+        )
 
     report: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "args": vars(args),
         "jit": jit_warmup_seconds(),
     }
-    ng, engine = engine_workload("normal_gamma", NORMAL_GAMMA_RULES, normal_gamma_lines,
-                                 args.events, args.streams, args.zipf, args.batch_size)
+    ng, engine = engine_workload(
+        "normal_gamma",
+        NORMAL_GAMMA_RULES,
+        normal_gamma_lines,
+        args.events,
+        args.streams,
+        args.zipf,
+        args.batch_size,
+    )
     report["normal_gamma"] = ng
     # Baselines on a prefix of the same cold events, with the same batch size.
     rule = NORMAL_GAMMA_RULES[0]
@@ -167,13 +208,15 @@ def main() -> None:
         "final_posteriors_agree_with_scipy_special_baseline": agree,
         "ratio_vs_scipy_stats": round(same_prefix["events_per_s"] / stats["events_per_s"], 1),
         "ratio_vs_scipy_special": round(same_prefix["events_per_s"] / special["events_per_s"], 2),
-        "ratio_steady_vs_scipy_special": round(ng["steady"]["events_per_s"]
-                                               / special["events_per_s"], 2),
+        "ratio_steady_vs_scipy_special": round(
+            ng["steady"]["events_per_s"] / special["events_per_s"], 2
+        ),
     }
     del engine, fresh
     gc.collect()
-    report["mix"], _ = engine_workload("mix", MIX_RULES, mix_lines, args.events, args.streams,
-                                       args.zipf, args.batch_size)
+    report["mix"], _ = engine_workload(
+        "mix", MIX_RULES, mix_lines, args.events, args.streams, args.zipf, args.batch_size
+    )
     report["peak_rss_bytes"] = peak_rss_bytes()
     print(json.dumps(report, indent=2))
 

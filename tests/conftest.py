@@ -10,13 +10,20 @@ import pytest
 from bayestream import Engine, RawBatch, parse_config
 
 BASE_RULES: list[dict[str, Any]] = [
-    {"metric": "lat", "family": "normal_gamma",
-     "prior": {"mu": 0.0, "kappa": 1.0, "alpha": 2.0, "beta": 2.0}, "tail": "upper"},
+    {
+        "metric": "lat",
+        "family": "normal_gamma",
+        "prior": {"mu": 0.0, "kappa": 1.0, "alpha": 2.0, "beta": 2.0},
+        "tail": "upper",
+    },
     {"metric": "loglat", "family": "normal_gamma", "transform": "log"},
     {"metric": "err", "family": "beta_binomial", "prior": {"alpha": 1.0, "beta": 9.0}},
     {"metric": "req", "family": "gamma_poisson", "prior": {"alpha": 2.0, "beta": 1.0}},
-    {"metric": "status", "family": "dirichlet",
-     "prior": {"categories": ["ok", "warn", "fail"], "alpha": [1.0, 1.0, 0.5]}},
+    {
+        "metric": "status",
+        "family": "dirichlet",
+        "prior": {"categories": ["ok", "warn", "fail"], "alpha": [1.0, 1.0, 0.5]},
+    },
 ]
 
 

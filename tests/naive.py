@@ -35,8 +35,12 @@ UPPER, LOWER, TWO_SIDED = 0, 1, 2
 def ng_step(p: list[Fraction], x: float) -> list[Fraction]:
     mu, k, a, b = p
     xf = Fraction(x)
-    return [(k * mu + xf) / (k + 1), k + 1, a + Fraction(1, 2),
-            b + k * (xf - mu) ** 2 / (2 * (k + 1))]
+    return [
+        (k * mu + xf) / (k + 1),
+        k + 1,
+        a + Fraction(1, 2),
+        b + k * (xf - mu) ** 2 / (2 * (k + 1)),
+    ]
 
 
 def ng_decay(p: list[Fraction], p0: list[Fraction], d: Fraction) -> list[Fraction]:
@@ -82,8 +86,9 @@ def decay(family: str, p: list[Fraction], p0: list[Fraction], d: Fraction) -> li
     return ng_decay(p, p0, d) if family == "normal_gamma" else linear_decay(p, p0, d)
 
 
-def sequential(family: str, prior: np.ndarray, xs: np.ndarray,
-               sizes: np.ndarray | None = None) -> np.ndarray:
+def sequential(
+    family: str, prior: np.ndarray, xs: np.ndarray, sizes: np.ndarray | None = None
+) -> np.ndarray:
     """Posterior after all of ``xs`` in order, no forgetting, exact arithmetic."""
     p = [Fraction(float(v)) for v in prior]
     sizes = np.ones(len(xs)) if sizes is None else sizes
@@ -109,8 +114,9 @@ class NaiveStreams:
     def _fresh(self) -> tuple[list[Fraction], float | None, Fraction]:
         return [Fraction(float(v)) for v in self.prior], None, Fraction(0)
 
-    def event(self, row: int, t: float, x: float, size: float = 1.0,
-              expire_before: float = -INF) -> np.ndarray | None:
+    def event(
+        self, row: int, t: float, x: float, size: float = 1.0, expire_before: float = -INF
+    ) -> np.ndarray | None:
         """Apply one event; return the predictive (decayed) posterior, or None when LATE."""
         p, newest, n_eff = self.rows.get(row, self._fresh())
         if newest is not None and newest < expire_before:
@@ -161,7 +167,7 @@ def discrete_mid_p(pmf: np.ndarray, x: int, side: int) -> float:
     """Mid-p tail from the whole pmf on 0..len-1 (tails summed term by term)."""
     at = float(pmf[x])
     lower = math.fsum(pmf[:x]) + 0.5 * at
-    upper = math.fsum(pmf[x + 1:]) + 0.5 * at
+    upper = math.fsum(pmf[x + 1 :]) + 0.5 * at
     return pick(lower, upper, side)
 
 
@@ -206,8 +212,7 @@ def nb_mid_p_recurrence(x: int, e: float, a: float, b: float) -> tuple[float, fl
 def dir_tail(p: np.ndarray, x: int) -> float:
     probs = [a / math.fsum(p) for a in p]
     mine = probs[x]
-    return math.fsum(q for q in probs if q < mine) + 0.5 * math.fsum(
-        q for q in probs if q == mine)
+    return math.fsum(q for q in probs if q < mine) + 0.5 * math.fsum(q for q in probs if q == mine)
 
 
 def oracle_tail(family: str, p: np.ndarray, x: float, size: float, side: int) -> float:
@@ -244,7 +249,6 @@ def draw_events(family: str, rng: np.random.Generator, m: int) -> tuple[np.ndarr
     return rng.choice(4, m, p=[0.1, 0.4, 0.2, 0.3]).astype(float), np.ones(m)
 
 
-
 @dataclass
 class Rows:
     """Columnar state for ``n`` streams of one rule, all starting at the prior."""
@@ -264,9 +268,20 @@ class Rows:
         self.obs_size = np.zeros(self.n)
 
 
-def apply(module, rows: Rows, slots, ts, x, size=None, *, half_life: float = INF,
-          per_event: bool = False, side: int = UPPER, max_lateness: float = INF,
-          expire_before=None) -> tuple[np.ndarray, np.ndarray]:
+def apply(
+    module,
+    rows: Rows,
+    slots,
+    ts,
+    x,
+    size=None,
+    *,
+    half_life: float = INF,
+    per_event: bool = False,
+    side: int = UPPER,
+    max_lateness: float = INF,
+    expire_before=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Run ``module.update`` over events; return (tail, status) per event."""
     slots = np.asarray(slots, dtype=np.int64)
     m = slots.shape[0]
@@ -276,9 +291,24 @@ def apply(module, rows: Rows, slots, ts, x, size=None, *, half_life: float = INF
     expire = np.full(m, -np.inf) if expire_before is None else np.asarray(expire_before, float)
     tail = np.empty(m)
     status = np.empty(m, dtype=np.int8)
-    module.update(rows.params, rows.last_ts, rows.n_eff, rows.obs_size, rows.prior,
-                  float(half_life), bool(per_event), int(side), float(max_lateness), slots, ts,
-                  x, size, expire, tail, status)
+    module.update(
+        rows.params,
+        rows.last_ts,
+        rows.n_eff,
+        rows.obs_size,
+        rows.prior,
+        float(half_life),
+        bool(per_event),
+        int(side),
+        float(max_lateness),
+        slots,
+        ts,
+        x,
+        size,
+        expire,
+        tail,
+        status,
+    )
     return tail, status
 
 
@@ -288,8 +318,14 @@ def summarize(module, rows: Rows, levels, quantiles) -> tuple[np.ndarray, ...]:
     quantiles = np.asarray(quantiles, dtype=np.float64)
     width = rows.params.shape[1] if module.__name__.endswith("dirichlet") else 1
     m = rows.n
-    out = (np.empty((m, width)), np.empty((m, width)), np.empty((m, levels.size, width)),
-           np.empty((m, levels.size, width)), np.empty((m, quantiles.size)))
-    module.summarize(rows.params, rows.obs_size, np.arange(m, dtype=np.int64), levels,
-                     quantiles, *out)
+    out = (
+        np.empty((m, width)),
+        np.empty((m, width)),
+        np.empty((m, levels.size, width)),
+        np.empty((m, levels.size, width)),
+        np.empty((m, quantiles.size)),
+    )
+    module.summarize(
+        rows.params, rows.obs_size, np.arange(m, dtype=np.int64), levels, quantiles, *out
+    )
     return out

@@ -8,29 +8,51 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import make_engine
 
 from bayestream import Engine, RawBatch
 from bayestream.state import StateRow, decode_row, encode_row
+from tests.conftest import make_engine
 
-PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 RULES: list[dict[str, Any]] = [
-    {"metric": "lat", "family": "normal_gamma", "half_life_seconds": 30.0, "tail": "upper",
-     "anomaly_threshold": 0.2},
-    {"metric": "log*", "family": "normal_gamma", "transform": "log", "half_life_events": 3.0,
-     "idle_ttl_seconds": 40.0},
-    {"metric": "err", "family": "beta_binomial", "half_life_seconds": 20.0,
-     "anomaly_threshold": 0.3, "emit": "interval", "emit_interval_seconds": 15.0},
+    {
+        "metric": "lat",
+        "family": "normal_gamma",
+        "half_life_seconds": 30.0,
+        "tail": "upper",
+        "anomaly_threshold": 0.2,
+    },
+    {
+        "metric": "log*",
+        "family": "normal_gamma",
+        "transform": "log",
+        "half_life_events": 3.0,
+        "idle_ttl_seconds": 40.0,
+    },
+    {
+        "metric": "err",
+        "family": "beta_binomial",
+        "half_life_seconds": 20.0,
+        "anomaly_threshold": 0.3,
+        "emit": "interval",
+        "emit_interval_seconds": 15.0,
+    },
     {"metric": "req", "family": "gamma_poisson", "tail": "lower", "idle_ttl_seconds": 25.0},
-    {"metric": "status", "family": "dirichlet",
-     "prior": {"categories": ["a", "b", "c"], "alpha": 0.5}, "anomaly_threshold": 0.4},
+    {
+        "metric": "status",
+        "family": "dirichlet",
+        "prior": {"categories": ["a", "b", "c"], "alpha": 0.5},
+        "anomaly_threshold": 0.4,
+    },
 ]
 
 values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
-    st.integers(-3, 40), st.sampled_from(["a", "b", "c", "d", "", None, True]),
+    st.integers(-3, 40),
+    st.sampled_from(["a", "b", "c", "d", "", None, True]),
 )
 
 
@@ -75,8 +97,12 @@ def _run(engine: Engine, msgs: list[bytes], cuts: list[int]) -> dict[str, Any]:
         start = end
     for p in engine.flush().posteriors:
         finals[(p.key, p.metric)] = p
-    return {"anomalies": anomalies, "dead": dead, "finals": finals,
-            "rows": sorted(engine.state_rows(), key=lambda r: (r.key, r.metric))}
+    return {
+        "anomalies": anomalies,
+        "dead": dead,
+        "finals": finals,
+        "rows": sorted(engine.state_rows(), key=lambda r: (r.key, r.metric)),
+    }
 
 
 @PROPERTY
@@ -84,8 +110,7 @@ def _run(engine: Engine, msgs: list[bytes], cuts: list[int]) -> dict[str, Any]:
 def test_outputs_do_not_depend_on_batching(msgs: list[bytes], cuts: list[int]) -> None:
     whole = _run(make_engine(RULES, max_lateness_seconds=100.0), msgs, [])
     split = _run(make_engine(RULES, max_lateness_seconds=100.0), msgs, cuts)
-    one_by_one = _run(make_engine(RULES, max_lateness_seconds=100.0), msgs,
-                      list(range(len(msgs))))
+    one_by_one = _run(make_engine(RULES, max_lateness_seconds=100.0), msgs, list(range(len(msgs))))
     for other in (split, one_by_one):
         assert other["anomalies"] == whole["anomalies"]
         assert other["dead"] == whole["dead"]
@@ -107,11 +132,16 @@ finite = st.floats(allow_nan=True, allow_infinity=True)
 
 
 @PROPERTY
-@given(key=st.text(max_size=30), metric=st.text(max_size=30), code=st.integers(0, 255),
-       numbers=st.lists(finite, min_size=4, max_size=4),
-       params=st.lists(finite, max_size=12))
-def test_state_rows_round_trip(key: str, metric: str, code: int, numbers: list[float],
-                               params: list[float]) -> None:
+@given(
+    key=st.text(max_size=30),
+    metric=st.text(max_size=30),
+    code=st.integers(0, 255),
+    numbers=st.lists(finite, min_size=4, max_size=4),
+    params=st.lists(finite, max_size=12),
+)
+def test_state_rows_round_trip(
+    key: str, metric: str, code: int, numbers: list[float], params: list[float]
+) -> None:
     row = StateRow(key, metric, code, *numbers, np.array(params, dtype=np.float64))
     data = encode_row(row)
     assert decode_row(data) == row

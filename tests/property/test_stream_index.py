@@ -12,10 +12,13 @@ from bayestream.schema.scan import scan
 from bayestream.state import StreamIndex
 from bayestream.state.index import fnv1a
 
-names = st.tuples(st.sampled_from(["a", "b", "host-1", "ü", "", "x" * 40]),
-                  st.sampled_from(["m", "lat", "ü", ""]))
-ops = st.lists(st.tuples(st.sampled_from(["insert", "remove", "get"]), names,
-                         st.integers(0, 1 << 45)), max_size=200)
+names = st.tuples(
+    st.sampled_from(["a", "b", "host-1", "ü", "", "x" * 40]), st.sampled_from(["m", "lat", "ü", ""])
+)
+ops = st.lists(
+    st.tuples(st.sampled_from(["insert", "remove", "get"]), names, st.integers(0, 1 << 45)),
+    max_size=200,
+)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -39,14 +42,18 @@ def test_lookup_from_spans_agrees_with_get() -> None:
     index = StreamIndex(8)
     for i in range(500):
         index.insert(f"host-{i}", "lat" if i % 2 else "err", i)
-    messages = [json.dumps({"key": f"host-{i}", "metric": m, "ts": 1, "value": 1}).encode()
-                for i in range(0, 700, 3) for m in ("lat", "err")]
+    messages = [
+        json.dumps({"key": f"host-{i}", "metric": m, "ts": 1, "value": 1}).encode()
+        for i in range(0, 700, 3)
+        for m in ("lat", "err")
+    ]
     buf = np.frombuffer(b"".join(messages), dtype=np.uint8)
     ends = np.cumsum([len(m) for m in messages])
     result = scan(buf, ends - np.array([len(m) for m in messages]), ends)
     out = np.full(len(messages), -7, dtype=np.int64)
-    index.lookup_spans(buf, np.arange(len(messages)), result.stream_hash, result.str_start,
-                       result.str_end, out)
+    index.lookup_spans(
+        buf, np.arange(len(messages)), result.stream_hash, result.str_start, result.str_end, out
+    )
     expected = [index.get(json.loads(m)["key"], json.loads(m)["metric"]) for m in messages]
     assert out.tolist() == expected
     assert sum(v >= 0 for v in expected) == len(range(0, 500, 3))  # one metric per host

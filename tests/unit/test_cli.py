@@ -31,11 +31,20 @@ family = "beta_binomial"
 def _lines(n: int = 300) -> list[str]:
     out = []
     for i in range(n):
-        out.append(json.dumps({"key": f"h{i % 4}", "metric": "latency", "ts": 100 + i,
-                               "value": 10.0 + (i % 7) * 0.1}))
+        out.append(
+            json.dumps(
+                {
+                    "key": f"h{i % 4}",
+                    "metric": "latency",
+                    "ts": 100 + i,
+                    "value": 10.0 + (i % 7) * 0.1,
+                }
+            )
+        )
         if i % 50 == 0:
-            out.append(json.dumps({"key": "h1", "metric": "err", "ts": 100 + i, "value": 2,
-                                   "trials": 40}))
+            out.append(
+                json.dumps({"key": "h1", "metric": "err", "ts": 100 + i, "value": 2, "trials": 40})
+            )
     out.append(json.dumps({"key": "h0", "metric": "latency", "ts": 400, "value": 99.0}))
     out.insert(7, "")
     out.insert(8, "   ")
@@ -58,11 +67,14 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _run(config: Path, source: Path, out: Path, *extra: str) -> dict[str, list[dict]]:  # type: ignore[type-arg]
-    code = main(["run", "--config", str(config), "--input", str(source), "--output-dir",
-                 str(out), *extra])
+    code = main(
+        ["run", "--config", str(config), "--input", str(source), "--output-dir", str(out), *extra]
+    )
     assert code == 0
-    return {name: _read(out / f"{name}.jsonl")
-            for name in ("posteriors", "anomalies", "dead_letter", "evicted")}
+    return {
+        name: _read(out / f"{name}.jsonl")
+        for name in ("posteriors", "anomalies", "dead_letter", "evicted")
+    }
 
 
 def test_run_writes_every_output(files: tuple[Path, Path], tmp_path: Path) -> None:
@@ -73,8 +85,13 @@ def test_run_writes_every_output(files: tuple[Path, Path], tmp_path: Path) -> No
     assert all("raw" in d and d["detail"] for d in out["dead_letter"])
     assert [(a["key"], a["value"]) for a in out["anomalies"]] == [("h0", 99.0)]
     finals = {(p["key"], p["metric"]): p for p in out["posteriors"]}
-    assert set(finals) == {("h0", "latency"), ("h1", "latency"), ("h2", "latency"),
-                           ("h3", "latency"), ("h1", "err")}
+    assert set(finals) == {
+        ("h0", "latency"),
+        ("h1", "latency"),
+        ("h2", "latency"),
+        ("h3", "latency"),
+        ("h1", "err"),
+    }
     assert finals[("h1", "err")]["params"] == {"alpha": 1.0 + 12, "beta": 1.0 + 6 * 38}
     lines = [line for line in source.read_text().splitlines() if line.strip()]
     applied = sum(1 for _ in lines) - len(out["dead_letter"])
@@ -95,17 +112,31 @@ def test_outputs_do_not_depend_on_batch_size(files: tuple[Path, Path], tmp_path:
 def test_run_reads_stdin(files: tuple[Path, Path], tmp_path: Path) -> None:
     config, source = files
     result = subprocess.run(
-        [sys.executable, "-m", "bayestream.cli.main", "run", "--config", str(config),
-         "--input", "-", "--output-dir", str(tmp_path / "stdin")],
-        input=source.read_bytes(), capture_output=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "bayestream.cli.main",
+            "run",
+            "--config",
+            str(config),
+            "--input",
+            "-",
+            "--output-dir",
+            str(tmp_path / "stdin"),
+        ],
+        input=source.read_bytes(),
+        capture_output=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert b"2 dead letters" in result.stderr
     from_file = _run(config, source, tmp_path / "file")
     assert _read(tmp_path / "stdin" / "posteriors.jsonl") == from_file["posteriors"]
 
 
-def test_check_config_prints_resolved_rules(files: tuple[Path, Path],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_prints_resolved_rules(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     config, _ = files
     assert main(["check-config", str(config)]) == 0
     resolved = json.loads(capsys.readouterr().out)
@@ -113,35 +144,60 @@ def test_check_config_prints_resolved_rules(files: tuple[Path, Path],
     assert resolved["rule"][0]["credible_levels"] == [0.95]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[[rule]]\nmetric = "m"\nfamily = "poisson"\n', "rule[0].family"),
-    ('[[rule]]\nmetric = "m"\nfamily = "normal_gamma"\nprior = { kappa = -1 }\n',
-     "prior.kappa must be > 0"),
-    ('[[rule]]\nmetric = "m"\nfamily = "beta_binomial"\nhalf_life_seconds = 1\n'
-     'half_life_events = 2\n', "not both"),
-    ('[[rule]]\nmetric = "m"\nfamily = "beta_binomial"\nspeed = 3\n', "rule[0].speed"),
-    ('[[rule]]\nmetric = "m"\nfamily = "dirichlet"\nprior = { categories = ["a"] }\n',
-     "at least 2"),
-    ('[[rule]]\nmetric = "m"\nfamily = "gamma_poisson"\ntransform = "log"\n',
-     "'normal_gamma' only"),
-    ('[engine]\nmax_streams = 0\n[[rule]]\nmetric = "m"\nfamily = "dirichlet"\n',
-     "engine.max_streams"),
-    ("[[rule]\n", "not valid TOML"),
-    ("", "rule"),
-])
-def test_bad_config_exits_2_naming_the_field(tmp_path: Path, text: str, message: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[rule]]\nmetric = "m"\nfamily = "poisson"\n', "rule[0].family"),
+        (
+            '[[rule]]\nmetric = "m"\nfamily = "normal_gamma"\nprior = { kappa = -1 }\n',
+            "prior.kappa must be > 0",
+        ),
+        (
+            '[[rule]]\nmetric = "m"\nfamily = "beta_binomial"\nhalf_life_seconds = 1\n'
+            "half_life_events = 2\n",
+            "not both",
+        ),
+        ('[[rule]]\nmetric = "m"\nfamily = "beta_binomial"\nspeed = 3\n', "rule[0].speed"),
+        (
+            '[[rule]]\nmetric = "m"\nfamily = "dirichlet"\nprior = { categories = ["a"] }\n',
+            "at least 2",
+        ),
+        (
+            '[[rule]]\nmetric = "m"\nfamily = "gamma_poisson"\ntransform = "log"\n',
+            "'normal_gamma' only",
+        ),
+        (
+            '[engine]\nmax_streams = 0\n[[rule]]\nmetric = "m"\nfamily = "dirichlet"\n',
+            "engine.max_streams",
+        ),
+        ("[[rule]\n", "not valid TOML"),
+        ("", "rule"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_field(
+    tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
     assert main(["check-config", str(config)]) == 2
     assert message in capsys.readouterr().err
 
 
-def test_missing_input_exits_2(files: tuple[Path, Path], tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_input_exits_2(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config, _ = files
-    code = main(["run", "--config", str(config), "--input", str(tmp_path / "nope.jsonl"),
-                 "--output-dir", str(tmp_path / "o")])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--input",
+            str(tmp_path / "nope.jsonl"),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "no such file" in capsys.readouterr().err
 
 
@@ -149,5 +205,6 @@ def test_demo_runs_and_writes_its_outputs(tmp_path: Path) -> None:
     assert main(["demo", "--plain", "--events", "3000", "--output-dir", str(tmp_path)]) == 0
     dead = _read(tmp_path / "dead_letter.jsonl")
     from bayestream.cli.synthetic import HOSTILE
+
     assert len(dead) == len(HOSTILE)
     assert _read(tmp_path / "posteriors.jsonl") and (tmp_path / "config.toml").exists()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import batch, event, make_engine
 
 from bayestream import Reason
+from tests.conftest import batch, event, make_engine
 
 GOOD = [
     event("k", "lat", 10_000.0, 1.0),
@@ -67,8 +67,9 @@ def test_every_reason_has_a_case() -> None:
     assert {reason for _, reason in CASES} == set(Reason) - {Reason.STREAM_LIMIT}
 
 
-@pytest.mark.parametrize(("raw", "reason"), CASES, ids=[f"{r.value}-{i}" for i, (_, r) in
-                                                        enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("raw", "reason"), CASES, ids=[f"{r.value}-{i}" for i, (_, r) in enumerate(CASES)]
+)
 def test_bad_event_is_dead_lettered_and_touches_nothing(raw: bytes, reason: Reason) -> None:
     engine = make_engine()
     engine.process(batch(GOOD))
@@ -81,8 +82,9 @@ def test_bad_event_is_dead_lettered_and_touches_nothing(raw: bytes, reason: Reas
 
 
 def test_bad_events_between_good_ones_do_not_change_good_results() -> None:
-    mixed = [m for pair in zip(GOOD, [raw for raw, _ in CASES[: len(GOOD)]], strict=True)
-             for m in pair]
+    mixed = [
+        m for pair in zip(GOOD, [raw for raw, _ in CASES[: len(GOOD)]], strict=True) for m in pair
+    ]
     clean, dirty = make_engine(), make_engine()
     clean.process(batch(GOOD))
     out = dirty.process(batch(mixed))
@@ -92,18 +94,29 @@ def test_bad_events_between_good_ones_do_not_change_good_results() -> None:
 
 def test_stream_limit() -> None:
     engine = make_engine(max_streams=2)
-    out = engine.process(batch([event("a", "lat", 1, 1.0), event("b", "lat", 1, 1.0),
-                                event("c", "lat", 1, 1.0), event("a", "lat", 2, 1.0)]))
+    out = engine.process(
+        batch(
+            [
+                event("a", "lat", 1, 1.0),
+                event("b", "lat", 1, 1.0),
+                event("c", "lat", 1, 1.0),
+                event("a", "lat", 2, 1.0),
+            ]
+        )
+    )
     assert [(d.index, d.reason) for d in out.dead_letters] == [(2, Reason.STREAM_LIMIT)]
     assert len(engine) == 2
 
 
 def test_stream_limit_per_rule() -> None:
-    rules = [{"metric": "lat", "family": "normal_gamma", "max_streams": 1},
-             {"metric": "req", "family": "gamma_poisson"}]
+    rules = [
+        {"metric": "lat", "family": "normal_gamma", "max_streams": 1},
+        {"metric": "req", "family": "gamma_poisson"},
+    ]
     engine = make_engine(rules)
-    out = engine.process(batch([event("a", "lat", 1, 1.0), event("b", "lat", 1, 1.0),
-                                event("b", "req", 1, 1)]))
+    out = engine.process(
+        batch([event("a", "lat", 1, 1.0), event("b", "lat", 1, 1.0), event("b", "req", 1, 1)])
+    )
     assert [(d.index, d.reason) for d in out.dead_letters] == [(1, Reason.STREAM_LIMIT)]
 
 

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from tests.conftest import BASE_RULES, batch, event, make_engine
 
 from bayestream import Reason
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
 from bayestream.state import decode_row, encode_row
+from tests.conftest import BASE_RULES, batch, event, make_engine
 
 RNG_SEED = 20261124
 
@@ -46,19 +46,26 @@ def test_end_to_end_matches_closed_form_posteriors() -> None:
     assert out.applied == len(messages) and not out.dead_letters
     np.testing.assert_allclose(
         _final(engine, "s", "lat").params,
-        normal_gamma.posterior(np.array([0.0, 1.0, 2.0, 2.0]), lat), rtol=1e-10)
+        normal_gamma.posterior(np.array([0.0, 1.0, 2.0, 2.0]), lat),
+        rtol=1e-10,
+    )
     np.testing.assert_allclose(
         _final(engine, "s", "loglat").params,
-        normal_gamma.posterior(np.array([0.0, 1.0, 1.0, 1.0]), np.log(loglat)), rtol=1e-10)
+        normal_gamma.posterior(np.array([0.0, 1.0, 1.0, 1.0]), np.log(loglat)),
+        rtol=1e-10,
+    )
     np.testing.assert_array_equal(
         _final(engine, "s", "err").params,
-        beta_binomial.posterior(np.array([1.0, 9.0]), err, trials))
+        beta_binomial.posterior(np.array([1.0, 9.0]), err, trials),
+    )
     np.testing.assert_allclose(
         _final(engine, "s", "req").params,
-        gamma_poisson.posterior(np.array([2.0, 1.0]), req, exposure), rtol=1e-12)
+        gamma_poisson.posterior(np.array([2.0, 1.0]), req, exposure),
+        rtol=1e-12,
+    )
     np.testing.assert_array_equal(
-        _final(engine, "s", "status").params,
-        dirichlet.posterior(np.array([1.0, 1.0, 0.5]), status))
+        _final(engine, "s", "status").params, dirichlet.posterior(np.array([1.0, 1.0, 0.5]), status)
+    )
 
 
 def test_published_summaries_agree_with_scipy() -> None:
@@ -66,10 +73,12 @@ def test_published_summaries_agree_with_scipy() -> None:
     values = [1.0, 2.5, -0.5, 4.0]
     out = engine.process(batch([event("s", "lat", 10.0 + i, v) for i, v in enumerate(values)]))
     record = next(iter(out.posteriors)).to_dict()
-    mu, kappa, alpha, beta = normal_gamma.posterior(np.array([0.0, 1.0, 2.0, 2.0]),
-                                                     np.array(values))
-    assert record["params"] == pytest.approx({"mu": mu, "kappa": kappa, "alpha": alpha,
-                                           "beta": beta}, rel=1e-12)
+    mu, kappa, alpha, beta = normal_gamma.posterior(
+        np.array([0.0, 1.0, 2.0, 2.0]), np.array(values)
+    )
+    assert record["params"] == pytest.approx(
+        {"mu": mu, "kappa": kappa, "alpha": alpha, "beta": beta}, rel=1e-12
+    )
     marginal = stats.t(2 * alpha, loc=mu, scale=math.sqrt(beta / (alpha * kappa)))
     assert record["mean"] == pytest.approx(mu, rel=1e-12)
     assert record["sd"] == pytest.approx(marginal.std(), rel=1e-9)
@@ -83,24 +92,32 @@ def test_published_summaries_agree_with_scipy() -> None:
 
 def test_log_transform_publishes_predictive_quantiles_on_the_original_scale() -> None:
     engine = make_engine()
-    out = engine.process(batch([event("s", "loglat", 10.0 + i, v)
-                                for i, v in enumerate([5.0, 7.0, 6.0])]))
+    out = engine.process(
+        batch([event("s", "loglat", 10.0 + i, v) for i, v in enumerate([5.0, 7.0, 6.0])])
+    )
     (posterior,) = out.posteriors
     record = posterior.to_dict()
-    mu, kappa, alpha, beta = normal_gamma.posterior(np.array([0.0, 1.0, 1.0, 1.0]),
-                                                     np.log([5.0, 7.0, 6.0]))
+    mu, kappa, alpha, beta = normal_gamma.posterior(
+        np.array([0.0, 1.0, 1.0, 1.0]), np.log([5.0, 7.0, 6.0])
+    )
     predictive = stats.t(2 * alpha, loc=mu, scale=math.sqrt(beta * (kappa + 1) / (alpha * kappa)))
     assert record["predictive_quantiles"]["0.9"] == pytest.approx(
-        math.exp(predictive.ppf(0.9)), rel=1e-9)
+        math.exp(predictive.ppf(0.9)), rel=1e-9
+    )
     assert record["mean"] == pytest.approx(mu)  # parameters stay on the model (log) scale
 
 
 def test_rfc3339_and_epoch_seconds_are_the_same_time() -> None:
     a, b = make_engine(), make_engine()
-    a.process(batch([event("s", "lat", "2024-03-01T12:00:00.250Z", 1.0),
-                     event("s", "lat", "2024-03-01T14:00:01.5+02:00", 2.0)]))
-    b.process(batch([event("s", "lat", 1709294400.25, 1.0),
-                     event("s", "lat", 1709294401.5, 2.0)]))
+    a.process(
+        batch(
+            [
+                event("s", "lat", "2024-03-01T12:00:00.250Z", 1.0),
+                event("s", "lat", "2024-03-01T14:00:01.5+02:00", 2.0),
+            ]
+        )
+    )
+    b.process(batch([event("s", "lat", 1709294400.25, 1.0), event("s", "lat", 1709294401.5, 2.0)]))
     assert list(a.state_rows()) == list(b.state_rows())
 
 
@@ -129,10 +146,11 @@ def test_idle_streams_expire_restart_from_the_prior_and_are_evicted() -> None:
 
 def test_expiry_does_not_depend_on_batching() -> None:
     rules = [{"metric": "req", "family": "gamma_poisson", "idle_ttl_seconds": 100.0}]
-    messages = [event("a", "req", 0.0, 5), event("b", "req", 500.0, 1),
-                event("a", "req", 60.0, 3)]
-    whole, split = make_engine(rules, max_lateness_seconds=1e9), make_engine(
-        rules, max_lateness_seconds=1e9)
+    messages = [event("a", "req", 0.0, 5), event("b", "req", 500.0, 1), event("a", "req", 60.0, 3)]
+    whole, split = (
+        make_engine(rules, max_lateness_seconds=1e9),
+        make_engine(rules, max_lateness_seconds=1e9),
+    )
     outs = [whole.process(batch(messages))] + [split.process(batch([m])) for m in messages]
     assert list(whole.state_rows()) == list(split.state_rows())
     # a's second event comes when the watermark (500) is past its TTL: it starts from the
@@ -145,8 +163,14 @@ def test_expiry_does_not_depend_on_batching() -> None:
 
 
 def test_emit_interval_policy_and_flush() -> None:
-    rules = [{"metric": "lat", "family": "normal_gamma", "emit": "interval",
-              "emit_interval_seconds": 60.0}]
+    rules = [
+        {
+            "metric": "lat",
+            "family": "normal_gamma",
+            "emit": "interval",
+            "emit_interval_seconds": 60.0,
+        }
+    ]
     engine = make_engine(rules)
     first = engine.process(batch([event("s", "lat", 0.0, 1.0)]))
     second = engine.process(batch([event("s", "lat", 30.0, 1.0)]))
@@ -160,8 +184,11 @@ def test_emit_interval_policy_and_flush() -> None:
 
 def test_every_batch_policy_emits_each_touched_stream_once_per_batch() -> None:
     engine = make_engine()
-    out = engine.process(batch([event("a", "lat", 1.0, 1.0), event("b", "lat", 1.0, 1.0),
-                                event("a", "lat", 2.0, 1.0)]))
+    out = engine.process(
+        batch(
+            [event("a", "lat", 1.0, 1.0), event("b", "lat", 1.0, 1.0), event("a", "lat", 2.0, 1.0)]
+        )
+    )
     assert [(p.key, p.n_eff) for p in out.posteriors] == [("a", 2.0), ("b", 1.0)]
 
 

@@ -38,8 +38,15 @@ def ng_kl_numeric(p: np.ndarray, q: np.ndarray) -> tuple[float, float]:
     def half_width(tau: float) -> float:
         return 9.0 / math.sqrt(k * tau)
 
-    return integrate.dblquad(integrand, t_lo, t_hi, lambda t: m - half_width(t),
-                             lambda t: m + half_width(t), epsabs=1e-11, epsrel=1e-10)
+    return integrate.dblquad(
+        integrand,
+        t_lo,
+        t_hi,
+        lambda t: m - half_width(t),
+        lambda t: m + half_width(t),
+        epsabs=1e-11,
+        epsrel=1e-10,
+    )
 
 
 NG_PAIRS = [
@@ -92,8 +99,9 @@ def test_gamma_kl_matches_integral(p: tuple[float, float], q: tuple[float, float
 
 
 @pytest.mark.parametrize(("p", "q"), BETA_PAIRS)
-def test_dirichlet_with_two_categories_is_beta(p: tuple[float, float],
-                                               q: tuple[float, float]) -> None:
+def test_dirichlet_with_two_categories_is_beta(
+    p: tuple[float, float], q: tuple[float, float]
+) -> None:
     got = dirichlet.kl(np.array(p), np.array(q))
     assert got == pytest.approx(beta_binomial.kl(np.array(p), np.array(q)), rel=1e-12)
     value, err = one_dim(beta_logpdf(*p), beta_logpdf(*q), 0.0, 1.0)
@@ -114,8 +122,12 @@ def test_dirichlet_three_categories_matches_monte_carlo() -> None:
 
 
 FAMILY_KL = [
-    (normal_gamma.kl, lambda r: np.array([r.normal(), r.uniform(0.1, 20), r.uniform(0.3, 30),
-                                          r.uniform(0.1, 20)])),
+    (
+        normal_gamma.kl,
+        lambda r: np.array(
+            [r.normal(), r.uniform(0.1, 20), r.uniform(0.3, 30), r.uniform(0.1, 20)]
+        ),
+    ),
     (beta_binomial.kl, lambda r: r.uniform(0.1, 50, 2)),
     (gamma_poisson.kl, lambda r: r.uniform(0.1, 50, 2)),
     (dirichlet.kl, lambda r: r.uniform(0.1, 50, 5)),

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
-from tests import naive
 
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from tests import naive
 
 N, L, EVENTS = 2000, 19, 5
 ALPHA = 1e-4
@@ -33,16 +33,23 @@ def rank_p_value(theta: np.ndarray, draws: np.ndarray) -> float:
     return float(stats.chisquare(counts).pvalue)
 
 
-def run(module, prior: np.ndarray, x: np.ndarray, size: np.ndarray,
-        rng: np.random.Generator) -> np.ndarray:
+def run(
+    module, prior: np.ndarray, x: np.ndarray, size: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Posterior rows after events ``x[r, j]`` (sizes ``size[r, j]``) of N streams, all fed in
     one call in a random interleaving that keeps each stream's own order."""
     labels = rng.permutation(np.repeat(np.arange(N), EVENTS))  # arrival order of streams
     occurrence = np.empty_like(labels)
     occurrence[np.argsort(labels, kind="stable")] = np.tile(np.arange(EVENTS), N)
     rows = naive.Rows(prior, N)
-    _, status = naive.apply(module, rows, labels, np.arange(labels.size, dtype=float),
-                            x[labels, occurrence], size[labels, occurrence])
+    _, status = naive.apply(
+        module,
+        rows,
+        labels,
+        np.arange(labels.size, dtype=float),
+        x[labels, occurrence],
+        size[labels, occurrence],
+    )
     assert np.all(status == 0)
     np.testing.assert_array_equal(rows.n_eff, EVENTS)
     return rows.params

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests import naive
 
 from bayestream.models import (
     APPLIED,
@@ -20,6 +19,7 @@ from bayestream.models import (
     gamma_poisson,
     normal_gamma,
 )
+from tests import naive
 
 MODULES = {
     "normal_gamma": normal_gamma,
@@ -53,8 +53,9 @@ def test_interleaved_streams_equal_batch_and_naive(family: str) -> None:
         mine = slots == r
         expected = naive.sequential(family, prior, x[mine], size[mine])
         np.testing.assert_allclose(rows.params[r], expected, rtol=RTOL, atol=0)
-        np.testing.assert_allclose(rows.params[r], batch(family, prior, x[mine], size[mine]),
-                                   rtol=RTOL, atol=0)
+        np.testing.assert_allclose(
+            rows.params[r], batch(family, prior, x[mine], size[mine]), rtol=RTOL, atol=0
+        )
         assert rows.n_eff[r] == mine.sum()
         assert rows.last_ts[r] == ts[mine].max()
         assert rows.obs_size[r] == size[mine][-1]
@@ -73,8 +74,17 @@ def test_one_call_equals_many_calls(family: str) -> None:
     parts = naive.Rows(naive.PRIORS[family], 3)
     tails = []
     for chunk in np.array_split(np.arange(m), 7):
-        tails.append(naive.apply(MODULES[family], parts, slots[chunk], ts[chunk], x[chunk],
-                                 size[chunk], half_life=15.0)[0])
+        tails.append(
+            naive.apply(
+                MODULES[family],
+                parts,
+                slots[chunk],
+                ts[chunk],
+                x[chunk],
+                size[chunk],
+                half_life=15.0,
+            )[0]
+        )
     np.testing.assert_array_equal(whole.params, parts.params)
     np.testing.assert_array_equal(whole.n_eff, parts.n_eff)
     np.testing.assert_array_equal(tail_whole, np.concatenate(tails))
@@ -87,8 +97,9 @@ def test_batch_posterior_is_exact(family: str) -> None:
     prior = naive.PRIORS[family]
     for m in (0, 1, 2, 50):
         x, size = naive.draw_events(family, rng, m)
-        np.testing.assert_allclose(batch(family, prior, x, size),
-                                   naive.sequential(family, prior, x, size), rtol=RTOL)
+        np.testing.assert_allclose(
+            batch(family, prior, x, size), naive.sequential(family, prior, x, size), rtol=RTOL
+        )
 
 
 def test_normal_gamma_large_offset_is_stable() -> None:
@@ -114,7 +125,10 @@ def test_families_are_registered_with_their_kernels() -> None:
         assert family.kl is module.kl
     assert [f.code for f in FAMILIES.values()] == [1, 2, 3, 4]
     assert {n for n, f in FAMILIES.items() if f.discrete} == {
-        "beta_binomial", "gamma_poisson", "dirichlet"}
+        "beta_binomial",
+        "gamma_poisson",
+        "dirichlet",
+    }
 
 
 def test_warm_up_runs() -> None:

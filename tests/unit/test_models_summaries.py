@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from tests import naive
 
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from tests import naive
 
 LEVELS = np.array([0.5, 0.9, 0.99, 0.999999])
 QUANTILES = np.array([0.001, 0.05, 0.25, 0.5, 0.75, 0.95, 0.999, 0.999999])
@@ -46,8 +46,15 @@ def check_discrete_quantiles(got: np.ndarray, dist) -> None:
     assert np.all(dist.cdf(got - 1) < QUANTILES)
 
 
-NG_PARAMS = np.array([[0.0, 1.0, 2.0, 2.0], [3.5, 0.1, 0.6, 0.2], [-2.0, 40.0, 250.0, 90.0],
-                      [1e3, 5.0, 1.0, 1e4], [0.5, 2.0, 1.2, 0.01]])
+NG_PARAMS = np.array(
+    [
+        [0.0, 1.0, 2.0, 2.0],
+        [3.5, 0.1, 0.6, 0.2],
+        [-2.0, 40.0, 250.0, 90.0],
+        [1e3, 5.0, 1.0, 1e4],
+        [0.5, 2.0, 1.2, 0.01],
+    ]
+)
 
 
 def test_normal_gamma_summaries_match_student_t() -> None:
@@ -61,12 +68,12 @@ def test_normal_gamma_summaries_match_student_t() -> None:
             assert math.isnan(sd[r, 0]) and not np.isfinite(marginal.std())
         check_intervals(lo[r, :, 0], hi[r, :, 0], marginal, marginal.std() if a > 1 else b)
         predictive = naive.ng_predictive(NG_PARAMS[r])
-        np.testing.assert_allclose(q[r], predictive.ppf(QUANTILES), rtol=1e-12,
-                                   atol=1e-12 * predictive.kwds["scale"])
+        np.testing.assert_allclose(
+            q[r], predictive.ppf(QUANTILES), rtol=1e-12, atol=1e-12 * predictive.kwds["scale"]
+        )
 
 
-BB_PARAMS = np.array([[2.0, 3.0], [0.3, 0.4], [0.5, 30.0], [400.0, 600.0], [1.0, 1.0],
-                      [1e4, 3.0]])
+BB_PARAMS = np.array([[2.0, 3.0], [0.3, 0.4], [0.5, 30.0], [400.0, 600.0], [1.0, 1.0], [1e4, 3.0]])
 BB_TRIALS = np.array([20.0, 10_000.0, 10_000.0, 10_000.0, 1.0, 57.0])
 
 
@@ -89,9 +96,18 @@ def test_beta_binomial_quantiles_for_random_levels() -> None:
         rows.obs_size[:] = n
         qs = np.sort(rng.uniform(0.0, 1.0, 9))
         out = np.empty((1, qs.size))
-        beta_binomial.summarize(rows.params, rows.obs_size, np.zeros(1, np.int64), LEVELS, qs,
-                                np.empty((1, 1)), np.empty((1, 1)), np.empty((1, 4, 1)),
-                                np.empty((1, 4, 1)), out)
+        beta_binomial.summarize(
+            rows.params,
+            rows.obs_size,
+            np.zeros(1, np.int64),
+            LEVELS,
+            qs,
+            np.empty((1, 1)),
+            np.empty((1, 1)),
+            np.empty((1, 4, 1)),
+            np.empty((1, 4, 1)),
+            out,
+        )
         np.testing.assert_array_equal(out[0], stats.betabinom(n, a, b).ppf(qs))
 
 
@@ -137,9 +153,15 @@ def test_summaries_read_only_the_requested_slots() -> None:
     rows = naive.Rows(np.array([2.0, 3.0]), 3)
     rows.params[1] = [40.0, 7.0]
     rows.obs_size[:] = 10.0
-    out = (np.empty((1, 1)), np.empty((1, 1)), np.empty((1, 1, 1)), np.empty((1, 1, 1)),
-           np.empty((1, 1)))
-    beta_binomial.summarize(rows.params, rows.obs_size, np.array([1]), np.array([0.9]),
-                            np.array([0.5]), *out)
+    out = (
+        np.empty((1, 1)),
+        np.empty((1, 1)),
+        np.empty((1, 1, 1)),
+        np.empty((1, 1, 1)),
+        np.empty((1, 1)),
+    )
+    beta_binomial.summarize(
+        rows.params, rows.obs_size, np.array([1]), np.array([0.9]), np.array([0.5]), *out
+    )
     assert out[0][0, 0] == pytest.approx(40.0 / 47.0, rel=1e-15)
     assert out[4][0, 0] == stats.betabinom(10, 40.0, 7.0).ppf(0.5)

@@ -24,9 +24,9 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from tests import naive
 
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from tests import naive
 
 SIDES = (naive.UPPER, naive.LOWER, naive.TWO_SIDED)
 
@@ -37,8 +37,9 @@ def tails_of(module, params, x, size=None) -> dict[int, np.ndarray]:
     out = {}
     for side in SIDES:
         rows = naive.Rows(np.asarray(params, float), x.size)
-        out[side], _ = naive.apply(module, rows, np.arange(x.size), np.zeros(x.size), x,
-                                   size, side=side)
+        out[side], _ = naive.apply(
+            module, rows, np.arange(x.size), np.zeros(x.size), x, size, side=side
+        )
     return out
 
 
@@ -50,8 +51,10 @@ def assert_rel(got: np.ndarray, want: np.ndarray, rtol: float) -> None:
 # --- normal_gamma ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("params", [(0.0, 1.0, 2.0, 2.0), (3.5, 0.1, 0.6, 0.2),
-                                    (-2.0, 40.0, 250.0, 90.0), (1e3, 5.0, 1.5, 1e4)])
+@pytest.mark.parametrize(
+    "params",
+    [(0.0, 1.0, 2.0, 2.0), (3.5, 0.1, 0.6, 0.2), (-2.0, 40.0, 250.0, 90.0), (1e3, 5.0, 1.5, 1e4)],
+)
 def test_normal_gamma_tails_match_student_t(params: tuple[float, ...]) -> None:
     dist = naive.ng_predictive(np.array(params))
     body = dist.ppf([0.01, 0.3, 0.5, 0.77, 0.999])
@@ -118,36 +121,62 @@ def test_beta_binomial_edges_x_zero_and_x_n(n: int, a: float, b: float) -> None:
 # --- gamma_poisson --------------------------------------------------------------------------
 
 # (a, b, e) with b + e a power of two, so p = b / (b + e) and 1 - p are exact
-GP_CASES = [(3.0, 1.5, 0.5), (0.4, 3.0, 1.0), (250.0, 63.0, 1.0), (7.5, 1.0, 7.0),
-            (900.0, 1023.0, 1.0), (2.0, 0.25, 1.75)]
+GP_CASES = [
+    (3.0, 1.5, 0.5),
+    (0.4, 3.0, 1.0),
+    (250.0, 63.0, 1.0),
+    (7.5, 1.0, 7.0),
+    (900.0, 1023.0, 1.0),
+    (2.0, 0.25, 1.75),
+]
 
 
 @pytest.mark.parametrize(("a", "b", "e"), GP_CASES)
 def test_gamma_poisson_tails_match_nbinom(a: float, b: float, e: float) -> None:
     dist = stats.nbinom(a, b / (b + e))
-    xs = sorted({0, 1, int(dist.mean()), int(dist.isf(1e-12)), int(dist.isf(1e-40)),
-                 int(dist.ppf(1e-12)), int(dist.ppf(1e-3))})
+    xs = sorted(
+        {
+            0,
+            1,
+            int(dist.mean()),
+            int(dist.isf(1e-12)),
+            int(dist.isf(1e-40)),
+            int(dist.ppf(1e-12)),
+            int(dist.ppf(1e-3)),
+        }
+    )
     got = tails_of(gamma_poisson, (a, b), xs, np.full(len(xs), e))
     for side in SIDES:
         want = np.array([naive.gp_tail(np.array([a, b]), x, e, side) for x in xs])
         assert_rel(got[side], want, 1e-10)
 
 
-@pytest.mark.parametrize(("a", "b", "e"), [(1e6 + 0.5, 1e6 + 0.3, 1.0),
-                                         (3e4 + 0.1, 1e4 + 0.7, 1.0),
-                                         (2245377.1, 1.152e11, 0.0013)])
-def test_gamma_poisson_far_tail_when_exposure_dwarfs_the_event(a: float, b: float,
-                                                               e: float) -> None:
+@pytest.mark.parametrize(
+    ("a", "b", "e"),
+    [(1e6 + 0.5, 1e6 + 0.3, 1.0), (3e4 + 0.1, 1e4 + 0.7, 1.0), (2245377.1, 1.152e11, 0.0013)],
+)
+def test_gamma_poisson_far_tail_when_exposure_dwarfs_the_event(
+    a: float, b: float, e: float
+) -> None:
     """A long-lived stream: b >> e, so p = b / (b + e) rounds and 1 - p keeps only
     ~16 - log10(b / e) digits. The kernel evaluates the incomplete beta at q = e / (b + e) and
     forms P(X = x) from adjacent tails (no lgamma(a) cancellation); the oracle is the pmf
     recurrence from P(0) = exp(-a log1p(e / b)), good to ~k ulp for these small means."""
     mean = a * e / b
-    xs = sorted({0, 1, int(mean), int(mean + 8 * math.sqrt(mean) + 10),
-                 int(mean + 12 * math.sqrt(mean) + 4)})
+    xs = sorted(
+        {
+            0,
+            1,
+            int(mean),
+            int(mean + 8 * math.sqrt(mean) + 10),
+            int(mean + 12 * math.sqrt(mean) + 4),
+        }
+    )
     got = tails_of(gamma_poisson, (a, b), xs, np.full(len(xs), e))
-    want = {side: np.array([naive.pick(*naive.nb_mid_p_recurrence(x, e, a, b), side)
-                            for x in xs]) for side in SIDES}
+    want = {
+        side: np.array([naive.pick(*naive.nb_mid_p_recurrence(x, e, a, b), side) for x in xs])
+        for side in SIDES
+    }
     for side in SIDES:
         assert_rel(got[side], want[side], 1e-12)
     assert got[naive.UPPER][-1] < 1e-12
@@ -186,12 +215,32 @@ def test_dirichlet_tail_is_the_mid_p_definition(alpha: tuple[float, ...]) -> Non
 
 
 def test_extreme_values_give_finite_tails() -> None:
-    ng, _ = naive.apply(normal_gamma, naive.Rows(np.array([0.0, 1.0, 2.0, 2.0]), 1),
-                        np.zeros(4), np.arange(4.0), [1e150, 1.0, -1e150, 1e300], side=2)
-    bb, _ = naive.apply(beta_binomial, naive.Rows(np.array([2.0, 3.0]), 1), np.zeros(3),
-                        np.arange(3.0), [1e6, 5e8, 0.0], np.full(3, 1e9), side=2)
-    gp, _ = naive.apply(gamma_poisson, naive.Rows(np.array([3.0, 1.5]), 1), np.zeros(3),
-                        np.arange(3.0), [1e12, 0.0, 1e15], [1.0, 1e-12, 1e6], side=2)
+    ng, _ = naive.apply(
+        normal_gamma,
+        naive.Rows(np.array([0.0, 1.0, 2.0, 2.0]), 1),
+        np.zeros(4),
+        np.arange(4.0),
+        [1e150, 1.0, -1e150, 1e300],
+        side=2,
+    )
+    bb, _ = naive.apply(
+        beta_binomial,
+        naive.Rows(np.array([2.0, 3.0]), 1),
+        np.zeros(3),
+        np.arange(3.0),
+        [1e6, 5e8, 0.0],
+        np.full(3, 1e9),
+        side=2,
+    )
+    gp, _ = naive.apply(
+        gamma_poisson,
+        naive.Rows(np.array([3.0, 1.5]), 1),
+        np.zeros(3),
+        np.arange(3.0),
+        [1e12, 0.0, 1e15],
+        [1.0, 1e-12, 1e6],
+        side=2,
+    )
     for tail in (ng, bb, gp):
         assert np.all(np.isfinite(tail)) and np.all((tail >= 0.0) & (tail <= 1.0))
     assert ng[0] < 1e-100 and gp[0] < 1e-100

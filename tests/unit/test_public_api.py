@@ -5,8 +5,18 @@ from __future__ import annotations
 import bayestream
 
 DOCUMENTED = {
-    "BayestreamError", "Config", "ConfigError", "DeadLetter", "Engine", "Outputs", "RawBatch",
-    "Reason", "StateError", "__version__", "load_config", "parse_config",
+    "BayestreamError",
+    "Config",
+    "ConfigError",
+    "DeadLetter",
+    "Engine",
+    "Outputs",
+    "RawBatch",
+    "Reason",
+    "StateError",
+    "__version__",
+    "load_config",
+    "parse_config",
 }
 
 

@@ -59,13 +59,11 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
                 screen.update(view.render())
                 time.sleep(pause)
 
-            stats = run_file(Engine(config), source, output_dir, config.engine.batch_size,
-                             on_batch)
+            stats = run_file(Engine(config), source, output_dir, config.engine.batch_size, on_batch)
             view.absorb(Outputs(), stats)
             screen.update(view.render())
     else:
-        stats = run_file(Engine(config), source, output_dir, config.engine.batch_size,
-                         view.absorb)
+        stats = run_file(Engine(config), source, output_dir, config.engine.batch_size, view.absorb)
         console.print(view.render())
     console.print(
         f"[green]done[/] in {time.perf_counter() - started:.1f} s: {stats.lines:,} lines, "
@@ -81,7 +79,9 @@ class _View:
 
     def __init__(self, total: int) -> None:
         self.progress = Progress(
-            TextColumn("events"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+            TextColumn("events"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
             TimeElapsedColumn(),
         )
         self.task = self.progress.add_task("events", total=total)
@@ -108,7 +108,9 @@ class _View:
             f"{a.ts:.0f} {a.key} {a.metric}={a.value} tail p={a.tail_probability:.2e}"
             for a in self.anomalies
         ]
-        anomalies = Panel("\n".join(lines) or "none yet", title=f"anomalies ({self.stats.anomalies})")
+        anomalies = Panel(
+            "\n".join(lines) or "none yet", title=f"anomalies ({self.stats.anomalies})"
+        )
         return Group(self.progress, table, anomalies)
 
 

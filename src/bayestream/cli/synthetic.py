@@ -78,19 +78,32 @@ def generate(events: int, seed: int) -> Telemetry:
         errors = rng.binomial(requests, err_p)
         injected += int(drops.sum() + bursts.sum())
         for t, r, e in zip(window_ts.tolist(), requests.tolist(), errors.tolist(), strict=True):
-            rows.append((t, b'{"key":"%s","metric":"requests","ts":%.3f,"value":%d,'
-                            b'"exposure":10}' % (svc.encode(), t, r)))
+            rows.append(
+                (
+                    t,
+                    b'{"key":"%s","metric":"requests","ts":%.3f,"value":%d,'
+                    b'"exposure":10}' % (svc.encode(), t, r),
+                )
+            )
             if r > 0:
-                rows.append((t, b'{"key":"%s","metric":"errors","ts":%.3f,"value":%d,'
-                                b'"trials":%d}' % (svc.encode(), t, e, r)))
+                rows.append(
+                    (
+                        t,
+                        b'{"key":"%s","metric":"errors","ts":%.3f,"value":%d,'
+                        b'"trials":%d}' % (svc.encode(), t, e, r),
+                    )
+                )
         # status: 6 samples per window
         k = n_windows * 6
         st = START_TS + np.sort(rng.uniform(0.0, duration, k))
         probs = np.array([0.9, 0.04, 0.05, 0.01])
         status = rng.choice(4, size=k, p=probs)
         rows.extend(
-            (t, b'{"key":"%s","metric":"status","ts":%.3f,"value":"%s"}'
-             % (svc.encode(), t, STATUS[c].encode()))
+            (
+                t,
+                b'{"key":"%s","metric":"status","ts":%.3f,"value":"%s"}'
+                % (svc.encode(), t, STATUS[c].encode()),
+            )
             for t, c in zip(st.tolist(), status.tolist(), strict=True)
         )
     rows.sort(key=lambda row: row[0])

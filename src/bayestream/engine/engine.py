@@ -188,9 +188,17 @@ class Engine:
 
     # --- steps ----------------------------------------------------------------------------
 
-    def _admit(self, stream: np.ndarray, keys: list[str], metrics: list[str],
-               stream_rule: np.ndarray, reason: np.ndarray, watermark: np.ndarray,
-               slot: np.ndarray, value: np.ndarray) -> None:
+    def _admit(
+        self,
+        stream: np.ndarray,
+        keys: list[str],
+        metrics: list[str],
+        stream_rule: np.ndarray,
+        reason: np.ndarray,
+        watermark: np.ndarray,
+        slot: np.ndarray,
+        value: np.ndarray,
+    ) -> None:
         """Admit the new streams of good events, in order of their first event; fill their
         events' slots, or reject them with ``stream_limit`` when there is no room."""
         rows = np.flatnonzero((reason == 0) & (stream >= 0))
@@ -231,8 +239,13 @@ class Engine:
             if ttl is None:
                 continue
             idle = self.stores[j].idle_slots(watermark - ttl)
-            self._evict(j, rule, np.array([s for s in idle.tolist()
-                                           if (j << _SLOT_BITS | s) not in keep], dtype=np.int64))
+            self._evict(
+                j,
+                rule,
+                np.array(
+                    [s for s in idle.tolist() if (j << _SLOT_BITS | s) not in keep], dtype=np.int64
+                ),
+            )
 
     def _evict(self, r: int, rule: Rule, slots: np.ndarray) -> None:
         """Free rows, publishing their final state first if it was not sent."""

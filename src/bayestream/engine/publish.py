@@ -46,9 +46,15 @@ def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[P
         return _dirichlet_records(rule, store, slots, mean, sd, lo, hi)
     # one row per stream: params | mean sd | lo_1 hi_1 .. lo_L hi_L | q_1 .. q_Q | n_eff last_ts
     table = np.concatenate(
-        [store.params[slots], mean, sd,
-         np.stack([lo[:, :, 0], hi[:, :, 0]], axis=2).reshape(m, 2 * n_levels), q,
-         store.n_eff[slots, None], store.last_ts[slots, None]],
+        [
+            store.params[slots],
+            mean,
+            sd,
+            np.stack([lo[:, :, 0], hi[:, :, 0]], axis=2).reshape(m, 2 * n_levels),
+            q,
+            store.n_eff[slots, None],
+            store.last_ts[slots, None],
+        ],
         axis=1,
     )
     finite = np.isfinite(table).all(axis=1).tolist()
@@ -97,8 +103,15 @@ def _shape(rule: Rule) -> tuple[Any, Any, Any]:
     return shape
 
 
-def _dirichlet_records(rule: Rule, store: RuleStore, slots: np.ndarray, mean: np.ndarray,
-                       sd: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[PosteriorRecord]:
+def _dirichlet_records(
+    rule: Rule,
+    store: RuleStore,
+    slots: np.ndarray,
+    mean: np.ndarray,
+    sd: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> list[PosteriorRecord]:
     names = rule.param_names
     level_keys = [str(level) for level in rule.credible_levels]
     params = store.params[slots].tolist()
@@ -114,9 +127,16 @@ def _dirichlet_records(rule: Rule, store: RuleStore, slots: np.ndarray, mean: np
         }
         records.append(
             PosteriorRecord(
-                key, metric, rule.family, dict(zip(names, params[r], strict=True)),
-                dict(zip(names, means[r], strict=True)), dict(zip(names, sds[r], strict=True)),
-                intervals, {}, n_eff[r], last_ts[r],
+                key,
+                metric,
+                rule.family,
+                dict(zip(names, params[r], strict=True)),
+                dict(zip(names, means[r], strict=True)),
+                dict(zip(names, sds[r], strict=True)),
+                intervals,
+                {},
+                n_eff[r],
+                last_ts[r],
             )
         )
     return records

@@ -56,15 +56,17 @@ def named_rows(decoded: DecodedBatch) -> np.ndarray:
     return named
 
 
-def known_streams(index: StreamIndex, batch: RawBatch, decoded: DecodedBatch,
-                  named: np.ndarray) -> np.ndarray:
+def known_streams(
+    index: StreamIndex, batch: RawBatch, decoded: DecodedBatch, named: np.ndarray
+) -> np.ndarray:
     """The index value of each message's stream, or -1 (unknown, or not named)."""
     value = np.full(len(batch), -1, dtype=np.int64)
     rows = np.flatnonzero(named & decoded.fast)
     if rows.size:
         buf = np.frombuffer(batch.buf, dtype=np.uint8)
-        index.lookup_spans(buf, rows, decoded.stream_hash, decoded.str_start, decoded.str_end,
-                           value)
+        index.lookup_spans(
+            buf, rows, decoded.stream_hash, decoded.str_start, decoded.str_end, value
+        )
     for i in np.flatnonzero(named & ~decoded.fast).tolist():
         value[i] = index.get(decoded.strings[i]["key"], decoded.strings[i]["metric"])
     return value

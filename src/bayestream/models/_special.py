@@ -27,7 +27,7 @@ from scipy.special import cython_special
 from bayestream.models._jit import inline
 
 _MODULE = "scipy.special.cython_special"
-_CAPI: dict[str, Any] = cython_special.__pyx_capi__  # type: ignore[attr-defined]
+_CAPI: Any = cython_special.__pyx_capi__
 
 
 def _double_function(name: str, arity: int) -> Any:

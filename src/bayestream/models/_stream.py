@@ -69,7 +69,7 @@ def begin_event(
         dt = t - newest if t > newest else 0.0
     if t > newest:
         last_ts[s] = t
-    d = 2.0 ** (-dt / half_life)
+    d: float = 2.0 ** (-dt / half_life)
     n_eff[s] *= d
     return d
 

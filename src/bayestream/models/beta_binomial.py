@@ -41,7 +41,7 @@ def posterior(prior: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> n
 def log_pmf(k: float, n: float, a: float, b: float) -> float:
     """log P(X = k) of Beta-Binomial(n, a, b)."""
     log_choose = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
-    return log_choose + betaln(k + a, n - k + b) - betaln(a, b)  # type: ignore[no-any-return]
+    return log_choose + betaln(k + a, n - k + b) - betaln(a, b)
 
 
 @kernel

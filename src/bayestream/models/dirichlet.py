@@ -54,7 +54,7 @@ def kl(p: np.ndarray, q: np.ndarray) -> float:
     digamma_sp = psi(sp)
     for k in range(p.shape[0]):
         out += gammaln(q[k]) - gammaln(p[k]) + (p[k] - q[k]) * (psi(p[k]) - digamma_sp)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 @kernel

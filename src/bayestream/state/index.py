@@ -26,8 +26,17 @@ def fnv1a(data: np.ndarray) -> np.uint64:
 
 
 @kernel
-def _same(buf: np.ndarray, ks: int, kl: int, ms: int, ml: int, arena: np.ndarray, off: int,
-          akl: int, aml: int) -> bool:
+def _same(
+    buf: np.ndarray,
+    ks: int,
+    kl: int,
+    ms: int,
+    ml: int,
+    arena: np.ndarray,
+    off: int,
+    akl: int,
+    aml: int,
+) -> bool:
     if kl != akl or ml != aml:
         return False
     for j in range(kl):
@@ -40,10 +49,20 @@ def _same(buf: np.ndarray, ks: int, kl: int, ms: int, ml: int, arena: np.ndarray
 
 
 @kernel
-def _lookup_spans(t_hash: np.ndarray, t_value: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray,
-                  t_mlen: np.ndarray, arena: np.ndarray, buf: np.ndarray, rows: np.ndarray,
-                  hashes: np.ndarray, str_start: np.ndarray, str_end: np.ndarray,
-                  out: np.ndarray) -> None:
+def _lookup_spans(
+    t_hash: np.ndarray,
+    t_value: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    arena: np.ndarray,
+    buf: np.ndarray,
+    rows: np.ndarray,
+    hashes: np.ndarray,
+    str_start: np.ndarray,
+    str_end: np.ndarray,
+    out: np.ndarray,
+) -> None:
     mask = t_hash.shape[0] - 1
     for r in range(rows.shape[0]):
         i = rows[r]
@@ -53,31 +72,49 @@ def _lookup_spans(t_hash: np.ndarray, t_value: np.ndarray, t_off: np.ndarray, t_
         p = np.int64(h & np.uint64(mask))
         out[i] = -1
         while t_hash[p] != 0:
-            if t_hash[p] == h and _same(buf, ks, kl, ms, ml, arena, t_off[p], t_klen[p],
-                                         t_mlen[p]):
+            if t_hash[p] == h and _same(buf, ks, kl, ms, ml, arena, t_off[p], t_klen[p], t_mlen[p]):
                 out[i] = t_value[p]
                 break
             p = (p + 1) & mask
 
 
 @kernel
-def _find(t_hash: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray, t_mlen: np.ndarray,
-          arena: np.ndarray, name: np.ndarray, klen: int, h: np.uint64) -> int:
+def _find(
+    t_hash: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    arena: np.ndarray,
+    name: np.ndarray,
+    klen: int,
+    h: np.uint64,
+) -> int:
     """Table position of ``name`` (key 0x00 metric bytes), or -1."""
     mask = t_hash.shape[0] - 1
     p = np.int64(h & np.uint64(mask))
     ml = name.shape[0] - klen - 1
     while t_hash[p] != 0:
-        if t_hash[p] == h and _same(name, 0, klen, klen + 1, ml, arena, t_off[p], t_klen[p],
-                                     t_mlen[p]):
+        if t_hash[p] == h and _same(
+            name, 0, klen, klen + 1, ml, arena, t_off[p], t_klen[p], t_mlen[p]
+        ):
             return int(p)
         p = (p + 1) & mask
     return -1
 
 
 @kernel
-def _place(t_hash: np.ndarray, t_value: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray,
-           t_mlen: np.ndarray, h: np.uint64, value: int, off: int, klen: int, mlen: int) -> None:
+def _place(
+    t_hash: np.ndarray,
+    t_value: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    h: np.uint64,
+    value: int,
+    off: int,
+    klen: int,
+    mlen: int,
+) -> None:
     mask = t_hash.shape[0] - 1
     p = np.int64(h & np.uint64(mask))
     while t_hash[p] != 0:
@@ -90,19 +127,43 @@ def _place(t_hash: np.ndarray, t_value: np.ndarray, t_off: np.ndarray, t_klen: n
 
 
 @kernel
-def _rehash_into(old_hash: np.ndarray, old_value: np.ndarray, old_off: np.ndarray,
-                 old_klen: np.ndarray, old_mlen: np.ndarray, t_hash: np.ndarray,
-                 t_value: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray,
-                 t_mlen: np.ndarray) -> None:
+def _rehash_into(
+    old_hash: np.ndarray,
+    old_value: np.ndarray,
+    old_off: np.ndarray,
+    old_klen: np.ndarray,
+    old_mlen: np.ndarray,
+    t_hash: np.ndarray,
+    t_value: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+) -> None:
     for p in range(old_hash.shape[0]):
         if old_hash[p] != 0:
-            _place(t_hash, t_value, t_off, t_klen, t_mlen, old_hash[p], old_value[p],
-                   old_off[p], old_klen[p], old_mlen[p])
+            _place(
+                t_hash,
+                t_value,
+                t_off,
+                t_klen,
+                t_mlen,
+                old_hash[p],
+                old_value[p],
+                old_off[p],
+                old_klen[p],
+                old_mlen[p],
+            )
 
 
 @kernel
-def _compact_into(t_hash: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray,
-                  t_mlen: np.ndarray, arena: np.ndarray, new_arena: np.ndarray) -> int:
+def _compact_into(
+    t_hash: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    arena: np.ndarray,
+    new_arena: np.ndarray,
+) -> int:
     off = 0
     for p in range(t_hash.shape[0]):
         if t_hash[p] != 0:
@@ -116,8 +177,14 @@ def _compact_into(t_hash: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray,
 
 
 @kernel
-def _remove_at(t_hash: np.ndarray, t_value: np.ndarray, t_off: np.ndarray, t_klen: np.ndarray,
-               t_mlen: np.ndarray, p: int) -> None:
+def _remove_at(
+    t_hash: np.ndarray,
+    t_value: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    p: int,
+) -> None:
     """Backward-shift deletion for linear probing."""
     mask = t_hash.shape[0] - 1
     hole = p
@@ -162,16 +229,43 @@ class StreamIndex:
         k = key.encode("utf-8")
         return np.frombuffer(k + b"\x00" + metric.encode("utf-8"), dtype=np.uint8), len(k)
 
-    def lookup_spans(self, buf: np.ndarray, rows: np.ndarray, hashes: np.ndarray,
-                     str_start: np.ndarray, str_end: np.ndarray, out: np.ndarray) -> None:
+    def lookup_spans(
+        self,
+        buf: np.ndarray,
+        rows: np.ndarray,
+        hashes: np.ndarray,
+        str_start: np.ndarray,
+        str_end: np.ndarray,
+        out: np.ndarray,
+    ) -> None:
         """``out[i]`` = value of the stream named by spans of message ``i`` (or -1), i in rows."""
-        _lookup_spans(self.t_hash, self.t_value, self.t_off, self.t_klen, self.t_mlen,
-                      self.arena, buf, rows, hashes, str_start, str_end, out)
+        _lookup_spans(
+            self.t_hash,
+            self.t_value,
+            self.t_off,
+            self.t_klen,
+            self.t_mlen,
+            self.arena,
+            buf,
+            rows,
+            hashes,
+            str_start,
+            str_end,
+            out,
+        )
 
     def get(self, key: str, metric: str) -> int:
         name, klen = self.name_bytes(key, metric)
-        p = _find(self.t_hash, self.t_off, self.t_klen, self.t_mlen, self.arena, name, klen,
-                  np.uint64(fnv1a(name)))
+        p = _find(
+            self.t_hash,
+            self.t_off,
+            self.t_klen,
+            self.t_mlen,
+            self.arena,
+            name,
+            klen,
+            np.uint64(fnv1a(name)),
+        )
         return -1 if p < 0 else int(self.t_value[p])
 
     def insert(self, key: str, metric: str, value: int) -> None:
@@ -184,15 +278,32 @@ class StreamIndex:
         off = self.arena_used
         self.arena[off : off + name.shape[0]] = name
         self.arena_used += name.shape[0]
-        _place(self.t_hash, self.t_value, self.t_off, self.t_klen, self.t_mlen,
-               np.uint64(fnv1a(name)),
-               value, off, klen, name.shape[0] - klen - 1)
+        _place(
+            self.t_hash,
+            self.t_value,
+            self.t_off,
+            self.t_klen,
+            self.t_mlen,
+            np.uint64(fnv1a(name)),
+            value,
+            off,
+            klen,
+            name.shape[0] - klen - 1,
+        )
         self.count += 1
 
     def remove(self, key: str, metric: str) -> None:
         name, klen = self.name_bytes(key, metric)
-        p = _find(self.t_hash, self.t_off, self.t_klen, self.t_mlen, self.arena, name, klen,
-                  np.uint64(fnv1a(name)))
+        p = _find(
+            self.t_hash,
+            self.t_off,
+            self.t_klen,
+            self.t_mlen,
+            self.arena,
+            name,
+            klen,
+            np.uint64(fnv1a(name)),
+        )
         if p < 0:
             raise KeyError((key, metric))
         _remove_at(self.t_hash, self.t_value, self.t_off, self.t_klen, self.t_mlen, p)
@@ -214,8 +325,9 @@ class StreamIndex:
         while size < 2 * (live + need):
             size *= 2
         arena = np.empty(size, dtype=np.uint8)
-        self.arena_used = _compact_into(self.t_hash, self.t_off, self.t_klen, self.t_mlen,
-                                        self.arena, arena)
+        self.arena_used = _compact_into(
+            self.t_hash, self.t_off, self.t_klen, self.t_mlen, self.arena, arena
+        )
         self.arena, self.garbage = arena, 0
 
 

@@ -3,7 +3,8 @@
 Every stream matched by one rule shares that rule's family, prior and width, so a rule's
 streams live in one :class:`RuleStore`: ``params`` is ``float64[capacity, width]`` and each
 other column is ``float64[capacity]``. Rows are addressed by slot; the engine's
-:class:`~bayestream.state.index.StreamIndex` maps a stream's (key, metric) to its slot. Numeric state per stream is ``8 * (width + 4)`` bytes.
+:class:`~bayestream.state.index.StreamIndex` maps a stream's (key, metric) to its slot.
+Numeric state per stream is ``8 * (width + 4) + 2`` bytes.
 """
 
 from __future__ import annotations
