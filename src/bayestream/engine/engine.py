@@ -160,13 +160,15 @@ class Engine:
         if n:
             self.watermark = max(self.watermark, float(watermark[-1]))
 
+        anomalies: list[tuple[int, AnomalyRecord]] = []
         for r, rule_r in enumerate(self.rules):
             rows = touched[r]
             outputs.applied += int(rows.size)
-            outputs.anomalies.extend(
-                self._anomalies(rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail)
+            anomalies += self._anomalies(
+                rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail
             )
             outputs.posteriors.extend(self._emit(r, rule_r, slot[rows]))
+        outputs.anomalies = [record for _, record in sorted(anomalies, key=lambda a: a[0])]
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()
         outputs.posteriors.extend(self._pending.posteriors)
@@ -308,11 +310,12 @@ class Engine:
         slot: np.ndarray,
         ts: np.ndarray,
         tail: np.ndarray,
-    ) -> list[AnomalyRecord]:
+    ) -> list[tuple[int, AnomalyRecord]]:
+        """Anomaly records of the rule's applied events, with their index in the batch."""
         hits = rows[tail[rows] < rule.anomaly_threshold]
         if hits.size == 0:
             return []
-        records = []
+        records: list[tuple[int, AnomalyRecord]] = []
         for i in hits.tolist():
             key, metric = store.names[int(slot[i])]  # type: ignore[misc]
             if rule.family == "dirichlet":
@@ -320,16 +323,19 @@ class Engine:
             else:
                 value = float(decoded.number[i, FIELD["value"]])
             records.append(
-                AnomalyRecord(
-                    key=key,
-                    metric=metric,
-                    ts=float(ts[i]),
-                    value=value,
-                    tail_probability=float(tail[i]),
-                    tail=rule.tail,
-                    threshold=rule.anomaly_threshold,
-                    trials=_present(decoded.kind[i], decoded.number[i], "trials"),
-                    exposure=_present(decoded.kind[i], decoded.number[i], "exposure"),
+                (
+                    i,
+                    AnomalyRecord(
+                        key=key,
+                        metric=metric,
+                        ts=float(ts[i]),
+                        value=value,
+                        tail_probability=float(tail[i]),
+                        tail=rule.tail,
+                        threshold=rule.anomaly_threshold,
+                        trials=_present(decoded.kind[i], decoded.number[i], "trials"),
+                        exposure=_present(decoded.kind[i], decoded.number[i], "exposure"),
+                    ),
                 )
             )
         return records
