@@ -165,19 +165,54 @@ def summarize(
     """Summaries of the marginal posterior of mu and of the predictive, per row in ``slots``.
 
     Shapes: out_mean, out_sd ``[m, 1]``; out_lo, out_hi ``[m, L, 1]``; out_q ``[m, Q]``.
-    sd is NaN while alpha <= 1 (the t marginal has no finite variance).
+    sd is NaN while alpha <= 1 (the t marginal has no finite variance). Both are Student-t
+    with the same degrees of freedom, so each distinct probability costs one ``stdtrit``:
+    the t quantile is odd about 1/2 (t(1 - p) = -t(p), t(1/2) = 0) and an interval's upper
+    probability often equals a published quantile (a 0.9 interval and the 0.95 quantile).
     """
+    n_levels = levels.shape[0]
+    n_q = quantiles.shape[0]
+    upper = np.empty(n_levels + n_q)  # distinct probabilities > 1/2 needed per row
+    level_at = np.empty(n_levels, dtype=np.int64)
+    quantile_at = np.full(n_q, -1, dtype=np.int64)  # -1: the median, t = 0
+    n_upper = 0
+    for j in range(n_levels + n_q):
+        p = 0.5 + 0.5 * levels[j] if j < n_levels else quantiles[j - n_levels]
+        if p == 0.5:
+            continue
+        p = max(p, 1.0 - p)
+        at = -1
+        for k in range(n_upper):
+            if upper[k] == p:
+                at = k
+        if at < 0:
+            upper[n_upper] = p
+            at = n_upper
+            n_upper += 1
+        if j < n_levels:
+            level_at[j] = at
+        else:
+            quantile_at[j - n_levels] = at
+    t = np.empty(n_upper)
     for r in range(slots.shape[0]):
         s = slots[r]
         mu, kappa, alpha, beta = params[s, 0], params[s, 1], params[s, 2], params[s, 3]
         df = 2.0 * alpha
         out_mean[r, 0] = mu
         out_sd[r, 0] = math.sqrt(beta / (kappa * (alpha - 1.0))) if alpha > 1.0 else np.nan
+        for k in range(n_upper):
+            t[k] = stdtrit(df, upper[k])
         post_scale = math.sqrt(beta / (alpha * kappa))
-        for j in range(levels.shape[0]):
-            half = stdtrit(df, 0.5 + 0.5 * levels[j]) * post_scale
+        for j in range(n_levels):
+            half = t[level_at[j]] * post_scale
             out_lo[r, j, 0] = mu - half
             out_hi[r, j, 0] = mu + half
         _, loc, scale = predictive_t(mu, kappa, alpha, beta)
-        for j in range(quantiles.shape[0]):
-            out_q[r, j] = loc + scale * stdtrit(df, quantiles[j])
+        for j in range(n_q):
+            at = quantile_at[j]
+            if at < 0:
+                out_q[r, j] = loc
+            elif quantiles[j] > 0.5:
+                out_q[r, j] = loc + scale * t[at]
+            else:
+                out_q[r, j] = loc - scale * t[at]
