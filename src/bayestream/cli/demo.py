@@ -101,21 +101,27 @@ class _View:
         for column in ("stream", "metric", "estimate", "credible interval", "p99 next", "n_eff"):
             table.add_column(column)
         for (key, metric), rec in sorted(self.latest.items()):
-            if metric == "status":
-                continue
             table.add_row(key, metric, *_describe(rec))
         lines = [
             f"{a.ts:.0f} {a.key} {a.metric}={a.value} tail p={a.tail_probability:.2e}"
             for a in self.anomalies
         ]
-        anomalies = Panel(
-            "\n".join(lines) or "none yet", title=f"anomalies ({self.stats.anomalies})"
-        )
+        title = f"anomalies ({self.stats.anomalies}), dead letters ({self.stats.dead_letters})"
+        anomalies = Panel("\n".join(lines) or "none yet", title=title)
         return Group(self.progress, table, anomalies)
 
 
 def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:
     rec = record.to_dict()
+    if record.family == "dirichlet":  # the share of server errors among status classes
+        interval = next(iter(rec["credible_intervals"].items()), ("", {}))
+        lo, hi = interval[1].get("5xx", [math.nan, math.nan])
+        return (
+            f"P(5xx) {rec['mean']['5xx']:.4f}",
+            f"{lo:.4f} .. {hi:.4f} ({interval[0]})",
+            "-",
+            f"{record.n_eff:.0f}",
+        )
     level = next(iter(rec["credible_intervals"]), "")
     lo, hi = rec["credible_intervals"].get(level, [math.nan, math.nan])
     lo, hi = (math.nan if v is None else v for v in (lo, hi))
