@@ -46,6 +46,7 @@ CASES: list[tuple[bytes, Reason]] = [
     (event("k", "err", 101, 1), Reason.INVALID_TRIALS),
     (event("k", "err", 101, 1, trials="10"), Reason.INVALID_TRIALS),
     (event("k", "err", 101, 0, trials=0), Reason.INVALID_TRIALS),
+    (event("k", "err", 101, 5, trials=10**9), Reason.INVALID_TRIALS),  # > max_trials
     (event("k", "err", 101, -1, trials=10), Reason.NEGATIVE_COUNT),
     (event("k", "err", 101, 1, trials=-10), Reason.NEGATIVE_COUNT),
     (event("k", "req", 101, -2), Reason.NEGATIVE_COUNT),
@@ -128,3 +129,25 @@ def test_every_input_ends_in_exactly_one_place() -> None:
     assert len(dead) == len(out.dead_letters)
     assert out.applied + len(dead) == len(messages)
     assert np.isin(np.arange(len(GOOD)), sorted(dead)).sum() == 0
+
+
+def test_fast_and_strict_paths_judge_alike() -> None:
+    # the same events, once scanned (ASCII, simple) and once through the strict decoder
+    # (a non-ASCII member elsewhere in the object forces it): same outcome, same state
+    events = [
+        b'{"key":"k","metric":"lat","ts":10000,"value":1.5,"trials":1e400}',
+        b'{"key":"k","metric":"lat","ts":10001,"value":1e400}',
+        b'{"key":"k","metric":"lat","ts":10002,"value":-0}',
+        b'{"key":"k","metric":"req","ts":10003,"value":3,"exposure":2.5e-1}',
+        b'{"key":"k","metric":"err","ts":10004,"value":1,"trials":12345678901234567890123}',
+        b'{"key":"k","metric":"err","ts":10005,"value":1,"trials":999999}',
+    ]
+    strict = [e[:-1] + ',"note":"\xc3\xbc"}'.encode("latin-1") for e in events]
+    fast_engine, strict_engine = make_engine(), make_engine()
+    fast = fast_engine.process(batch(events))
+    slow = strict_engine.process(batch(strict))
+    assert [(d.index, d.reason) for d in fast.dead_letters] == [
+        (d.index, d.reason) for d in slow.dead_letters
+    ]
+    assert [d.reason for d in fast.dead_letters] == [Reason.INVALID_VALUE, Reason.INVALID_TRIALS]
+    assert list(fast_engine.state_rows()) == list(strict_engine.state_rows())

@@ -10,15 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bayestream.schema import scan as scan_module
 from bayestream.schema.scan import (
     FIELDS,
     KIND_ABSENT,
     KIND_FALSE,
     KIND_NULL,
     KIND_NUMBER,
+    KIND_NUMBER_DEFERRED,
     KIND_STRING,
     KIND_TRUE,
     ScanResult,
+    resolve_deferred,
     scan,
     split_lines,
 )
@@ -44,15 +47,20 @@ def bits(x: float) -> bytes:
     return struct.pack("<d", x)
 
 
+def parse_int(text: str) -> float:
+    """json.loads gives the int 0 for ``-0``: +0.0 as a float; other integers as float(text)."""
+    return 0.0 if text == "-0" else float(text)
+
+
 def reference(message: bytes) -> dict[str, tuple[int, Any]]:
-    """Fields as Python's json.loads sees them (integers converted as ``float(text)``)."""
+    """Fields as Python's json.loads sees them (integers converted with :func:`parse_int`)."""
     seen: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         seen.extend(k for k, _ in items)
         return dict(items)
 
-    obj = json.loads(message.decode("ascii"), parse_int=float, object_pairs_hook=pairs)
+    obj = json.loads(message.decode("ascii"), parse_int=parse_int, object_pairs_hook=pairs)
     assert isinstance(obj, dict)
     for name in FIELDS:
         assert seen.count(name) <= 1, "accepted a duplicate member among FIELDS"
@@ -152,6 +160,32 @@ ACCEPTED: list[bytes] = [
     b'{"Key":"x","keys":"y","KEY":1,"ts ":2,"exposures":3,"metri":4}',
     b'{"a":null,"b":false,"c":true,"d":"","e":-1.5e-10}',
     b'{"thisisaverylongmembername":1,"key":"k"}',
+    # Numbers off Clinger's path: Eisel-Lemire, or deferred to float(bytes), never fallback.
+    b'{"value":1e400}',
+    b'{"value":-1e400}',
+    b'{"value":1e-400}',
+    b'{"value":-1e-400}',
+    b'{"value":5e-324}',
+    b'{"value":-4.9406564584124654e-324}',
+    b'{"value":2.4703282292062327e-324}',
+    b'{"value":2.4703282292062328e-324}',
+    b'{"value":2.2250738585072014e-308}',
+    b'{"value":2.2250738585072011e-308}',
+    b'{"value":1.7976931348623157e308}',
+    b'{"value":1.7976931348623158e308}',
+    b'{"value":1.7976931348623159e308}',
+    b'{"value":12345678901234567890}',
+    b'{"value":9007199254740993}',
+    b'{"value":123456789012345678}',
+    b'{"value":0.1234567890123456789}',
+    b'{"value":1e23}',
+    b'{"value":1.0000000000000002}',
+    b'{"value":0.30000000000000004}',
+    b'{"value":9999999999999999}',
+    b'{"value":1e-23}',
+    b'{"value":1e-99999999,"ts":1e99999999}',
+    b'{"value":0.0000000000000000000000000000000000000000000000000000001e55}',
+    b'{"ts":1700000000.1234567,"value":12.345678901234567,"trials":-0,"exposure":-0.0}',
 ]
 
 FALLBACK: list[bytes] = [
@@ -194,19 +228,6 @@ FALLBACK: list[bytes] = [
     b'{"key":"a\x1fb"}',
     b'{"key":"a}',
     b'{"key":"a',
-    b'{"value":1e400}',
-    b'{"value":-1e400}',
-    b'{"value":5e-324}',
-    b'{"value":1.7976931348623157e308}',
-    b'{"value":12345678901234567890}',
-    b'{"value":9007199254740993}',
-    b'{"value":123456789012345678}',
-    b'{"value":0.1234567890123456789}',
-    b'{"value":1e23}',
-    b'{"value":1.0000000000000002}',
-    b'{"value":0.30000000000000004}',
-    b'{"value":9999999999999999}',
-    b'{"value":1e-23}',
     b'{"value":1.5,"value":2.5}',
     b'{"key":"a","key":"a"}',
     b'{"trials":null,"trials":null}',
@@ -267,22 +288,64 @@ def test_all_cases_in_one_batch() -> None:
             assert_agrees(m, buf, res, i)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (b"0.1", 0.1),
-        (b"-0.0", -0.0),
-        (b"-0", -0.0),
-        (b"0", 0.0),
-        (b"3", 3.0),
-        (b"1700000000.123456", 1700000000.123456),
-        (b"9007199254740992", 9007199254740992.0),
-        (b"1e22", 1e22),
-        (b"1e-22", 1e-22),
-        (b"0.3", 0.3),
-        (b"2.675", 2.675),
-    ],
-)
+NUMBER_VALUES: list[tuple[bytes, float]] = [
+    (b"0.1", 0.1),
+    (b"-0.0", -0.0),
+    (b"-0e0", -0.0),
+    (b"-0.000e-5", -0.0),
+    (b"0", 0.0),
+    (b"3", 3.0),
+    (b"1700000000.123456", 1700000000.123456),
+    (b"9007199254740992", 9007199254740992.0),
+    (b"1e22", 1e22),
+    (b"1e-22", 1e-22),
+    (b"0.3", 0.3),
+    (b"2.675", 2.675),
+    # 16-17 significant digits: shortest reprs of typical doubles.
+    (b"1700000000.1234567", 1700000000.1234567),
+    (b"0.30000000000000004", 0.30000000000000004),
+    (b"0.8444218515250481", 0.8444218515250481),
+    (b"57.58133566467485", 57.58133566467485),
+    (b"-1.2345678901234567e-89", -1.2345678901234567e-89),
+    (b"3.141592653589793", math.pi),
+    (b"1.0000000000000002", 1.0000000000000002),
+    (b"9999999999999999", 1e16),
+    # Boundaries of the format.
+    (b"2.2250738585072014e-308", 2.2250738585072014e-308),  # smallest normal
+    (b"2.225073858507201e-308", 2.225073858507201e-308),  # largest subnormal
+    (b"4.9406564584124654e-324", 5e-324),  # smallest subnormal
+    (b"5e-324", 5e-324),
+    (b"2.4703282292062328e-324", 5e-324),  # just above half the smallest subnormal
+    (b"2.4703282292062327e-324", 0.0),  # just below: underflows to zero
+    (b"1e-400", 0.0),
+    (b"-1e-400", -0.0),
+    (b"1.7976931348623157e308", 1.7976931348623157e308),  # largest double
+    (b"1.7976931348623158e308", 1.7976931348623157e308),
+    (b"1.7976931348623159e308", math.inf),  # rounds up past the largest double
+    (b"1e309", math.inf),
+    (b"1e400", math.inf),
+    (b"-1e400", -math.inf),
+    (b"8.98846567431158e307", 8.98846567431158e307),
+    # Classic hard cases: ties and near-ties of round-to-nearest-even.
+    (b"9007199254740993", 9007199254740992.0),  # 2**53 + 1: a tie, rounds to even
+    (b"9007199254740993.0", 9007199254740992.0),
+    (b"9007199254740995", 9007199254740996.0),  # a tie, rounds to even (up)
+    (b"9007199254740993.0000000001", 9007199254740994.0),  # just above the tie
+    (b"2.0000000000000004440892098500626", 2.0000000000000004),
+    (b"2.0000000000000002220446049250313080847263336181640625", 2.0),  # tie 2 + 2**-52: even
+    (b"2.0000000000000002220446049250313080847263336181640626", 2.0000000000000004),
+    (b"2.00000000000000022204460492503130808", 2.0),  # just below the tie
+    (b"1e23", 1e23),
+    (b"8.988465674311579e307", 8.988465674311579e307),
+    (b"123456789012345678901234", 1.2345678901234568e23),
+    (b"9223372036854775807", 9.223372036854776e18),
+    (b"9999999999999999999", 1e19),  # 19 digits, the most that are converted in the kernel
+    (b"90071992547409920e-1", 9007199254740992.0),  # exact double, q < 0
+    (b"7.2057594037927933e16", 7.205759403792794e16),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NUMBER_VALUES)
 def test_number_values(text: bytes, expected: float) -> None:
     _, res = scan_messages([b'{"value":' + text + b"}"])
     assert not res.fallback[0]
@@ -290,6 +353,134 @@ def test_number_values(text: bytes, expected: float) -> None:
     got = float(res.number[0, FIELDS.index("value")])
     assert bits(got) == bits(expected) == bits(float(text))
     assert math.copysign(1.0, got) == math.copysign(1.0, expected)
+
+
+def test_integer_minus_zero_is_positive_zero() -> None:
+    """``-0`` is the int 0 for json.loads and 0.0 for msgspec; ``-0.0``/``-0e0`` keep the sign."""
+    texts = [b"-0", b"-0.0", b"-0e0", b"-0E+3", b"0", b"-0.00"]
+    _, res = scan_messages([b'{"value":' + t + b"}" for t in texts])
+    assert not res.fallback.any()
+    got = [bits(float(v)) for v in res.number[:, FIELDS.index("value")]]
+    assert got == [bits(v) for v in (0.0, -0.0, -0.0, -0.0, 0.0, -0.0)]
+
+
+def unresolved(messages: list[bytes]) -> tuple[np.ndarray, ScanResult, int]:
+    buf = b"".join(messages)
+    lengths = np.array([len(m) for m in messages], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    res, n_deferred = scan_module._scan_unresolved(arr, ends - lengths, ends)
+    return arr, res, n_deferred
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"123456789012345678901234",  # more than 19 significant digits
+        b"-0.12345678901234567890",
+        b"1.00000000000000000000",  # trailing zeros count as significant digits
+        b"2.0000000000000004440892098500626",
+        b"1e1000000",  # an exponent too long to track exactly
+        b"0.0000001e-1000000",
+    ],
+)
+def test_deferred_numbers(text: bytes) -> None:
+    message = b'{"key":"k","value":' + text + b',"ts":1.5}'
+    buf, res, n_deferred = unresolved([message])
+    v = FIELDS.index("value")
+    assert not res.fallback[0]
+    assert n_deferred == 1
+    assert res.kind[0].tolist() == [KIND_STRING, 0, KIND_NUMBER, KIND_NUMBER_DEFERRED, 0, 0]
+    assert buf[res.str_start[0, v] : res.str_end[0, v]].tobytes() == text
+    assert math.isnan(res.number[0, v])
+    assert res.number[0, FIELDS.index("ts")] == 1.5
+    # scan() resolves them; callers never see the deferred kind.
+    final = scan(buf, np.array([0]), np.array([len(message)]))
+    assert final.kind[0, v] == KIND_NUMBER
+    assert bits(float(final.number[0, v])) == bits(float(text))
+    assert final.str_start[0, v] == -1 and final.str_end[0, v] == -1
+
+
+def test_seventeen_digit_doubles_are_not_deferred() -> None:
+    """Typical shortest reprs convert in the kernel (Eisel-Lemire), without deferral."""
+    messages = [
+        b'{"ts":1700000000.1234567,"value":12.345678901234567}',
+        b'{"ts":1700000123.9876543,"value":0.30000000000000004}',
+        b'{"ts":1.7e9,"value":99.99999999999999}',
+        b'{"value":2.2250738585072014e-308,"trials":1.7976931348623157e308}',
+        b'{"value":4.9406564584124654e-324,"exposure":1e23}',
+        b'{"value":1e400,"ts":-1e-400}',
+        b'{"value":8000183243609910.0,"ts":2507292304129789.5}',  # exact doubles, q < 0
+    ]
+    _, res, n_deferred = unresolved(messages)
+    assert n_deferred == 0
+    assert not res.fallback.any()
+    assert not (res.kind == KIND_NUMBER_DEFERRED).any()
+
+
+def test_deferred_count_ignores_fallback_rows() -> None:
+    _, res, n_deferred = unresolved(
+        [b'{"value":123456789012345678901234,"trials":[1]}', b'{"value":1.00000000000000000000}']
+    )
+    assert res.fallback.tolist() == [True, False]
+    assert n_deferred == 1
+    assert res.kind[0].tolist() == [KIND_ABSENT] * 6
+    assert res.str_start[0].tolist() == [-1] * 6
+
+
+@pytest.mark.parametrize("as_bytes", [True, False])
+def test_resolve_deferred(as_bytes: bool) -> None:
+    messages = [
+        b'{"value":123456789012345678901234,"ts":-1.000000000000000000001e-5}',
+        b'{"value":1.5,"key":"abc"}',
+        b'{"exposure":0.100000000000000000000000001}',
+    ]
+    buf, res, n_deferred = unresolved(messages)
+    assert n_deferred == 3
+    resolve_deferred(buf.tobytes() if as_bytes else buf, res)
+    assert not (res.kind == KIND_NUMBER_DEFERRED).any()
+    ts, value, exposure = FIELDS.index("ts"), FIELDS.index("value"), FIELDS.index("exposure")
+    assert res.number[0, value] == float("123456789012345678901234")
+    assert bits(float(res.number[0, ts])) == bits(-1.000000000000000000001e-5)
+    assert res.number[1, value] == 1.5
+    assert res.number[2, exposure] == 0.1
+    assert res.kind[:, [ts, value, exposure]].tolist() == [
+        [KIND_NUMBER, KIND_NUMBER, KIND_ABSENT],
+        [KIND_ABSENT, KIND_NUMBER, KIND_ABSENT],
+        [KIND_ABSENT, KIND_ABSENT, KIND_NUMBER],
+    ]
+    assert (res.str_start[:, [ts, value, exposure]] == -1).all()
+    assert res.kind[1, FIELDS.index("key")] == KIND_STRING
+    resolve_deferred(buf, res)  # nothing left: a no-op
+
+
+def test_eisel_lemire_table() -> None:
+    """The generated table holds the truncated 128-bit mantissas (spot checks against Go's)."""
+    lo_q = scan_module._EL_MIN_Q
+    hi, lo = scan_module._POW10_HI, scan_module._POW10_LO
+    assert hi.dtype == lo.dtype == np.uint64
+    assert hi.shape == lo.shape == (scan_module._EL_MAX_Q - lo_q + 1,)
+    assert (hi >= np.uint64(2**63)).all()  # normalised: top bit set
+    # strconv/eisel_lemire.go: 1e43, 1e0 and 1e-1 (rounded down).
+    assert (int(hi[43 - lo_q]), int(lo[43 - lo_q])) == (0xE596B7B0C643C719, 0x6D9CCD05D0000000)
+    assert (int(hi[0 - lo_q]), int(lo[0 - lo_q])) == (2**63, 0)
+    assert (int(hi[-1 - lo_q]), int(lo[-1 - lo_q])) == (0xCCCCCCCCCCCCCCCC, 0xCCCCCCCCCCCCCCCC)
+    for q in (-342, -300, -28, -27, -1, 27, 28, 55, 56, 308):
+        m = (int(hi[q - lo_q]) << 64) | int(lo[q - lo_q])
+        if q >= 0:
+            shift = (10**q).bit_length() - 128
+            assert m == ((10**q) >> shift if shift > 0 else (10**q) << -shift)
+        else:
+            # m <= 2**k / 10**-q < m + 1 for the k that normalises it.
+            k = 127 + (10**-q).bit_length()
+            assert m * 10**-q <= 2**k < (m + 1) * 10**-q
+
+
+def test_mul_64x64() -> None:
+    cases = [(0, 0), (1, 1), (2**64 - 1, 2**64 - 1), (2**63, 2), (0xDEADBEEFCAFEBABE, 12345)]
+    for a, b in cases:
+        hi, lo = scan_module._mul_64x64(np.uint64(a), np.uint64(b))
+        assert (int(hi) << 64) | int(lo) == a * b
 
 
 def test_output_layout() -> None:
@@ -395,7 +586,7 @@ def test_split_then_scan() -> None:
 
 
 def test_fallback_rows_read_as_absent() -> None:
-    messages = [b'{"key":"a","metric":"m","value":1,"trials":[1]}', b'{"key":"a","value":1e400}']
+    messages = [b'{"key":"a","metric":"m","value":1,"trials":[1]}', b'{"key":"a","value":1e+}']
     _, res = scan_messages(messages)
     assert res.fallback.tolist() == [True, True]
     assert (res.kind == KIND_ABSENT).all()

@@ -114,11 +114,13 @@ class _View:
 def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:
     rec = record.to_dict()
     if record.family == "dirichlet":  # the share of server errors among status classes
-        interval = next(iter(rec["credible_intervals"].items()), ("", {}))
-        lo, hi = interval[1].get("5xx", [math.nan, math.nan])
+        first: tuple[str, dict[str, list[float]]] = next(
+            iter(rec["credible_intervals"].items()), ("", {})
+        )
+        lo, hi = first[1].get("5xx", [math.nan, math.nan])
         return (
             f"P(5xx) {rec['mean']['5xx']:.4f}",
-            f"{lo:.4f} .. {hi:.4f} ({interval[0]})",
+            f"{lo:.4f} .. {hi:.4f} ({first[0]})",
             "-",
             f"{record.n_eff:.0f}",
         )

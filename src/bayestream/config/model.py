@@ -36,6 +36,7 @@ class EngineSettings(_Frozen):
     max_streams: Annotated[int, Field(ge=1)] = 10_000_000
     idle_ttl_seconds: Positive | None = None
     max_lateness_seconds: Annotated[float, Field(ge=0)] = 3600.0
+    max_trials: Annotated[float, Field(ge=1, le=2.0**53)] = 1_000_000.0
     min_ts: float = 0.0
     max_ts: float = 32_503_680_000.0  # 3000-01-01T00:00:00Z
 

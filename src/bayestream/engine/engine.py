@@ -48,7 +48,7 @@ _DETAIL = {
     Reason.INVALID_METRIC: "metric must be a non-empty string",
     Reason.INVALID_TS: "ts must be seconds since the epoch or an RFC 3339 string, in range",
     Reason.INVALID_VALUE: "value has the wrong type or is not finite",
-    Reason.INVALID_TRIALS: "trials must be a positive integer",
+    Reason.INVALID_TRIALS: "trials must be an integer from 1 to the engine's max_trials",
     Reason.INVALID_EXPOSURE: "exposure must be a finite number > 0",
     Reason.NEGATIVE_COUNT: "a count is negative",
     Reason.NON_INTEGER_COUNT: "a count is not an integer",
@@ -137,7 +137,7 @@ class Engine:
         for r, rule_r in enumerate(self.rules):
             rows = np.flatnonzero((rule == r) & (reason == 0))
             if rows.size:
-                family_inputs(reason, rows, rule_r, batch, decoded, x, size)
+                family_inputs(reason, rows, rule_r, self.config, batch, decoded, x, size)
 
         good = reason == 0
         watermark = np.maximum.accumulate(np.where(good, ts, -np.inf)) if n else np.empty(0)

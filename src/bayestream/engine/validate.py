@@ -80,6 +80,7 @@ def family_inputs(
     reason: np.ndarray,
     rows: np.ndarray,
     rule: Rule,
+    config: Config,
     batch: RawBatch,
     decoded: DecodedBatch,
     x: np.ndarray,
@@ -114,7 +115,10 @@ def family_inputs(
             with np.errstate(invalid="ignore"):
                 _reject(local, trials < 0, Reason.NEGATIVE_COUNT)
                 _reject(local, np.floor(trials) != trials, Reason.NON_INTEGER_COUNT)
-                _reject(local, trials < 1, Reason.INVALID_TRIALS)
+                # the Beta-Binomial tail is a sum over up to `trials` terms: bound the work
+                _reject(
+                    local, (trials < 1) | (trials > config.engine.max_trials), Reason.INVALID_TRIALS
+                )
                 _reject(local, value > trials, Reason.SUCCESSES_EXCEED_TRIALS)
             local_size = trials
         else:

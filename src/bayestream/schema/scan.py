@@ -47,37 +47,52 @@ has at most 19 significant digits (``10**19 - 1 < 2**64``). The kernel converts 
    the correctly rounded value. Kernels are compiled without fastmath, so LLVM neither contracts
    nor turns the division into a reciprocal multiplication.
 2. The Eisel-Lemire algorithm (Lemire, "Number Parsing at a Gigabyte per Second", 2021; as in
-   Go's ``strconv.eiselLemire64`` and fast_float), for any other ``w`` of at most 19 digits. A
-   table holds, for each ``q`` in ``[-342, 308]``, the 128-bit truncation ``T`` (rounded down) of
-   ``10**q`` scaled into ``[2**127, 2**128)``; it is generated at import with exact integer
-   arithmetic. ``w`` is shifted left to set its top bit and multiplied by the high 64 bits of
-   ``T`` (a 64x64->128-bit product built from 32-bit halves). Because ``T`` is rounded down, the
-   computed product is below the exact one by less than ``w`` units of its low word; when adding
-   that bound cannot carry into bit 9 of the high word, the top 54-55 bits are exactly those of
-   ``w * 10**q``. Otherwise the low 64 bits of ``T`` are multiplied in too (a 192-bit product,
-   error again below ``w`` units of its lowest word) and the same carry test is repeated; if it
-   still fails, the algorithm gives up. With the top bits exact, rounding to 53 bits is decided by
-   the next bit, except when every lower computed bit is zero and the candidate is even: the
-   exact value might then be a tie or lie just above it, and the algorithm gives up too. The
-   binary exponent is ``floor(q * log2(10))``, computed as ``(217706 * q) >> 16`` (checked at
-   import over the table's range). Results beyond the largest double become ``inf``. Results
-   below the smallest normal are rounded to a multiple of ``2**-1074`` from the same exact bits:
-   a tie is impossible there, since a tie is a dyadic rational and ``w * 10**q`` with ``q < 0``
-   is one only if ``5**-q`` divides ``w``, i.e. ``q >= -27``, far from the subnormal range. For
-   ``q < -342`` the value is below ``10**19 * 10**-343 < 2**-1075`` and becomes ``0.0``; for
-   ``q > 308`` it is at least ``10**309``, above the largest double, and becomes ``inf``.
-3. Deferral: when Eisel-Lemire gives up, when the number has more than 19 significant digits (so
-   ``w`` was truncated), or when its explicit exponent is too long to track exactly (``>= 10**6``),
-   the kernel sets the field's kind to :data:`KIND_NUMBER_DEFERRED` with the number's text span in
-   ``str_start``/``str_end``; :func:`scan` then converts it with ``float(bytes)``
-   (:func:`resolve_deferred`), so callers of :func:`scan` never see that kind. The message itself
-   stays on the fast path.
+   Go's ``strconv.eiselLemire64``), for any other ``w`` of at most 19 digits. A table, generated
+   at import with exact integer arithmetic, holds for each ``q`` in ``[-342, 308]`` the 128-bit
+   truncation ``T`` (rounded down) of ``10**q`` scaled into ``[2**127, 2**128)`` (the mantissa
+   of ``5**q``). ``w`` is shifted left until its top bit is set and multiplied by the high 64
+   bits of ``T`` (a 64x64->128-bit product built from 32-bit halves; numba has no uint128).
 
-``w == 0`` gives a zero of the literal's sign for any exponent, as ``float`` does (``float("0e999")``
-is ``0.0``, ``float("-0e-5")`` is ``-0.0``), except the integer literal ``-0`` above. Integer
-literals give floats (``3`` gives ``3.0``). Note that an overflowing literal such as ``1e400``
-becomes ``inf`` here, whereas the strict decoder (msgspec) rejects it as out of range; both end
-as a non-finite or out-of-range field for the validator.
+   *Exact top bits.* ``T`` is rounded down, so the computed product is below the exact one by
+   less than ``w`` units of its low word. If adding ``w`` to the low word cannot carry into bit
+   9 of the high word, the high word's bits from bit 9 up (54 or 55 bits) are exactly those of
+   the exact product. Otherwise the low 64 bits of ``T`` are multiplied in too (a 192-bit
+   product, error again below ``w`` units of its lowest word) and the carry test is repeated;
+   if it still fails, the algorithm gives up. The binary exponent is ``floor(q * log2(10))``,
+   computed as ``(217706 * q) >> 16`` (checked at import over the table's range).
+
+   *Rounding.* With 54 exact bits, rounding to 53 is decided by the last one, except when every
+   computed bit below it is zero and rounding up would give an odd mantissa: the exact value
+   may then be a tie (round to even: down) or lie just above one (up). If the table entry's low
+   word is zero (``10**q`` fits in 64 bits, ``0 <= q <= 27``), the product is exact, so it is a
+   tie exactly when all dropped bits are zero (``1e23``, ``9007199254740993``); otherwise the
+   algorithm gives up. A result that rounds beyond the largest double is ``inf``. A result
+   below the smallest normal is rounded to a multiple of ``2**-1074`` from the same exact bits,
+   by its first dropped bit: a tie is impossible there, since a tie is a dyadic rational and
+   ``w * 10**q`` with ``q < 0`` is one only if ``5**-q`` divides ``w < 10**19``, i.e.
+   ``q >= -27``, far from the subnormal range. For ``q < -342`` the value is below
+   ``10**19 * 10**-343 < 2**-1075`` and rounds to ``0.0``; for ``q > 308`` it is at least
+   ``10**309`` and rounds to ``inf``.
+
+   *When it gives up.* In practice the carry test fails only when ``q < 0`` and the exact value
+   is a double or a tie between two (``9007199254740992.0``, ``2507292304129789.5``): the
+   truncated product then lands just below it. For ``-27 <= q < 0`` the kernel then checks
+   whether ``5**-q`` divides ``w``; if so the value is ``(w / 5**-q) * 2**q``, and converting
+   that integer to a double is one correctly rounded IEEE operation while scaling by
+   ``2**q >= 2**-27`` is exact.
+3. Deferral: when the above cannot decide, when the number has more than 19 significant digits
+   (so ``w`` was truncated), or when its explicit exponent is too long to track exactly
+   (``>= 10**6``), the kernel sets the field's kind to :data:`KIND_NUMBER_DEFERRED` with the
+   number's text span in ``str_start``/``str_end``; :func:`scan` then converts it with
+   ``float(bytes)`` (:func:`resolve_deferred`), so callers of :func:`scan` never see that kind.
+   The message itself stays on the fast path.
+
+``w == 0`` gives a zero of the literal's sign for any exponent, as ``float`` does
+(``float("0e999")`` is ``0.0``, ``float("-0e-5")`` is ``-0.0``), except the integer literal
+``-0`` above. Integer literals give floats (``3`` gives ``3.0``). An overflowing literal such
+as ``1e400`` becomes ``inf`` here, whereas the strict decoder (msgspec) rejects the whole
+message ("Number out of range"); downstream, a non-finite field is rejected only where the rule
+uses that field.
 
 Strings are reported as absolute byte offsets into the buffer; since they contain no escapes
 and only ASCII, ``buf[start:end].decode()`` is exactly the string ``json.loads`` returns.
@@ -85,7 +100,6 @@ and only ASCII, ``buf[start:end].decode()`` is exactly the string ``json.loads``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,9 +113,11 @@ __all__ = [
     "KIND_FALSE",
     "KIND_NULL",
     "KIND_NUMBER",
+    "KIND_NUMBER_DEFERRED",
     "KIND_STRING",
     "KIND_TRUE",
     "ScanResult",
+    "resolve_deferred",
     "scan",
     "split_lines",
 ]
@@ -174,10 +190,10 @@ _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 def _pow10_mantissa(q: int) -> int:
     """``10**q`` scaled by a power of two into ``[2**127, 2**128)``, rounded down (exactly)."""
     if q >= 0:
-        p = 5**q  # 10**q = 5**q * 2**q: same mantissa
+        p: int = 5**q  # 10**q = 5**q * 2**q: same mantissa
         shift = p.bit_length() - 128
         return p >> shift if shift > 0 else p << -shift
-    d = 5**-q
+    d: int = 5**-q
     # 2**(127 + b) / d lies in (2**127, 2**128) since 2**(b-1) < d < 2**b; never an integer.
     return (1 << (127 + d.bit_length())) // d
 
@@ -190,12 +206,19 @@ _EL_MAX_Q = 308
 _POW10_MANTISSAS = [_pow10_mantissa(q) for q in range(_EL_MIN_Q, _EL_MAX_Q + 1)]
 _POW10_HI = np.array([m >> 64 for m in _POW10_MANTISSAS], dtype=np.uint64)
 _POW10_LO = np.array([m & (2**64 - 1) for m in _POW10_MANTISSAS], dtype=np.uint64)
+# 2**(e - 1075) for biased exponents e in [0, 2046]: scales a 53-bit integer mantissa to the
+# double with that exponent (every entry from 2**-1074 up is a double, so index 0 is unused).
+_POW2 = np.array([0.0] + [2.0 ** (e - 1075) for e in range(1, 2047)], dtype=np.float64)
+# 5**k for k in [0, 27]: the powers of five that fit in a uint64.
+_MAX_POW5_U64 = 27
+_POW5_U64 = np.array([5**k for k in range(_MAX_POW5_U64 + 1)], dtype=np.uint64)
 # floor(log2(10**q)) == (_LOG2_10_Q16 * q) >> 16 over the table's range; checked here.
 _LOG2_10_Q16 = 217706
 
 
 def _floor_log2_pow10(q: int) -> int:
-    return (10**q).bit_length() - 1 if q >= 0 else -((10**-q).bit_length())
+    power: int = 10 ** abs(q)
+    return power.bit_length() - 1 if q >= 0 else -power.bit_length()
 
 
 if any(  # pragma: no cover - guards future edits of the range
@@ -232,7 +255,9 @@ class ScanResult:
         ``float64[n, 6]``; the value where ``kind == KIND_NUMBER``, NaN elsewhere.
     str_start, str_end : numpy.ndarray
         ``int64[n, 6]``; absolute byte offsets into ``buf`` of the string content (between the
-        quotes) where ``kind == KIND_STRING``, -1 elsewhere.
+        quotes) where ``kind == KIND_STRING``, -1 elsewhere. (Straight from the kernel, before
+        :func:`resolve_deferred`, they also hold the number's text span where
+        ``kind == KIND_NUMBER_DEFERRED``; :func:`scan` never returns that kind.)
     stream_hash : numpy.ndarray
         ``uint64[n]``; FNV-1a 64 over the key bytes, one 0x00 byte, then the metric bytes when
         both key and metric are strings, else 0.
@@ -317,21 +342,50 @@ def _eisel_lemire(w: np.uint64, q: int) -> float:
     if msb == _U0:
         e2 -= 1
     if lo == _U0 and (hi & _MASK9) == _U0 and (m & _U3) == _U1:
-        return np.nan  # maybe an exact tie (round to even) or just above one: undecided
+        # Every computed bit below the rounding bit is zero and rounding up would give an odd
+        # mantissa: the exact value may be a tie (round to even: down) or just above one (up).
+        if _POW10_LO[k] != _U0:
+            return np.nan  # the product is inexact: undecided
+        # 10**q fits in 64 bits (0 <= q <= 27), so the product is exact: a tie exactly when all
+        # dropped bits (bit 9 too when msb is set) are zero.
+        if (m << (msb + _U9)) == hi:
+            m -= _U1
     if e2 <= 0:
         # Subnormal: value = m * 2**(e2 - 1076) = (m >> (1 - e2)) / 2 units of 2**-1074, and
         # ties are impossible here (see the module docstring): round half up on that bit.
         if 1 - e2 >= 54:
             return 0.0
         t = m >> np.uint64(1 - e2)
-        return math.ldexp(float((t + (t & _U1)) >> _U1), -1074)
+        tiny: float = _POW2[1]  # 2**-1074
+        return float((t + (t & _U1)) >> _U1) * tiny  # exact: a multiple of 2**-1074
     m = (m + (m & _U1)) >> _U1
     if (m >> _U53) != _U0:
         m = m >> _U1
         e2 += 1
     if e2 >= 0x7FF:
         return np.inf
-    return math.ldexp(float(m), e2 - 1075)  # exact: m < 2**53 and the result is normal
+    scale: float = _POW2[e2]
+    return float(m) * scale  # exact: m < 2**53 and the result is a normal double
+
+
+@kernel
+def _convert_off_fast_path(w: np.uint64, q: int) -> float:
+    """``w * 10**q`` (``w >= 1``) by Eisel-Lemire, or NaN if undecided.
+
+    Eisel-Lemire cannot decide when ``q < 0`` and the exact value is a double or a tie between
+    two, e.g. ``9007199254740992.0`` or ``2507292304129789.5``: the truncated product then lands
+    just below it. For ``-27 <= q < 0`` the value is a dyadic rational exactly when ``5**-q``
+    divides ``w``, and then equals ``(w / 5**-q) * 2**q``: converting that integer to a double is
+    one correctly rounded IEEE operation and the scaling by ``2**q >= 2**-27`` is exact.
+    """
+    v = _eisel_lemire(w, q)
+    if v == v or q >= 0 or q < -_MAX_POW5_U64:
+        return v
+    p5 = _POW5_U64[-q]
+    if w % p5 != _U0:
+        return v
+    scale: float = _POW2[q + 1075]  # 2**q
+    return float(w // p5) * scale  # one rounding, then an exact scaling
 
 
 @kernel
@@ -345,11 +399,14 @@ def _scan_kernel(
     str_start: npt.NDArray[np.int64],
     str_end: npt.NDArray[np.int64],
     stream_hash: npt.NDArray[np.uint64],
-) -> None:
+) -> int:
     # One flat function on purpose: numba does not inline calls to other kernels, and every
     # call taking an array costs reference-count traffic, which dominated a helper-based
-    # version. ``break`` out of the member loop means fallback (``ok`` stays False).
+    # version (the Eisel-Lemire helper takes only scalars, and runs only off Clinger's path).
+    # ``break`` out of the member loop means fallback (``ok`` stays False). Returns the number
+    # of KIND_NUMBER_DEFERRED fields left in accepted rows.
     n = starts.shape[0]
+    n_deferred = 0
     for i in range(n):
         for f in range(_N_FIELDS):
             kind[i, f] = KIND_ABSENT
@@ -357,6 +414,7 @@ def _scan_kernel(
             str_start[i, f] = -1
             str_end[i, f] = -1
         stream_hash[i] = np.uint64(0)
+        n_deferred_row = 0
         p = starts[i]
         end = ends[i]
         ok = False
@@ -429,15 +487,18 @@ def _scan_kernel(
                             str_end[i, f] = p
                         p += 1
                     elif c == _MINUS or (c >= _ZERO and c <= _NINE):
+                        number_start = p
                         neg = c == _MINUS
                         if neg:
                             p += 1
                             if p >= end:
                                 break
                             c = buf[p]
-                        w = 0  # significand of the first _MAX_SIG_DIGITS significant digits
+                        w = _U0  # significand of the first _MAX_SIG_DIGITS significant digits
                         nsig = 0  # significant digits seen (leading zeros are not)
-                        q = 0  # decimal exponent: value = w * 10**q
+                        q = 0  # decimal exponent: value = w * 10**q while nsig <= 19
+                        integer_literal = True  # no fraction and no exponent
+                        exp_long = False  # explicit exponent reached _EXP_CAP
                         if c == _ZERO:
                             p += 1
                         elif c >= _ONE and c <= _NINE:
@@ -447,11 +508,12 @@ def _scan_kernel(
                                     break
                                 nsig += 1
                                 if nsig <= _MAX_SIG_DIGITS:
-                                    w = w * 10 + d
+                                    w = w * _U10 + np.uint64(d)
                                 p += 1
                         else:
                             break
                         if p < end and buf[p] == _DOT:
+                            integer_literal = False
                             p += 1
                             digits_start = p
                             while p < end:
@@ -461,7 +523,7 @@ def _scan_kernel(
                                 if nsig > 0 or d != 0:
                                     nsig += 1
                                     if nsig <= _MAX_SIG_DIGITS:
-                                        w = w * 10 + d
+                                        w = w * _U10 + np.uint64(d)
                                         q -= 1
                                 else:
                                     q -= 1
@@ -469,6 +531,7 @@ def _scan_kernel(
                             if p == digits_start:
                                 break
                         if p < end and (buf[p] == _LOWER_E or buf[p] == _UPPER_E):
+                            integer_literal = False
                             p += 1
                             exp_neg = False
                             if p < end and (buf[p] == _PLUS or buf[p] == _MINUS):
@@ -485,29 +548,32 @@ def _scan_kernel(
                                 p += 1
                             if p == digits_start:
                                 break
+                            exp_long = x >= _EXP_CAP
                             q = q - x if exp_neg else q + x
-                        # Past _MAX_SIG_DIGITS, digits were dropped without adjusting q: such
-                        # a number is off the fast path and is only validated, never converted.
+                        # Past _MAX_SIG_DIGITS, digits were dropped without adjusting q, and a
+                        # long exponent was clamped: such numbers are deferred to float(bytes).
                         if f >= 0:
                             if nsig == 0:
-                                v = -0.0 if neg else 0.0
-                            elif (
-                                nsig > _MAX_SIG_DIGITS
-                                or w > _MAX_EXACT_INT
-                                or q > _MAX_POW10
-                                or q < -_MAX_POW10
-                            ):
-                                break  # valid JSON, but off the exact fast path
-                            else:
-                                v = float(w)
+                                # float("-0") is -0.0, but json.loads("-0") is the int 0.
+                                v = -0.0 if neg and not integer_literal else 0.0
+                            elif nsig > _MAX_SIG_DIGITS or exp_long:
+                                v = np.nan
+                            elif w <= _MAX_EXACT_INT and q <= _MAX_POW10 and q >= -_MAX_POW10:
+                                v = float(w)  # Clinger's fast path
                                 if q >= 0:
                                     v = v * _POW10[q]
                                 else:
                                     v = v / _POW10[-q]
-                                if neg:
-                                    v = -v
-                            kind[i, f] = KIND_NUMBER
-                            number[i, f] = v
+                            else:
+                                v = _convert_off_fast_path(w, q)  # NaN when undecided
+                            if v != v:
+                                kind[i, f] = KIND_NUMBER_DEFERRED
+                                str_start[i, f] = number_start
+                                str_end[i, f] = p
+                                n_deferred_row += 1
+                            else:
+                                kind[i, f] = KIND_NUMBER
+                                number[i, f] = -v if neg and nsig > 0 else v
                     elif c == _T:
                         if p + 4 > end or buf[p + 1] != _R or buf[p + 2] != _U or buf[p + 3] != _E:
                             break
@@ -560,6 +626,7 @@ def _scan_kernel(
                 str_start[i, f] = -1
                 str_end[i, f] = -1
             continue
+        n_deferred += n_deferred_row
         if kind[i, _FIELD_KEY] == KIND_STRING and kind[i, _FIELD_METRIC] == KIND_STRING:
             h = _FNV_OFFSET
             for j in range(str_start[i, _FIELD_KEY], str_end[i, _FIELD_KEY]):
@@ -568,6 +635,7 @@ def _scan_kernel(
             for j in range(str_start[i, _FIELD_METRIC], str_end[i, _FIELD_METRIC]):
                 h = (h ^ np.uint64(buf[j])) * _FNV_PRIME
             stream_hash[i] = h
+    return n_deferred
 
 
 def scan(
@@ -592,6 +660,16 @@ def scan(
     ValueError
         If the arrays have the wrong shape or dtype, or an offset is out of bounds.
     """
+    result, n_deferred = _scan_unresolved(buf, starts, ends)
+    if n_deferred:
+        resolve_deferred(buf, result)
+    return result
+
+
+def _scan_unresolved(
+    buf: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> tuple[ScanResult, int]:
+    """:func:`scan` without :func:`resolve_deferred`: also returns the deferred field count."""
     if buf.dtype != np.uint8 or buf.ndim != 1:
         raise ValueError("buf must be a 1-D uint8 array")
     starts = np.ascontiguousarray(starts, dtype=np.int64)
@@ -610,8 +688,39 @@ def scan(
     str_start = np.empty((n, _N_FIELDS), dtype=np.int64)
     str_end = np.empty((n, _N_FIELDS), dtype=np.int64)
     stream_hash = np.empty(n, dtype=np.uint64)
-    _scan_kernel(buf, starts, ends, fallback, kind, number, str_start, str_end, stream_hash)
-    return ScanResult(fallback, kind, number, str_start, str_end, stream_hash)
+    n_deferred = int(
+        _scan_kernel(buf, starts, ends, fallback, kind, number, str_start, str_end, stream_hash)
+    )
+    return ScanResult(fallback, kind, number, str_start, str_end, stream_hash), n_deferred
+
+
+def resolve_deferred(buf_bytes: bytes | npt.NDArray[np.uint8], result: ScanResult) -> None:
+    """Convert every ``KIND_NUMBER_DEFERRED`` field of ``result`` in place to ``KIND_NUMBER``.
+
+    The value is ``float(buf_bytes[start:end])`` over the field's text span, i.e. exactly what
+    Python gives for that JSON number; the span is then reset to -1 like any other non-string.
+
+    Parameters
+    ----------
+    buf_bytes : bytes or numpy.ndarray
+        The buffer the offsets in ``result`` refer to (bytes, or the 1-D uint8 array scanned).
+    result : ScanResult
+        Columns as produced by the scanner kernel; modified in place.
+    """
+    rows, cols = np.nonzero(result.kind == KIND_NUMBER_DEFERRED)
+    if rows.shape[0] == 0:
+        return
+    spans = zip(
+        result.str_start[rows, cols].tolist(), result.str_end[rows, cols].tolist(), strict=True
+    )
+    if isinstance(buf_bytes, np.ndarray):
+        values = [float(buf_bytes[s:e].tobytes()) for s, e in spans]
+    else:
+        values = [float(buf_bytes[s:e]) for s, e in spans]
+    result.number[rows, cols] = values
+    result.kind[rows, cols] = KIND_NUMBER
+    result.str_start[rows, cols] = -1
+    result.str_end[rows, cols] = -1
 
 
 @kernel

@@ -24,7 +24,7 @@ from bayestream.schema.scan import (
     KIND_TRUE,
 )
 
-KIND_OTHER = 6  # an array or object where a scalar is expected (strict path only)
+KIND_OTHER = 7  # an array or object where a scalar is expected (strict path only)
 
 
 class WireEvent(msgspec.Struct):
@@ -39,7 +39,9 @@ class WireEvent(msgspec.Struct):
     exposure: Any = msgspec.UNSET
 
 
-_DECODER = msgspec.json.Decoder(WireEvent)
+# float_hook: a number beyond float64 range becomes +-inf, as on the fast path, so that it is
+# judged by the field's validator (and ignored where the family does not use the field).
+_DECODER = msgspec.json.Decoder(WireEvent, float_hook=float)
 _FIELD_REASON = {
     "key": Reason.INVALID_KEY,
     "metric": Reason.INVALID_METRIC,
