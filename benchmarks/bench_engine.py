@@ -57,7 +57,7 @@ def run_engine(engine: Engine, lines: list[bytes], batch_size: int) -> dict[str,
     records = anomalies = 0
     for j in range(0, starts.shape[0], batch_size):
         out = engine.process(RawBatch(block, starts[j : j + batch_size], ends[j : j + batch_size]))
-        out_bytes += len(ENCODER.encode_lines(out.posteriors))
+        out_bytes += len(out.posteriors.json_lines())
         out_bytes += len(ENCODER.encode_lines(out.anomalies))
         records += len(out.posteriors)
         anomalies += len(out.anomalies)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bayestream.config import Config, Rule
-from bayestream.engine.publish import posterior_records
+from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
 from bayestream.engine.streams import group_streams, known_streams, named_rows
 from bayestream.engine.validate import check_names, event_times, family_inputs
@@ -36,7 +36,7 @@ from bayestream.schema.batch import (
     decode_batch,
 )
 from bayestream.schema.reasons import Reason
-from bayestream.schema.records import AnomalyRecord, EvictionRecord, PosteriorRecord
+from bayestream.schema.records import AnomalyRecord, EvictionRecord
 from bayestream.schema.scan import KIND_NUMBER
 from bayestream.state import RuleStore, StateRow, StreamIndex
 
@@ -74,7 +74,7 @@ class DeadLetter:
 class Outputs:
     """What one call of :meth:`Engine.process` (or :meth:`Engine.flush`) produced."""
 
-    posteriors: list[PosteriorRecord] = field(default_factory=list)
+    posteriors: Posteriors = field(default_factory=Posteriors)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     evictions: list[EvictionRecord] = field(default_factory=list)
@@ -167,7 +167,7 @@ class Engine:
             anomalies += self._anomalies(
                 rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail
             )
-            outputs.posteriors.extend(self._emit(r, rule_r, slot[rows]))
+            outputs.posteriors.add(self._emit(r, rule_r, slot[rows]))
         outputs.anomalies = [record for _, record in sorted(anomalies, key=lambda a: a[0])]
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()
@@ -185,7 +185,7 @@ class Engine:
             dirty = np.flatnonzero(store.dirty)
             store.dirty[dirty] = False
             store.last_emit_ts[dirty] = store.last_ts[dirty]
-            outputs.posteriors.extend(posterior_records(rule_r, store, dirty))
+            outputs.posteriors.add(posterior_records(rule_r, store, dirty))
         return outputs
 
     # --- steps ----------------------------------------------------------------------------
@@ -254,7 +254,7 @@ class Engine:
         if slots.size == 0:
             return
         store = self.stores[r]
-        self._pending.posteriors.extend(posterior_records(rule, store, slots[store.dirty[slots]]))
+        self._pending.posteriors.add(posterior_records(rule, store, slots[store.dirty[slots]]))
         for s in slots.tolist():
             last = float(store.last_ts[s])
             key, metric = store.evict(s)
@@ -340,11 +340,11 @@ class Engine:
             )
         return records
 
-    def _emit(self, r: int, rule: Rule, touched_slots: np.ndarray) -> list[PosteriorRecord]:
+    def _emit(self, r: int, rule: Rule, touched_slots: np.ndarray) -> PosteriorBatch:
         """Posterior records of the streams this batch touched, per the rule's emit policy."""
         store = self.stores[r]
         if touched_slots.size == 0:
-            return []
+            return posterior_records(rule, store, touched_slots)
         slots, first = np.unique(touched_slots, return_index=True)
         slots = slots[np.argsort(first, kind="stable")]
         store.dirty[slots] = True

@@ -1,145 +1,294 @@
 """Posterior summaries of a rule's streams as output records.
 
-The summary kernel fills one float matrix for all the streams a batch touched; records are then
-built from plain Python lists, row by row, with non-finite figures (an undefined sd, an
-overflowing quantile) written as null.
+One :class:`PosteriorBatch` holds the summaries of the streams a batch touched, computed at once
+by the family's summary kernel into one float table (a snapshot: later updates do not change
+it). Its JSON lines are written by a numba kernel that lays the numbers (shortest round-trip
+digits, ``null`` for NaN and infinities) between fixed fragments of the record's layout, so
+publishing costs no Python per number; :meth:`PosteriorBatch.records` builds the same records
+as Python objects for the API and for tests.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from bayestream.config import Rule
 from bayestream.models import FAMILIES
-from bayestream.schema.records import PosteriorRecord, object_struct
+from bayestream.models._jit import kernel
+from bayestream.schema.floatfmt import MAX_FLOAT_BYTES, write_float
+from bayestream.schema.records import ENCODER, PosteriorRecord, object_struct
 from bayestream.state import RuleStore
 
-
-def _finite_or_none(values: list[float]) -> list[float | None]:
-    return [v if math.isfinite(v) else None for v in values]
+_NUMBER = None  # a number's place among the literal fragments of a layout
 
 
-def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> list[PosteriorRecord]:
-    """One :class:`PosteriorRecord` per slot, in the order given."""
+class _Layout:
+    """A rule's record layout: literal JSON fragments around the numbers of one table row."""
+
+    def __init__(self, rule: Rule, width: int) -> None:
+        def name(text: str) -> str:
+            return ENCODER.encode(text).decode()
+
+        dirichlet = rule.family == "dirichlet"
+        names = rule.param_names
+        levels = [str(c) for c in rule.credible_levels]
+        quantiles = [str(p) for p in rule.predictive_quantiles]
+        parts: list[str | None] = [f',"family":{name(rule.family)},"params":{{']
+        for i, p in enumerate(names):
+            parts += [("," if i else "") + f"{name(p)}:", _NUMBER]
+        if dirichlet:
+            for field in ("mean", "sd"):
+                parts.append(f'}},"{field}":{{')
+                for i, c in enumerate(names):
+                    parts += [("," if i else "") + f"{name(c)}:", _NUMBER]
+            parts.append('},"credible_intervals":{')
+            for j, level in enumerate(levels):
+                parts.append(("," if j else "") + f"{name(level)}:{{")
+                for i, c in enumerate(names):
+                    parts += [("," if i else "") + f"{name(c)}:[", _NUMBER, ",", _NUMBER, "]"]
+                parts.append("}")
+            parts.append('},"predictive_quantiles":{')
+        else:
+            parts += ['},"mean":', _NUMBER, ',"sd":', _NUMBER, ',"credible_intervals":{']
+            for j, level in enumerate(levels):
+                parts += [("," if j else "") + f"{name(level)}:[", _NUMBER, ",", _NUMBER, "]"]
+            parts.append('},"predictive_quantiles":{')
+            for j, q in enumerate(quantiles):
+                parts += [("," if j else "") + f"{name(q)}:", _NUMBER]
+        parts += ['},"n_eff":', _NUMBER, ',"last_ts":', _NUMBER, "}\n"]
+        fragments: list[bytes] = [b""]
+        for part in parts:
+            if part is _NUMBER:
+                fragments.append(b"")
+            else:
+                fragments[-1] += part.encode()
+        self.count = len(fragments) - 1  # numbers per row
+        self.fragments = np.frombuffer(b"".join(fragments), dtype=np.uint8)
+        self.offsets = np.cumsum([0] + [len(f) for f in fragments]).astype(np.int64)
+        self.names = list(names)
+        self.levels = levels
+        self.quantiles = quantiles
+        self.params_t = object_struct("Params", self.names)
+        self.intervals_t = object_struct("CredibleIntervals", levels)
+        self.quantiles_t = object_struct("PredictiveQuantiles", quantiles)
+        self.width = width
+
+
+_LAYOUTS: dict[tuple[Any, ...], _Layout] = {}
+
+
+def _layout(rule: Rule, width: int) -> _Layout:
+    key = (rule.family, rule.param_names, rule.credible_levels, rule.predictive_quantiles)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _LAYOUTS[key] = _Layout(rule, width)
+    return layout
+
+
+@kernel
+def _write_lines(
+    table: np.ndarray,
+    names: np.ndarray,
+    name_ends: np.ndarray,
+    fragments: np.ndarray,
+    offsets: np.ndarray,
+    room: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """JSON lines: ``{`` + names[r] + fragment 0 + number 0 + fragment 1 + ... per row r."""
+    m, k = table.shape
+    out = np.empty(room, dtype=np.uint8)
+    ends = np.empty(m, dtype=np.int64)
+    pos = 0
+    name_start = 0
+    for r in range(m):
+        out[pos] = 123  # "{"
+        pos += 1
+        for j in range(name_start, name_ends[r]):
+            out[pos] = names[j]
+            pos += 1
+        name_start = name_ends[r]
+        for c in range(k + 1):
+            for j in range(offsets[c], offsets[c + 1]):
+                out[pos] = fragments[j]
+                pos += 1
+            if c < k:
+                pos = write_float(out, pos, table[r, c])
+        ends[r] = pos
+    return out[:pos], ends
+
+
+class PosteriorBatch:
+    """The posterior records of some streams of one rule, summarised at one moment."""
+
+    __slots__ = ("_layout", "_records", "family", "name_json", "names", "table")
+
+    def __init__(self, rule: Rule, store: RuleStore, slots: np.ndarray) -> None:
+        self.family = rule.family
+        self.names = [store.names[s] for s in slots.tolist()]
+        self.name_json = [store.name_json[s] for s in slots.tolist()]
+        self.table = _summary_table(rule, store, slots)
+        self._layout = _layout(rule, store.width)
+        self._records: list[PosteriorRecord] | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def json_lines(self) -> bytes:
+        """The records as newline-terminated JSON lines."""
+        if not self.names:
+            return b""
+        out, _ = self._write()
+        return out.tobytes()
+
+    def json_values(self) -> list[bytes]:
+        """One JSON document (no newline) per record, e.g. for Kafka message values."""
+        if not self.names:
+            return []
+        out, ends = self._write()
+        data = out.tobytes()
+        starts = [0, *ends[:-1].tolist()]
+        return [data[a : b - 1] for a, b in zip(starts, ends.tolist(), strict=True)]
+
+    def _write(self) -> tuple[np.ndarray, np.ndarray]:
+        layout = self._layout
+        names = b"".join(self.name_json)
+        name_ends = np.cumsum(
+            np.fromiter(map(len, self.name_json), dtype=np.int64, count=len(self.name_json))
+        )
+        m, k = self.table.shape
+        room = len(names) + m * (2 + int(layout.offsets[-1]) + k * MAX_FLOAT_BYTES)
+        return _write_lines(
+            self.table,
+            np.frombuffer(names, dtype=np.uint8),
+            name_ends,
+            layout.fragments,
+            layout.offsets,
+            room,
+        )
+
+    def records(self) -> list[PosteriorRecord]:
+        """The records as Python objects (cached)."""
+        if self._records is None:
+            self._records = [self._record(r) for r in range(len(self.names))]
+        return self._records
+
+    def _record(self, r: int) -> PosteriorRecord:
+        layout = self._layout
+        row: list[Any] = [v if math.isfinite(v) else None for v in self.table[r].tolist()]
+        key, metric = self.names[r]
+        w = layout.width
+        if self.family == "dirichlet":
+            return _dirichlet_record(key, metric, layout, row)
+        n_levels, n_q = len(layout.levels), len(layout.quantiles)
+        c0 = w + 2
+        q0 = c0 + 2 * n_levels
+        return PosteriorRecord(
+            key,
+            metric,
+            self.family,
+            layout.params_t(*row[:w]),
+            row[w],
+            row[w + 1],
+            layout.intervals_t(*[row[c0 + 2 * j : c0 + 2 * j + 2] for j in range(n_levels)]),
+            layout.quantiles_t(*row[q0 : q0 + n_q]),
+            row[-2],
+            row[-1],
+        )
+
+
+def _dirichlet_record(key: str, metric: str, layout: _Layout, row: list[Any]) -> PosteriorRecord:
+    categories = layout.names
+    k = layout.width
+    intervals = {}
+    base = 3 * k
+    for level in layout.levels:
+        intervals[level] = {
+            c: row[base + 2 * i : base + 2 * i + 2] for i, c in enumerate(categories)
+        }
+        base += 2 * k
+    return PosteriorRecord(
+        key,
+        metric,
+        "dirichlet",
+        layout.params_t(*row[:k]),
+        dict(zip(categories, row[k : 2 * k], strict=True)),
+        dict(zip(categories, row[2 * k : 3 * k], strict=True)),
+        intervals,
+        {},
+        row[-2],
+        row[-1],
+    )
+
+
+def _summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
+    """One row per slot, in layout order: params | mean sd | intervals | quantiles | n_eff ts.
+
+    Dirichlet rows are params | means | sds | per level, per category lo hi | n_eff ts.
+    """
     m = slots.shape[0]
-    if m == 0:
-        return []
     family = FAMILIES[rule.family]
     levels = np.asarray(rule.credible_levels, dtype=np.float64)
     quantiles = np.asarray(rule.predictive_quantiles, dtype=np.float64)
-    n_levels, n_q = levels.shape[0], quantiles.shape[0]
+    n_levels = levels.shape[0]
     dirichlet = rule.family == "dirichlet"
     width = store.width if dirichlet else 1
     mean = np.empty((m, width))
     sd = np.empty((m, width))
     lo = np.empty((m, n_levels, width))
     hi = np.empty((m, n_levels, width))
-    q = np.empty((m, n_q))
+    q = np.empty((m, quantiles.shape[0]))
     family.summarize(store.params, store.obs_size, slots, levels, quantiles, mean, sd, lo, hi, q)
     if rule.transform == "log":
         with np.errstate(over="ignore"):
             q = np.exp(q)  # quantiles commute with the monotone back-transform
-    if dirichlet:
-        return _dirichlet_records(rule, store, slots, mean, sd, lo, hi)
-    # one row per stream: params | mean sd | lo_1 hi_1 .. lo_L hi_L | q_1 .. q_Q | n_eff last_ts
-    table = np.concatenate(
-        [
-            store.params[slots],
-            mean,
-            sd,
-            np.stack([lo[:, :, 0], hi[:, :, 0]], axis=2).reshape(m, 2 * n_levels),
-            q,
-            store.n_eff[slots, None],
-            store.last_ts[slots, None],
-        ],
-        axis=1,
-    )
-    finite = np.isfinite(table).all(axis=1).tolist()
-    rows = table.tolist()
-    shape = _shape(rule)
-    params_t, intervals_t, quantiles_t = shape
-    w = store.width
-    c0 = w + 2
-    q0 = c0 + 2 * n_levels
-    family_name = rule.family
-    store_names = store.names
-    records = []
-    for r, slot in enumerate(slots.tolist()):
-        row: list[Any] = rows[r] if finite[r] else _finite_or_none(rows[r])
-        key, metric = store_names[slot]
-        records.append(
-            PosteriorRecord(
-                key,
-                metric,
-                family_name,
-                params_t(*row[:w]),
-                row[w],
-                row[w + 1],
-                intervals_t(*[row[c0 + 2 * j : c0 + 2 * j + 2] for j in range(n_levels)]),
-                quantiles_t(*row[q0 : q0 + n_q]),
-                row[-2],
-                row[-1],
-            )
-        )
-    return records
+    intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels * width)
+    parts = [store.params[slots], mean, sd, intervals]
+    if not dirichlet:
+        parts.append(q)
+    parts += [store.n_eff[slots, None], store.last_ts[slots, None]]
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
-_SHAPES: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+class Posteriors:
+    """The posterior records of one engine call, as batches of one rule each."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self) -> None:
+        self.batches: list[PosteriorBatch] = []
+
+    def add(self, batch: PosteriorBatch) -> None:
+        if len(batch):
+            self.batches.append(batch)
+
+    def extend(self, other: Posteriors) -> None:
+        self.batches.extend(other.batches)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+    def __iter__(self) -> Iterator[PosteriorRecord]:
+        for batch in self.batches:
+            yield from batch.records()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Posteriors | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def json_lines(self) -> bytes:
+        return b"".join(batch.json_lines() for batch in self.batches)
 
 
-def _shape(rule: Rule) -> tuple[Any, Any, Any]:
-    """Struct types for a rule's params, credible intervals and predictive quantiles."""
-    key = (rule.param_names, rule.credible_levels, rule.predictive_quantiles)
-    shape = _SHAPES.get(key)
-    if shape is None:
-        shape = _SHAPES[key] = (
-            object_struct("Params", list(rule.param_names)),
-            object_struct("CredibleIntervals", [str(c) for c in rule.credible_levels]),
-            object_struct("PredictiveQuantiles", [str(p) for p in rule.predictive_quantiles]),
-        )
-    return shape
+def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> PosteriorBatch:
+    """Summaries of ``slots`` now, as a batch of records."""
+    return PosteriorBatch(rule, store, slots)
 
 
-def _dirichlet_records(
-    rule: Rule,
-    store: RuleStore,
-    slots: np.ndarray,
-    mean: np.ndarray,
-    sd: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-) -> list[PosteriorRecord]:
-    names = rule.param_names
-    level_keys = [str(level) for level in rule.credible_levels]
-    params = store.params[slots].tolist()
-    means, sds, los, his = mean.tolist(), sd.tolist(), lo.tolist(), hi.tolist()
-    n_eff = store.n_eff[slots].tolist()
-    last_ts = _finite_or_none(store.last_ts[slots].tolist())
-    records = []
-    for r, slot in enumerate(slots.tolist()):
-        key, metric = store.names[slot]
-        intervals = {
-            level: {c: [los[r][j][k], his[r][j][k]] for k, c in enumerate(names)}
-            for j, level in enumerate(level_keys)
-        }
-        records.append(
-            PosteriorRecord(
-                key,
-                metric,
-                rule.family,
-                dict(zip(names, params[r], strict=True)),
-                dict(zip(names, means[r], strict=True)),
-                dict(zip(names, sds[r], strict=True)),
-                intervals,
-                {},
-                n_eff[r],
-                last_ts[r],
-            )
-        )
-    return records
-
-
-__all__ = ["posterior_records"]
+__all__ = ["PosteriorBatch", "Posteriors", "posterior_records"]

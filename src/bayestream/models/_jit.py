@@ -3,8 +3,8 @@
 Every kernel in the project is compiled through :func:`kernel`; nobody else writes
 ``numba.njit(...)`` options. The policy:
 
-- ``cache=True``: compiled machine code is cached beside the sources, so a second process
-  starts warm;
+- ``cache=True``: compiled machine code is cached (in ``~/.cache/bayestream/numba/<hash of the
+  sources>``, or ``NUMBA_CACHE_DIR``), so a second process starts warm;
 - ``nogil=True``: kernels release the GIL, so a runtime thread can poll Kafka meanwhile;
 - ``error_model="numpy"``: division by zero gives inf/nan instead of raising, as in numpy;
 - ``fastmath=False``: IEEE semantics, so results are reproducible bit for bit;
@@ -13,12 +13,35 @@ Every kernel in the project is compiled through :func:`kernel`; nobody else writ
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cache_dir() -> str:
+    """Where compiled kernels are cached: a folder per version of the package's sources.
+
+    numba keys a cached kernel on its own module's file only, but our kernels inline helpers
+    from other modules (special functions, float formatting); a folder named by a hash of every
+    source file means a change anywhere can never load a stale kernel.
+    """
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "bayestream", "numba", digest.hexdigest()[:16])
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):  # an explicit numba setting wins
+    numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
 
 _POLICY: dict[str, Any] = {
     "cache": True,

@@ -88,7 +88,7 @@ class FileSink:
 
     def write(self, outputs: Outputs, batch: LineBatch | None) -> None:
         if outputs.posteriors:
-            self._files["posteriors"].write(ENCODER.encode_lines(outputs.posteriors))
+            self._files["posteriors"].write(outputs.posteriors.json_lines())
         if outputs.anomalies:
             self._files["anomalies"].write(ENCODER.encode_lines(outputs.anomalies))
         if outputs.evictions:

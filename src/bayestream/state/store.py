@@ -9,6 +9,7 @@ Numeric state per stream is ``8 * (width + 4) + 2`` bytes.
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
 _INITIAL_CAPACITY = 1024
@@ -26,6 +27,7 @@ class RuleStore:
         "last_ts",
         "live",
         "n_eff",
+        "name_json",
         "names",
         "obs_size",
         "params",
@@ -46,6 +48,7 @@ class RuleStore:
         self.live = np.empty(0, dtype=np.bool_)
         self.count = 0
         self.names: list[tuple[str, str] | None] = []
+        self.name_json: list[bytes] = []  # the JSON "key":..,"metric":.. members of records
         self.free: list[int] = []
         self._grow(capacity)
 
@@ -54,6 +57,9 @@ class RuleStore:
 
     def admit(self, key: str, metric: str) -> int:
         """Give a new stream a row holding the prior; return its slot."""
+        name_json = (
+            b'"key":' + msgspec.json.encode(key) + b',"metric":' + msgspec.json.encode(metric)
+        )
         if not self.free:
             self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
         slot = self.free.pop()
@@ -66,6 +72,7 @@ class RuleStore:
         self.live[slot] = True
         self.count += 1
         self.names[slot] = (key, metric)
+        self.name_json[slot] = name_json
         return slot
 
     def evict(self, slot: int) -> tuple[str, str]:
@@ -73,6 +80,7 @@ class RuleStore:
         name = self.names[slot]
         assert name is not None, "evicting a free slot"
         self.names[slot] = None
+        self.name_json[slot] = b""
         self.live[slot] = False
         self.count -= 1
         self.last_ts[slot] = np.nan
@@ -110,6 +118,7 @@ class RuleStore:
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
         self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
         self.names.extend([None] * extra)
+        self.name_json.extend([b""] * extra)
         # pop() takes from the end: hand out low slots first
         self.free.extend(range(capacity - 1, old - 1, -1))
         self.capacity = capacity
