@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from bayestream.config import Rule
@@ -24,6 +25,7 @@ from bayestream.schema.records import ENCODER, PosteriorRecord, object_struct
 from bayestream.state import RuleStore
 
 _NUMBER = None  # a number's place among the literal fragments of a layout
+_NAMES = msgspec.json.Decoder(dict[str, str])
 
 
 class _Layout:
@@ -135,18 +137,18 @@ class PosteriorBatch:
         self._records: list[PosteriorRecord] | None = None
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.name_json)
 
     def json_lines(self) -> bytes:
         """The records as newline-terminated JSON lines."""
-        if not self.names:
+        if not self.name_json:
             return b""
         out, _ = self._write()
         return out.tobytes()
 
     def json_values(self) -> list[bytes]:
         """One JSON document (no newline) per record, e.g. for Kafka message values."""
-        if not self.names:
+        if not self.name_json:
             return []
         out, ends = self._write()
         data = out.tobytes()
@@ -173,13 +175,14 @@ class PosteriorBatch:
     def records(self) -> list[PosteriorRecord]:
         """The records as Python objects (cached)."""
         if self._records is None:
-            self._records = [self._record(r) for r in range(len(self.names))]
+            self._records = [self._record(r) for r in range(len(self.name_json))]
         return self._records
 
     def _record(self, r: int) -> PosteriorRecord:
         layout = self._layout
         row: list[Any] = [v if math.isfinite(v) else None for v in self.table[r].tolist()]
-        key, metric = self.names[r]
+        names = _NAMES.decode(b"{" + self.name_json[r] + b"}")
+        key, metric = names["key"], names["metric"]
         w = layout.width
         if self.family == "dirichlet":
             return _dirichlet_record(key, metric, layout, row)
