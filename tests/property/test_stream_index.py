@@ -69,3 +69,19 @@ def test_colliding_hashes_stay_apart() -> None:
     assert (index.get("a", "m"), index.get("b", "m"), index.get("c", "m")) == (1, -1, 3)
     name = np.frombuffer(b"a\x00m", dtype=np.uint8)
     assert int(fnv1a(name)) != 0
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(names=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), unique=True,
+                      max_size=80), capacity=st.sampled_from([2, 16]))
+def test_insert_many_equals_inserting_one_by_one(names: list[tuple[str, str]],
+                                                 capacity: int) -> None:
+    bulk, single = StreamIndex(capacity), StreamIndex(capacity)
+    values = np.arange(len(names), dtype=np.int64) * 7 + 3
+    bulk.insert_many([k for k, _ in names], [m for _, m in names], values)
+    for (key, metric), value in zip(names, values.tolist(), strict=True):
+        single.insert(key, metric, value)
+    assert len(bulk) == len(single) == len(names)
+    for (key, metric), value in zip(names, values.tolist(), strict=True):
+        assert bulk.get(key, metric) == single.get(key, metric) == value
+    assert bulk.get("\x00", "\x00") == -1 or ("\x00", "\x00") in names

@@ -209,6 +209,10 @@ class Engine:
         new, first = np.unique(stream[rows], return_index=True)
         order = np.argsort(first, kind="stable")
         stream_slot = np.full(len(keys), -1, dtype=np.int64)
+        if self._room_for(stream_rule[new]):
+            self._admit_all(new[order], keys, metrics, stream_rule, stream_slot)
+            slot[rows] = stream_slot[stream[rows]]
+            return
         in_batch: set[int] | None = None
         admitted: list[int] = []
         for u, i in zip(new[order].tolist(), rows[first[order]].tolist(), strict=True):
@@ -228,6 +232,34 @@ class Engine:
                 in_batch.add(packed)
         slot[rows] = stream_slot[stream[rows]]
         reason[rows[slot[rows] < 0]] = REASON_CODE[Reason.STREAM_LIMIT]
+
+    def _room_for(self, rules: np.ndarray) -> bool:
+        """Can every one of these new streams (their rules given) be admitted as it is?"""
+        if len(self) + rules.shape[0] > self.config.engine.max_streams:
+            return False
+        counts = np.bincount(rules, minlength=len(self.rules))
+        for r, rule in enumerate(self.rules):
+            if rule.max_streams is not None and len(self.stores[r]) + counts[r] > rule.max_streams:
+                return False
+        return True
+
+    def _admit_all(
+        self,
+        new: np.ndarray,
+        keys: list[str],
+        metrics: list[str],
+        stream_rule: np.ndarray,
+        stream_slot: np.ndarray,
+    ) -> None:
+        """Admit the streams ``new`` (in order), rule by rule, in bulk."""
+        rules = stream_rule[new]
+        for r in np.unique(rules).tolist():
+            mine = new[rules == r].tolist()
+            k = [keys[u] for u in mine]
+            m = [metrics[u] for u in mine]
+            slots = self.stores[r].admit_many(k, m)
+            self.index.insert_many(k, m, (r << _SLOT_BITS) | slots)
+            stream_slot[mine] = slots
 
     def _full(self, r: int) -> bool:
         cap = self.rules[r].max_streams

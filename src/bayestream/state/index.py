@@ -127,6 +127,43 @@ def _place(
 
 
 @kernel
+def _place_many(
+    t_hash: np.ndarray,
+    t_value: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    arena: np.ndarray,
+    start: int,
+    klen: np.ndarray,
+    nlen: np.ndarray,
+    values: np.ndarray,
+) -> None:
+    """Place names laid out back to back from ``arena[start]`` (``key 0x00 metric``, name i
+    ``nlen[i]`` bytes long, its key ``klen[i]``) with their values."""
+    off = start
+    for i in range(klen.shape[0]):
+        h = np.uint64(0xCBF29CE484222325)
+        for j in range(off, off + nlen[i]):
+            h = (h ^ np.uint64(arena[j])) * np.uint64(0x100000001B3)
+        if h == 0:
+            h = np.uint64(1)
+        _place(
+            t_hash,
+            t_value,
+            t_off,
+            t_klen,
+            t_mlen,
+            h,
+            values[i],
+            off,
+            klen[i],
+            nlen[i] - klen[i] - 1,
+        )
+        off += nlen[i]
+
+
+@kernel
 def _rehash_into(
     old_hash: np.ndarray,
     old_value: np.ndarray,
@@ -291,6 +328,39 @@ class StreamIndex:
             name.shape[0] - klen - 1,
         )
         self.count += 1
+
+    def insert_many(self, keys: list[str], metrics: list[str], values: np.ndarray) -> None:
+        """Add several streams that are not in the index, in one kernel call."""
+        n = len(keys)
+        if n == 0:
+            return
+        names = [
+            k.encode("utf-8") + b"\x00" + m.encode("utf-8")
+            for k, m in zip(keys, metrics, strict=True)
+        ]
+        klen = np.fromiter((len(k.encode("utf-8")) for k in keys), dtype=np.int32, count=n)
+        nlen = np.fromiter(map(len, names), dtype=np.int64, count=n)
+        data = b"".join(names)
+        while 2 * (self.count + n) > self.t_hash.shape[0]:
+            self._rehash(self.t_hash.shape[0] * 2)
+        if self.arena_used + len(data) > self.arena.shape[0]:
+            self._compact(len(data))
+        start = self.arena_used
+        self.arena[start : start + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        self.arena_used += len(data)
+        _place_many(
+            self.t_hash,
+            self.t_value,
+            self.t_off,
+            self.t_klen,
+            self.t_mlen,
+            self.arena,
+            start,
+            klen,
+            nlen,
+            np.ascontiguousarray(values, dtype=np.int64),
+        )
+        self.count += n
 
     def remove(self, key: str, metric: str) -> None:
         name, klen = self.name_bytes(key, metric)

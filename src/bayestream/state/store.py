@@ -75,6 +75,27 @@ class RuleStore:
         self.name_json[slot] = name_json
         return slot
 
+    def admit_many(self, keys: list[str], metrics: list[str]) -> np.ndarray:
+        """Admit several new streams at once (same result as :meth:`admit` in turn)."""
+        n = len(keys)
+        while len(self.free) < n:
+            self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
+        taken = self.free[len(self.free) - n :]
+        del self.free[len(self.free) - n :]
+        slots = np.array(taken[::-1], dtype=np.int64)  # the order admit() would pop them
+        self.params[slots] = self.prior
+        for column in (self.last_ts, self.obs_size, self.last_emit_ts):
+            column[slots] = np.nan
+        self.n_eff[slots] = 0.0
+        self.dirty[slots] = False
+        self.live[slots] = True
+        self.count += n
+        encode = msgspec.json.encode
+        for slot, key, metric in zip(slots.tolist(), keys, metrics, strict=True):
+            self.names[slot] = (key, metric)
+            self.name_json[slot] = b'"key":' + encode(key) + b',"metric":' + encode(metric)
+        return slots
+
     def evict(self, slot: int) -> tuple[str, str]:
         """Forget a stream; its row is reused by a later admission."""
         name = self.names[slot]
