@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-FamilyName = Literal["normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet"]
+FamilyName = Literal["normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet", "particle"]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
@@ -41,6 +41,16 @@ class EngineSettings(_Frozen):
     max_ts: float = 32_503_680_000.0  # 3000-01-01T00:00:00Z
 
 
+class Initial(_Frozen):
+    """``initial``: the particle filter's prior on the latent state."""
+
+    mean: Annotated[float, Field(allow_inf_nan=False)]
+    sd: Positive
+
+
+_PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")
+
+
 class Rule(_Frozen):
     """One ``[[rule]]``: which metrics it matches and the model they get."""
 
@@ -58,9 +68,27 @@ class Rule(_Frozen):
     emit_interval_seconds: Positive | None = None
     max_streams: Annotated[int, Field(ge=1)] | None = None
     idle_ttl_seconds: Positive | None = None
+    # family = "particle" (a state-space model per stream, bootstrap particle filter)
+    model: Literal["local_level", "poisson_rate", "binomial_rate"] | None = None
+    particles: Annotated[int, Field(ge=16, le=65_536)] = 512
+    observation: Literal["normal", "student_t"] = "normal"
+    nu: Positive = 4.0
+    process_noise: Positive | None = None
+    per: Literal["second", "event"] = "second"
+    observation_noise: Positive | None = None
+    initial: Initial | None = None
+    resampling: Literal["systematic", "stratified", "residual"] = "systematic"
+    ess_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    seed: Annotated[int, Field(ge=0, lt=2**64)] = 0
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
+        if self.family == "particle":
+            self._check_particle()
+            return self
+        given = [name for name in _PARTICLE_ONLY if getattr(self, name) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for family = 'particle'")
         if self.half_life_seconds is not None and self.half_life_events is not None:
             raise ValueError("set half_life_seconds or half_life_events, not both")
         if self.transform == "log" and self.family != "normal_gamma":
@@ -71,6 +99,22 @@ class Rule(_Frozen):
             raise ValueError("emit_interval_seconds needs emit = 'interval'")
         _check_prior(self.family, self.prior)
         return self
+
+    def _check_particle(self) -> None:
+        if self.model is None or self.process_noise is None or self.initial is None:
+            raise ValueError("family = 'particle' needs model, process_noise and initial")
+        if self.model == "local_level" and self.observation_noise is None:
+            raise ValueError("model = 'local_level' needs observation_noise (a variance)")
+        if self.model != "local_level" and self.observation_noise is not None:
+            raise ValueError("observation_noise applies to model = 'local_level' only")
+        if self.prior:
+            raise ValueError("family = 'particle' takes no prior table: use initial")
+        if self.half_life_seconds is not None or self.half_life_events is not None:
+            raise ValueError("family = 'particle' forgets through process_noise, not half_life")
+        if self.transform != "none":
+            raise ValueError("transform = 'log' applies to family 'normal_gamma' only")
+        if self.emit == "interval" and self.emit_interval_seconds is None:
+            raise ValueError("emit = 'interval' needs emit_interval_seconds")
 
     @field_validator("credible_levels", "predictive_quantiles")
     @classmethod
@@ -89,10 +133,15 @@ class Rule(_Frozen):
         """Names of the posterior parameters, as in the prior table."""
         if self.family == "dirichlet":
             return self.categories
+        if self.family == "particle":
+            return ("latent_mean", "latent_sd")
         return _PRIOR_FIELDS[self.family]
 
     def prior_vector(self) -> list[float]:
-        """The prior as the family's state-row parameters."""
+        """The prior as the family's state-row parameters (for a particle rule: the empty row
+        that a new stream starts from; its particles are drawn on its first event)."""
+        if self.family == "particle":
+            return [0.0] * (2 * self.particles + 2)
         if self.family == "dirichlet":
             alpha = self.prior["alpha"]
             k = len(self.categories)

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bayestream.config import Config, Rule
+from bayestream.engine import kernels
 from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
 from bayestream.engine.streams import group_streams, known_streams, named_rows
 from bayestream.engine.validate import check_names, event_times, family_inputs
-from bayestream.models import APPLIED, FAMILIES, LATE, TAIL_CODES
+from bayestream.models import APPLIED, LATE
 from bayestream.schema.batch import (
     FIELD,
     REASON_CODE,
@@ -224,6 +225,7 @@ class Engine:
                 if self._full(r):
                     continue
             s = self.stores[r].admit(keys[u], metrics[u])
+            kernels.on_admit(self.rules[r], self.stores[r], np.array([s], dtype=np.int64))
             packed = r << _SLOT_BITS | s
             self.index.insert(keys[u], metrics[u], packed)
             stream_slot[u] = s
@@ -258,6 +260,7 @@ class Engine:
             k = [keys[u] for u in mine]
             m = [metrics[u] for u in mine]
             slots = self.stores[r].admit_many(k, m)
+            kernels.on_admit(self.rules[r], self.stores[r], slots)
             self.index.insert_many(k, m, (r << _SLOT_BITS) | slots)
             stream_slot[mine] = slots
 
@@ -311,15 +314,9 @@ class Engine:
         expire = watermark[rows] - ttl if ttl is not None else np.full(rows.shape[0], -np.inf)
         out_tail = np.empty(rows.shape[0])
         out_status = np.empty(rows.shape[0], dtype=np.int8)
-        FAMILIES[rule.family].update(
-            store.params,
-            store.last_ts,
-            store.n_eff,
-            store.obs_size,
-            store.prior,
-            rule.half_life,
-            rule.half_life_events is not None,
-            TAIL_CODES[rule.tail],
+        kernels.update(
+            rule,
+            store,
             self._lateness,
             np.ascontiguousarray(slot[rows]),
             np.ascontiguousarray(ts[rows]),
@@ -417,7 +414,7 @@ class Engine:
         """Every tracked stream's state, rule by rule."""
         for r, rule in enumerate(self.rules):
             store = self.stores[r]
-            code = FAMILIES[rule.family].code
+            code = kernels.family_code(rule)
             for s in store.live_slots().tolist():
                 key, metric = store.names[s]
                 yield StateRow(
@@ -440,7 +437,7 @@ class Engine:
             if r < 0:
                 continue
             rule, store = self.rules[r], self.stores[r]
-            if FAMILIES[rule.family].code != row.family_code or row.params.shape[0] != store.width:
+            if kernels.family_code(rule) != row.family_code or row.params.shape[0] != store.width:
                 continue
             packed = self.index.get(row.key, row.metric)
             if packed >= 0:

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 
 from bayestream.config import Rule
-from bayestream.models import FAMILIES
+from bayestream.engine.kernels import summary_table
 from bayestream.models._jit import kernel
 from bayestream.schema.floatfmt import MAX_FLOAT_BYTES, write_float
 from bayestream.schema.records import ENCODER, PosteriorRecord, object_struct
@@ -61,7 +61,10 @@ class _Layout:
             parts.append('},"predictive_quantiles":{')
             for j, q in enumerate(quantiles):
                 parts += [("," if j else "") + f"{name(q)}:", _NUMBER]
-        parts += ['},"n_eff":', _NUMBER, ',"last_ts":', _NUMBER, "}\n"]
+        parts += ['},"n_eff":', _NUMBER, ',"last_ts":', _NUMBER]
+        if rule.family == "particle":
+            parts += [',"ess":', _NUMBER]
+        parts.append("}\n")
         fragments: list[bytes] = [b""]
         for part in parts:
             if part is _NUMBER:
@@ -85,6 +88,7 @@ _LAYOUTS: dict[tuple[Any, ...], _Layout] = {}
 
 def _layout(rule: Rule, width: int) -> _Layout:
     key = (rule.family, rule.param_names, rule.credible_levels, rule.predictive_quantiles)
+    # (a particle rule's width varies with its particle count, but its records do not)
     layout = _LAYOUTS.get(key)
     if layout is None:
         layout = _LAYOUTS[key] = _Layout(rule, width)
@@ -132,7 +136,7 @@ class PosteriorBatch:
         self.family = rule.family
         self.names = [store.names[s] for s in slots.tolist()]
         self.name_json = [store.name_json[s] for s in slots.tolist()]
-        self.table = _summary_table(rule, store, slots)
+        self.table = summary_table(rule, store, slots)
         self._layout = _layout(rule, store.width)
         self._records: list[PosteriorRecord] | None = None
 
@@ -186,6 +190,11 @@ class PosteriorBatch:
         w = layout.width
         if self.family == "dirichlet":
             return _dirichlet_record(key, metric, layout, row)
+        if self.family == "particle":
+            w = 2
+            ess = row.pop()
+        else:
+            ess = None
         n_levels, n_q = len(layout.levels), len(layout.quantiles)
         c0 = w + 2
         q0 = c0 + 2 * n_levels
@@ -200,6 +209,7 @@ class PosteriorBatch:
             layout.quantiles_t(*row[q0 : q0 + n_q]),
             row[-2],
             row[-1],
+            ess,
         )
 
 
@@ -225,35 +235,6 @@ def _dirichlet_record(key: str, metric: str, layout: _Layout, row: list[Any]) ->
         row[-2],
         row[-1],
     )
-
-
-def _summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
-    """One row per slot, in layout order: params | mean sd | intervals | quantiles | n_eff ts.
-
-    Dirichlet rows are params | means | sds | per level, per category lo hi | n_eff ts.
-    """
-    m = slots.shape[0]
-    family = FAMILIES[rule.family]
-    levels = np.asarray(rule.credible_levels, dtype=np.float64)
-    quantiles = np.asarray(rule.predictive_quantiles, dtype=np.float64)
-    n_levels = levels.shape[0]
-    dirichlet = rule.family == "dirichlet"
-    width = store.width if dirichlet else 1
-    mean = np.empty((m, width))
-    sd = np.empty((m, width))
-    lo = np.empty((m, n_levels, width))
-    hi = np.empty((m, n_levels, width))
-    q = np.empty((m, quantiles.shape[0]))
-    family.summarize(store.params, store.obs_size, slots, levels, quantiles, mean, sd, lo, hi, q)
-    if rule.transform == "log":
-        with np.errstate(over="ignore"):
-            q = np.exp(q)  # quantiles commute with the monotone back-transform
-    intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels * width)
-    parts = [store.params[slots], mean, sd, intervals]
-    if not dirichlet:
-        parts.append(q)
-    parts += [store.n_eff[slots, None], store.last_ts[slots, None]]
-    return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
 class Posteriors:

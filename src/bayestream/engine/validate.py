@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayestream.config import Config, Rule
+from bayestream.engine.kernels import observation_kind
 from bayestream.schema.batch import FIELD, REASON_CODE, DecodedBatch, RawBatch
 from bayestream.schema.reasons import Reason
 from bayestream.schema.scan import KIND_ABSENT, KIND_NUMBER, KIND_STRING
@@ -92,10 +93,11 @@ def family_inputs(
     local = reason[rows]
     value = num[:, _VALUE]
     finite_value = (kind[:, _VALUE] == KIND_NUMBER) & np.isfinite(value)
-    if rule.family == "dirichlet":
+    observed = observation_kind(rule)
+    if observed == "category":
         local_x = _categories(local, rows, rule, batch, decoded)
         local_size = np.ones(rows.shape[0])
-    elif rule.family == "normal_gamma":
+    elif observed == "real":
         _reject(local, ~finite_value, Reason.INVALID_VALUE)
         local_size = np.ones(rows.shape[0])
         if rule.transform == "log":
@@ -108,7 +110,7 @@ def family_inputs(
     else:
         _reject(local, ~finite_value, Reason.INVALID_VALUE)
         _count_checks(local, value)
-        if rule.family == "beta_binomial":
+        if observed == "count_trials":
             trials = num[:, _TRIALS]
             finite_trials = (kind[:, _TRIALS] == KIND_NUMBER) & np.isfinite(trials)
             _reject(local, ~finite_trials, Reason.INVALID_TRIALS)

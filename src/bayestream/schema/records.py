@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 
-class PosteriorRecord(msgspec.Struct, gc=False):
+class PosteriorRecord(msgspec.Struct, gc=False, omit_defaults=True):
     """The latest posterior of one stream (``posteriors``; compacted on Kafka, key = stream).
 
     ``params``, ``credible_intervals`` and ``predictive_quantiles`` are JSON objects; in Python
@@ -30,6 +30,7 @@ class PosteriorRecord(msgspec.Struct, gc=False):
     predictive_quantiles: Any
     n_eff: float
     last_ts: float | None
+    ess: float | None = None  # particle family: effective sample size of the weights
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON-ready Python values (what consumers of the topic see)."""

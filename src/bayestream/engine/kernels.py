@@ -1,0 +1,208 @@
+"""How the engine calls a rule's family: the one place that knows their kernels' signatures.
+
+Conjugate families share one kernel signature (see ``bayestream.models.normal_gamma``); the
+particle family takes its model's settings instead of a prior and draws its particles from a
+per-stream counter-based generator seeded at admission.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayestream.config import Rule
+from bayestream.models import FAMILIES, TAIL_CODES
+from bayestream.state import RuleStore
+from bayestream.state.index import fnv1a
+
+PARTICLE_CODE = 5  # family code in state rows
+_MODELS = {"local_level": 0, "poisson_rate": 1, "binomial_rate": 2}
+_OBSERVATIONS = {"normal": 0, "student_t": 1}
+_RESAMPLING = {"systematic": 0, "stratified": 1, "residual": 2}
+
+
+def family_code(rule: Rule) -> int:
+    """The stable family code written into state rows."""
+    return PARTICLE_CODE if rule.family == "particle" else FAMILIES[rule.family].code
+
+
+def observation_kind(rule: Rule) -> str:
+    """What an event's ``value`` is for this rule: a real number, a count over an exposure,
+    successes (failures for a binomial particle model) out of trials, or a category."""
+    if rule.family == "particle":
+        return {
+            "local_level": "real",
+            "poisson_rate": "count_exposure",
+            "binomial_rate": "count_trials",
+        }[rule.model or "local_level"]
+    return {
+        "normal_gamma": "real",
+        "gamma_poisson": "count_exposure",
+        "beta_binomial": "count_trials",
+        "dirichlet": "category",
+    }[rule.family]
+
+
+def on_admit(rule: Rule, store: RuleStore, slots: np.ndarray) -> None:
+    """Prepare fresh rows (particle rules: seed each stream's generator from its name)."""
+    if rule.family != "particle" or slots.size == 0:
+        return
+    from bayestream.models.particle import seed_rows
+
+    keys = np.empty(slots.shape[0], dtype=np.uint64)
+    for i, s in enumerate(slots.tolist()):
+        key, metric = store.names[s]
+        name = (key + "\x00" + metric).encode("utf-8")
+        keys[i] = np.uint64(fnv1a(np.frombuffer(name, dtype=np.uint8))) ^ np.uint64(rule.seed)
+    seed_rows(store.params, slots, keys)
+
+
+def update(
+    rule: Rule,
+    store: RuleStore,
+    lateness: float,
+    slots: np.ndarray,
+    ts: np.ndarray,
+    x: np.ndarray,
+    size: np.ndarray,
+    expire: np.ndarray,
+    out_tail: np.ndarray,
+    out_status: np.ndarray,
+) -> None:
+    """Apply events in order to the rows ``slots``; see the family modules."""
+    side = TAIL_CODES[rule.tail]
+    if rule.family == "particle":
+        from bayestream.models.particle import update as particle_update
+
+        assert rule.model is not None and rule.initial is not None
+        assert rule.process_noise is not None
+        particle_update(
+            store.params,
+            store.last_ts,
+            store.n_eff,
+            store.obs_size,
+            rule.particles,
+            _MODELS[rule.model],
+            _OBSERVATIONS[rule.observation],
+            rule.nu,
+            rule.process_noise,
+            rule.per == "event",
+            rule.observation_noise or 0.0,
+            rule.initial.mean,
+            rule.initial.sd,
+            _RESAMPLING[rule.resampling],
+            rule.ess_threshold,
+            side,
+            lateness,
+            slots,
+            ts,
+            x,
+            size,
+            expire,
+            out_tail,
+            out_status,
+        )
+        return
+    FAMILIES[rule.family].update(
+        store.params,
+        store.last_ts,
+        store.n_eff,
+        store.obs_size,
+        store.prior,
+        rule.half_life,
+        rule.half_life_events is not None,
+        side,
+        lateness,
+        slots,
+        ts,
+        x,
+        size,
+        expire,
+        out_tail,
+        out_status,
+    )
+
+
+def summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
+    """One row of published figures per slot, in the record layout's order.
+
+    Conjugate: params | mean sd | lo hi per level | quantiles | n_eff last_ts. Dirichlet: params
+    | means | sds | per level, per category lo hi | n_eff last_ts. Particle: latent mean, latent
+    sd | mean sd | lo hi per level | quantiles | n_eff last_ts ess.
+    """
+    m = slots.shape[0]
+    levels = np.asarray(rule.credible_levels, dtype=np.float64)
+    quantiles = np.asarray(rule.predictive_quantiles, dtype=np.float64)
+    n_levels = levels.shape[0]
+    if rule.family == "particle":
+        return _particle_table(rule, store, slots, levels, quantiles)
+    dirichlet = rule.family == "dirichlet"
+    width = store.width if dirichlet else 1
+    mean = np.empty((m, width))
+    sd = np.empty((m, width))
+    lo = np.empty((m, n_levels, width))
+    hi = np.empty((m, n_levels, width))
+    q = np.empty((m, quantiles.shape[0]))
+    FAMILIES[rule.family].summarize(
+        store.params, store.obs_size, slots, levels, quantiles, mean, sd, lo, hi, q
+    )
+    if rule.transform == "log":
+        with np.errstate(over="ignore"):
+            q = np.exp(q)  # quantiles commute with the monotone back-transform
+    intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels * width)
+    parts = [store.params[slots], mean, sd, intervals]
+    if not dirichlet:
+        parts.append(q)
+    parts += [store.n_eff[slots, None], store.last_ts[slots, None]]
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def _particle_table(
+    rule: Rule, store: RuleStore, slots: np.ndarray, levels: np.ndarray, quantiles: np.ndarray
+) -> np.ndarray:
+    from bayestream.models.particle import summarize
+
+    assert rule.model is not None
+    m = slots.shape[0]
+    mean, sd = np.empty(m), np.empty(m)
+    latent_mean, latent_sd, ess = np.empty(m), np.empty(m), np.empty(m)
+    lo, hi = np.empty((m, levels.shape[0])), np.empty((m, levels.shape[0]))
+    q = np.empty((m, quantiles.shape[0]))
+    summarize(
+        store.params,
+        store.obs_size,
+        rule.particles,
+        _MODELS[rule.model],
+        _OBSERVATIONS[rule.observation],
+        rule.nu,
+        rule.observation_noise or 0.0,
+        slots,
+        levels,
+        quantiles,
+        mean,
+        sd,
+        lo,
+        hi,
+        q,
+        latent_mean,
+        latent_sd,
+        ess,
+    )
+    intervals = np.stack([lo, hi], axis=2).reshape(m, 2 * levels.shape[0])
+    return np.ascontiguousarray(
+        np.column_stack(
+            [
+                latent_mean,
+                latent_sd,
+                mean,
+                sd,
+                intervals,
+                q,
+                store.n_eff[slots],
+                store.last_ts[slots],
+                ess,
+            ]
+        )
+    )
+
+
+__all__ = ["family_code", "observation_kind", "on_admit", "summary_table", "update"]
