@@ -17,7 +17,7 @@ from rich.table import Table
 from bayestream.cli.synthetic import generate
 from bayestream.config import parse_config
 from bayestream.engine import Engine, Outputs
-from bayestream.models import warm_up
+from bayestream.engine.warmup import warm_up
 from bayestream.runtime.files import RunStats, run_file
 from bayestream.schema.records import AnomalyRecord, PosteriorRecord
 
@@ -48,7 +48,7 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
         f"ts={telemetry.shift_ts:.0f}) -> {output_dir}/"
     )
     with console.status("compiling kernels (cached after the first run)"):
-        warm_up()
+        warm_up(config)
     view = _View(len(telemetry.lines))
     pause = _LIVE_SECONDS / max(len(telemetry.lines) / config.engine.batch_size, 1.0)
     if live:

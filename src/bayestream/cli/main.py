@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from bayestream.config import load_config
     from bayestream.engine import Engine
-    from bayestream.models import warm_up
+    from bayestream.engine.warmup import warm_up
     from bayestream.runtime.files import run_file
 
     config = load_config(args.config)
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         raise BayestreamError("--batch-size must be at least 1")
     if args.input != "-" and not Path(args.input).is_file():
         raise BayestreamError(f"--input {args.input}: no such file")
-    warm_up()
+    warm_up(config)
     stats = run_file(Engine(config), args.input, args.output_dir, batch_size)
     rate = stats.lines / stats.seconds if stats.seconds > 0 else 0.0
     print(

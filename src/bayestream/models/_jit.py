@@ -29,13 +29,16 @@ def _cache_dir() -> str:
 
     numba keys a cached kernel on its own module's file only, but our kernels inline helpers
     from other modules (special functions, float formatting); a folder named by a hash of every
-    source file means a change anywhere can never load a stale kernel.
+    module that compiles kernels (those that import this one) means that a change in any of
+    them can never load a stale kernel, while edits elsewhere keep the cache.
     """
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(numba.__version__.encode())
     for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
+        source = path.read_bytes()
+        if b"models._jit import" in source or path.name in ("_jit.py", "_special.py"):
+            digest.update(path.relative_to(package).as_posix().encode())
+            digest.update(source)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "bayestream", "numba", digest.hexdigest()[:16])
 
@@ -54,6 +57,11 @@ _POLICY: dict[str, Any] = {
 def kernel(fn: F) -> F:
     """Compile ``fn`` with the project's numba policy."""
     return numba.njit(**_POLICY)(fn)  # type: ignore[no-any-return]
+
+
+def parallel_kernel(fn: F) -> F:
+    """Compile ``fn`` with the project's policy plus ``parallel=True`` (for ``numba.prange``)."""
+    return numba.njit(parallel=True, **_POLICY)(fn)  # type: ignore[no-any-return]
 
 
 def inline(fn: F) -> F:
