@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from bayestream.config import Config
 from bayestream.engine.engine import Engine
 from bayestream.engine.kernels import observation_kind
 from bayestream.schema.batch import RawBatch
 
-_SAMPLE = {
+_SAMPLE: dict[str, dict[str, Any]] = {
     "real": {"value": 1.5},
     "count_exposure": {"value": 2, "exposure": 1.5},
     "count_trials": {"value": 1, "trials": 3},
@@ -27,7 +28,9 @@ def warm_up(config: Config) -> None:
     messages = []
     for i, rule in enumerate(rules):
         kind = observation_kind(rule)
-        fields = {"value": rule.categories[0]} if kind == "category" else _SAMPLE[kind]
+        fields: dict[str, Any] = (
+            {"value": rule.categories[0]} if kind == "category" else _SAMPLE[kind]
+        )
         for t in (1.0, 2.0):
             event = {"key": "k", "metric": f"__warm_up_{i}__", "ts": 1e9 + t, **fields}
             messages.append(json.dumps(event).encode())
