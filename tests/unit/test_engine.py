@@ -222,3 +222,19 @@ def test_restore_skips_rows_whose_rule_changed_family() -> None:
     rows = list(engine.state_rows())
     other = make_engine([{"metric": "lat", "family": "gamma_poisson"}, *BASE_RULES[1:]])
     assert other.restore(rows) == 0 and len(other) == 0
+
+
+def test_changelog_rows_of_a_batch_restore_the_same_state() -> None:
+    from bayestream.state import decode_row
+
+    rules = [{"metric": "req", "family": "gamma_poisson", "idle_ttl_seconds": 100.0}]
+    engine = make_engine(rules)
+    changelog: dict[bytes, bytes | None] = {}
+    for msgs in ([event("a", "req", 0.0, 5), event("b", "req", 1.0, 2)],
+                 [event("b", "req", 50.0, 1), event("c", "req", 150.0, 4)]):
+        out = engine.process(batch(msgs))
+        changelog.update(engine.changelog(out))
+    assert changelog[b'{"key":"a","metric":"req"}'] is None  # evicted: a tombstone
+    restored = make_engine(rules)
+    restored.restore(decode_row(v) for v in changelog.values() if v is not None)
+    assert list(restored.state_rows()) == list(engine.state_rows())

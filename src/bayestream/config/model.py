@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bayestream.config.kafka import KafkaSettings
+
 FamilyName = Literal["normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet", "particle"]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
@@ -204,6 +206,7 @@ class Config(_Frozen):
     """The whole file: ``[engine]`` and an ordered list of ``[[rule]]`` (first match wins)."""
 
     engine: EngineSettings = EngineSettings()
+    kafka: KafkaSettings = KafkaSettings()
     rule: Annotated[tuple[Rule, ...], Field(min_length=1)]
 
     def rule_for(self, metric: str) -> int | None:

@@ -39,7 +39,7 @@ from bayestream.schema.batch import (
 from bayestream.schema.reasons import Reason
 from bayestream.schema.records import AnomalyRecord, EvictionRecord
 from bayestream.schema.scan import KIND_NUMBER
-from bayestream.state import RuleStore, StateRow, StreamIndex
+from bayestream.state import RuleStore, StateRow, StreamIndex, encode_rows, stream_key
 
 _SLOT_BITS = 40
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
@@ -80,6 +80,7 @@ class Outputs:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     evictions: list[EvictionRecord] = field(default_factory=list)
     applied: int = 0
+    touched: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (rule, slots)
 
 
 class Engine:
@@ -165,6 +166,8 @@ class Engine:
         for r, rule_r in enumerate(self.rules):
             rows = touched[r]
             outputs.applied += int(rows.size)
+            if rows.size:
+                outputs.touched.append((r, np.unique(slot[rows])))
             anomalies += self._anomalies(
                 rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail
             )
@@ -409,6 +412,20 @@ class Engine:
         self.sensor.on_streams(len(self), len(outputs.evictions))
 
     # --- state rows (changelog) -------------------------------------------------------------
+
+    def changelog(self, outputs: Outputs) -> list[tuple[bytes, bytes | None]]:
+        """Changelog records for one batch's outputs: ``(key, row)`` for every stream the batch
+        changed, then ``(key, None)`` tombstones for evicted streams. Keys are the JSON object
+        ``{"key":...,"metric":...}``; rows are :func:`bayestream.state.encode_row` bytes."""
+        out: list[tuple[bytes, bytes | None]] = []
+        for r, slots in outputs.touched:
+            store = self.stores[r]
+            live = slots[store.live[slots]]
+            code = kernels.family_code(self.rules[r])
+            out.extend(zip(store.keys_json(live), encode_rows(store, live, code), strict=True))
+        for eviction in outputs.evictions:
+            out.append((stream_key(eviction.key, eviction.metric), None))
+        return out
 
     def state_rows(self) -> Iterator[StateRow]:
         """Every tracked stream's state, rule by rule."""

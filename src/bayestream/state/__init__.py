@@ -1,7 +1,15 @@
 """Stream state: key -> slot maps, columnar per-rule arrays, and changelog rows."""
 
 from bayestream.state.index import StreamIndex
-from bayestream.state.rows import StateRow, decode_row, encode_row
+from bayestream.state.rows import StateRow, decode_row, encode_row, encode_rows, stream_key
 from bayestream.state.store import RuleStore
 
-__all__ = ["RuleStore", "StateRow", "StreamIndex", "decode_row", "encode_row"]
+__all__ = [
+    "RuleStore",
+    "StateRow",
+    "StreamIndex",
+    "decode_row",
+    "encode_row",
+    "encode_rows",
+    "stream_key",
+]

@@ -109,6 +109,10 @@ class RuleStore:
         self.free.append(slot)
         return name
 
+    def keys_json(self, slots: np.ndarray) -> list[bytes]:
+        """The JSON object ``{"key":...,"metric":...}`` of each slot's stream."""
+        return [b"{" + self.name_json[s] + b"}" for s in slots.tolist()]
+
     def live_slots(self) -> np.ndarray:
         """Slots of every tracked stream, ascending."""
         return np.flatnonzero(self.live).astype(np.int64)
