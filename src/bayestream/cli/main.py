@@ -31,10 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the engine over JSON lines (file or stdin)")
+    run = commands.add_parser(
+        "run", help="run the engine over JSON lines (file or stdin), or on Kafka with --kafka"
+    )
     run.add_argument("--config", required=True, type=Path, help="TOML configuration file")
-    run.add_argument("--input", required=True, help="JSON-lines file, or - for stdin")
-    run.add_argument("--output-dir", required=True, type=Path, help="folder for the outputs")
+    run.add_argument("--input", help="JSON-lines file, or - for stdin")
+    run.add_argument("--output-dir", type=Path, help="folder for the outputs")
+    run.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka (bootstrap servers)")
     run.add_argument("--batch-size", type=int, default=None, help="messages per batch")
     run.set_defaults(handler=_run)
 
@@ -61,6 +64,15 @@ def _run(args: argparse.Namespace) -> int:
     from bayestream.runtime.files import run_file
 
     config = load_config(args.config)
+    if args.kafka:
+        if args.input or args.output_dir:
+            raise BayestreamError("--kafka reads and writes topics: no --input/--output-dir")
+        from bayestream.runtime.service import run_kafka
+
+        warm_up(config)
+        return run_kafka(config, args.kafka, args.batch_size)
+    if not args.input or not args.output_dir:
+        raise BayestreamError("run needs --input and --output-dir (or --kafka BOOTSTRAP)")
     batch_size = args.batch_size or config.engine.batch_size
     if batch_size < 1:
         raise BayestreamError("--batch-size must be at least 1")

@@ -150,6 +150,10 @@ class PosteriorBatch:
         out, _ = self._write()
         return out.tobytes()
 
+    def keys(self) -> list[bytes]:
+        """Each record's stream as the JSON object ``{"key":...,"metric":...}`` (Kafka key)."""
+        return [b"{" + name + b"}" for name in self.name_json]
+
     def json_values(self) -> list[bytes]:
         """One JSON document (no newline) per record, e.g. for Kafka message values."""
         if not self.name_json:
