@@ -28,7 +28,6 @@ def run_kafka(config: Config, bootstrap: str, batch_size: int | None = None) -> 
     server = None
     if config.kafka.metrics_port is not None:
         from bayestream.metrics import Metrics, MetricsServer, PrometheusSensor
-
         from bayestream.schema.reasons import Reason
 
         metrics = Metrics(dead_letter_reasons=[r.value for r in Reason])
