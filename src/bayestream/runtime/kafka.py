@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -75,6 +76,10 @@ TUNED_PRODUCER: dict[str, Any] = {
     "queue.buffering.max.kbytes": 2 << 20,
     "transaction.timeout.ms": 60_000,
 }
+
+# Fault injection for the crash tests: BAYESTREAM_CRASH_AT="<point>:<n>" kills the process
+# with SIGKILL the n-th time it reaches <point> (mid_batch, before_commit, after_commit, restore).
+CRASH_ENV = "BAYESTREAM_CRASH_AT"
 
 HEADER_REASON = "bayestream.reason"
 HEADER_DETAIL = "bayestream.detail"
@@ -177,6 +182,15 @@ class KafkaRunner:
         self.producer: Producer | None = None
         self._collector = BatchCollector()
         self._changelog_partitions = 0
+        self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
+
+    def _maybe_crash(self, point: str) -> None:
+        if point != self._crash_point:
+            return
+        self._crash_count -= 1
+        if self._crash_count <= 0:
+            log.warning("%s: killing the process at %s", CRASH_ENV, point)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -236,10 +250,14 @@ class KafkaRunner:
                 by_partition[_origin(m)[1]].append(m)
             for partition, part in by_partition.items():
                 self._apply(partition, part)
+                self._maybe_crash("mid_batch")
             self.producer.send_offsets_to_transaction(
                 _next_offsets(data), self.consumer.consumer_group_metadata(), 30
             )
+            self.producer.flush(30)
+            self._maybe_crash("before_commit")
             self.producer.commit_transaction(60)
+            self._maybe_crash("after_commit")
         except KafkaException as exc:
             self._recover(exc, sorted({_origin(m)[:2] for m in data}))
             return len(data)
@@ -352,6 +370,8 @@ class KafkaRunner:
             reader.assign([TopicPartition(self.settings.changelog, partition, OFFSET_BEGINNING)])
             while True:
                 batch = reader.consume(100_000, 1.0)
+                if batch:
+                    self._maybe_crash("restore")
                 done = False
                 for m in batch:
                     err = m.error()
@@ -459,6 +479,11 @@ class KafkaRunner:
             )
             if marks is not None and marks[1] is not None:
                 self.hooks.set_lag(topic, partition, max(marks[1] - offset - 1, 0))
+
+
+def _crash_plan(text: str) -> tuple[str, int]:
+    point, _, count = text.partition(":")
+    return point, int(count) if count.isdigit() else 1
 
 
 def _is_error(m: Message) -> bool:
