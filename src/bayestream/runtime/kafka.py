@@ -318,10 +318,9 @@ class KafkaRunner:
                 self.producer.abort_transaction(30)
             except KafkaException:
                 self.producer = self._new_producer()
-        numbers = sorted({p for _, p in partitions})
-        for p in numbers:
-            if p in self.engines:
-                self.engines[p] = self._restore(p)
+        numbers = sorted({p for _, p in partitions} & set(self.engines))
+        if numbers:
+            self.engines.update(self._restore_many(numbers))
         tps = [TopicPartition(t, p) for t, p in partitions]
         for tp in self.consumer.committed(tps, timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
@@ -330,9 +329,9 @@ class KafkaRunner:
     # --- rebalancing ------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for p in sorted({tp.partition for tp in partitions}):
-            if p not in self.engines:
-                self.engines[p] = self._restore(p)
+        new = sorted({tp.partition for tp in partitions} - set(self.engines))
+        if new:
+            self.engines.update(self._restore_many(new))
         self.hooks.set_ready(True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -353,9 +352,13 @@ class KafkaRunner:
 
     def _restore(self, partition: int) -> Engine:
         """A new engine holding the committed state of one changelog partition."""
+        return self._restore_many([partition])[partition]
+
+    def _restore_many(self, partitions: list[int]) -> dict[int, Engine]:
+        """New engines holding the committed state of these changelog partitions, read to
+        their ends (read_committed) with one consumer."""
         started = time.monotonic()
-        engine = Engine(self.config, self.sensor)
-        rows: dict[bytes, bytes] = {}
+        rows: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
         conf = {
             **self._common,
             "group.id": f"{self.settings.group_id}.restore",
@@ -364,48 +367,49 @@ class KafkaRunner:
             "enable.partition.eof": True,
             "fetch.wait.max.ms": 10,
             "max.partition.fetch.bytes": 8 << 20,
+            "queued.min.messages": 1_000_000,
         }
         reader = Consumer(conf)
+        pending = set(partitions)
         try:
-            reader.assign([TopicPartition(self.settings.changelog, partition, OFFSET_BEGINNING)])
-            while True:
-                batch = reader.consume(100_000, 1.0)
+            reader.assign(
+                [TopicPartition(self.settings.changelog, p, OFFSET_BEGINNING) for p in partitions]
+            )
+            while pending:
+                batch = reader.consume(100_000, 0.05)
                 if batch:
                     self._maybe_crash("restore")
-                done = False
                 for m in batch:
                     err = m.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            done = True
+                            pending.discard(_origin(m)[1])
                             continue
                         raise KafkaException(err)
+                    _, p, _ = _origin(m)
                     key, value = m.key() or b"", m.value()
                     if value is None:
-                        rows.pop(key, None)
+                        rows[p].pop(key, None)
                     else:
-                        rows[key] = value
-                if done:
-                    break
+                        rows[p][key] = value
         finally:
             reader.close()
-        decoded = []
-        for key, value in rows.items():
-            try:
-                decoded.append(decode_row(value))
-            except StateError as exc:
-                log.error(
-                    "changelog %s[%d] key %r: %s", self.settings.changelog, partition, key, exc
-                )
-        loaded = engine.restore(decoded)
-        self.hooks.observe_restore(time.monotonic() - started, loaded)
-        log.info(
-            "partition %d: restored %d streams in %.2f s",
-            partition,
-            loaded,
-            time.monotonic() - started,
-        )
-        return engine
+        engines = {}
+        total = 0
+        for p in partitions:
+            engine = Engine(self.config, self.sensor)
+            decoded = []
+            for key, value in rows[p].items():
+                try:
+                    decoded.append(decode_row(value))
+                except StateError as exc:
+                    log.error("changelog %s[%d] key %r: %s", self.settings.changelog, p, key, exc)
+            total += engine.restore(decoded)
+            engines[p] = engine
+        seconds = time.monotonic() - started
+        self.hooks.observe_restore(seconds, total)
+        log.info("partitions %s: restored %d streams in %.2f s", partitions, total, seconds)
+        return engines
 
     # --- topics and metrics -------------------------------------------------------------------
 

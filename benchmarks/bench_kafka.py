@@ -1,0 +1,362 @@
+"""Kafka runtime benchmark on a local broker: throughput with exactly-once, event-to-publish
+latency at a fixed offered rate, and restore time, against a hand-written exactly-once loop.
+
+Prints one JSON document. Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts the project's
+embedded broker. Run: ``python benchmarks/bench_kafka.py [--events N] [--quick]``.
+
+- throughput: a pre-filled input topic (Normal-Gamma workload, Zipf-popular streams, keyed by
+  stream key, 6 partitions) consumed by one process with exactly-once, default emit policy;
+- the hand-written baseline: transactional consume-transform-produce with confluent-kafka,
+  orjson, a dict of per-stream state and scipy.special.stdtr, one output record per event;
+- latency: events produced at a fixed rate with their wall-clock time as event time; the
+  runtime's own event-to-publish measurement (sampled per batch, after each commit);
+- restore: the time to rebuild the engines of every partition from a changelog holding
+  ``--restore-streams`` streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from scipy import special
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines  # noqa: E402
+
+from bayestream import Engine, parse_config  # noqa: E402
+from bayestream.engine.warmup import warm_up  # noqa: E402
+from bayestream.runtime.kafka import KafkaRunner  # noqa: E402
+from bayestream.state import StateRow, encode_row  # noqa: E402
+
+
+def _topic(bootstrap: str, name: str, partitions: int, **config: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, partitions, 1, config=config)]).values():
+        future.result(30)
+
+
+def _fill(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 2_000_000,
+        }
+    )
+    for line in lines:
+        key = line[8 : line.index(b'"', 8)]
+        while True:
+            try:
+                producer.produce(topic, line, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+
+
+def _config(tag: str, batch_size: int) -> Any:
+    return parse_config(
+        {
+            "kafka": {
+                "input_topics": [f"{tag}.in"],
+                "group_id": f"{tag}.group",
+                "posteriors_topic": f"{tag}.posteriors",
+                "anomalies_topic": f"{tag}.anomalies",
+                "dead_letter_topic": f"{tag}.dead",
+                "metrics_port": None,
+                "batch_size": batch_size,
+            },
+            "rule": NORMAL_GAMMA_RULES,
+        }
+    )
+
+
+class _Latency:
+    """Hooks that keep the runtime's event-to-publish samples and count restores."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.restored = 0
+        self.restore_seconds = 0.0
+
+    def heartbeat(self) -> None: ...
+    def set_ready(self, ready: bool) -> None: ...
+    def transaction(self, committed: bool) -> None: ...
+    def set_lag(self, topic: str, partition: int, lag: float) -> None: ...
+    def set_freshness(self, topic: str, partition: int, seconds: float) -> None: ...
+    def drop_partition(self, topic: str, partition: int) -> None: ...
+
+    def observe_restore(self, seconds: float, streams: int) -> None:
+        self.restore_seconds += seconds
+        self.restored += streams
+
+    def observe_publish_latency(self, seconds: Any) -> None:
+        self.samples.extend(seconds)
+
+
+def engine_throughput(bootstrap: str, lines: list[bytes], batch_size: int) -> dict[str, Any]:
+    tag = f"bench-{uuid.uuid4().hex[:6]}"
+    _topic(bootstrap, f"{tag}.in", 6)
+    _fill(bootstrap, f"{tag}.in", lines)
+    runner = KafkaRunner(_config(tag, batch_size), bootstrap)
+    done = {"n": 0}
+    original = runner.step
+
+    def counting_step() -> int:
+        n = original()
+        done["n"] += n
+        if done["n"] >= len(lines):
+            runner.stop()
+        return n
+
+    runner.step = counting_step  # type: ignore[method-assign]
+    started = time.perf_counter()
+    runner.run()
+    seconds = time.perf_counter() - started
+    return {
+        "events": len(lines),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(lines) / seconds),
+        "batch_size": batch_size,
+        "note": "includes group join, topic creation and the final commit",
+    }
+
+
+def handwritten_baseline(bootstrap: str, lines: list[bytes], batch_size: int) -> dict[str, Any]:
+    """consume -> orjson -> dict state -> stdtr -> produce one record per event, in a
+    transaction per batch with the offsets (exactly-once)."""
+    tag = f"base-{uuid.uuid4().hex[:6]}"
+    _topic(bootstrap, f"{tag}.in", 6)
+    _fill(bootstrap, f"{tag}.in", lines)
+    rule = NORMAL_GAMMA_RULES[0]
+    mu0, k0, a0, b0 = (rule["prior"][k] for k in ("mu", "kappa", "alpha", "beta"))
+    h = rule["half_life_seconds"]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{tag}.group",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+            "queued.min.messages": 1_000_000,
+            "max.partition.fetch.bytes": 8 << 20,
+            "fetch.max.bytes": 64 << 20,
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": f"{tag}.tx",
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 2_000_000,
+        }
+    )
+    producer.init_transactions(30)
+    consumer.subscribe([f"{tag}.in"])
+    state: dict[tuple[str, str], list[float]] = {}
+    total = 0
+    started = time.perf_counter()
+    while total < len(lines):
+        msgs = [m for m in consumer.consume(batch_size, 0.5) if m.error() is None]
+        if not msgs:
+            continue
+        producer.begin_transaction()
+        for m in msgs:
+            ev = orjson.loads(m.value())
+            key, metric, ts, x = ev["key"], ev["metric"], float(ev["ts"]), float(ev["value"])
+            s = state.get((key, metric))
+            if s is None:
+                s = state[(key, metric)] = [mu0, k0, a0, b0, ts, 0.0]
+            mu, kappa, alpha, beta, last, n_eff = s
+            d = 2.0 ** (-(ts - last if ts > last else 0.0) / h)
+            if d != 1.0:
+                w1, w0 = d * kappa, (1.0 - d) * k0
+                kn = w1 + w0
+                beta = d * beta + (1 - d) * b0 + 0.5 * (w1 * w0 / kn) * (mu - mu0) ** 2
+                mu, kappa, alpha, n_eff = (
+                    (w1 * mu + w0 * mu0) / kn,
+                    kn,
+                    d * alpha + (1 - d) * a0,
+                    n_eff * d,
+                )
+            scale = math.sqrt(beta * (kappa + 1) / (alpha * kappa))
+            tail = float(special.stdtr(2 * alpha, -(x - mu) / scale))
+            dev = x - mu
+            s[:] = [
+                mu + dev / (kappa + 1),
+                kappa + 1,
+                alpha + 0.5,
+                beta + kappa * dev * dev / (2 * (kappa + 1)),
+                max(last, ts),
+                n_eff + 1,
+            ]
+            producer.produce(
+                f"{tag}.out",
+                orjson.dumps(
+                    {
+                        "key": key,
+                        "metric": metric,
+                        "mean": s[0],
+                        "n_eff": s[5],
+                        "tail_probability": tail,
+                    }
+                ),
+                m.key(),
+            )
+        offsets: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            offsets[(m.topic(), m.partition())] = m.offset() + 1
+        producer.send_offsets_to_transaction(
+            [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+            consumer.consumer_group_metadata(),
+            30,
+        )
+        producer.commit_transaction(60)
+        total += len(msgs)
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return {
+        "events": len(lines),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(lines) / seconds),
+        "output_records": len(lines),
+    }
+
+
+def latency(bootstrap: str, rate: int, seconds: float, batch_size: int) -> dict[str, Any]:
+    tag = f"lat-{uuid.uuid4().hex[:6]}"
+    _topic(bootstrap, f"{tag}.in", 6)
+    hooks = _Latency()
+    runner = KafkaRunner(_config(tag, batch_size), bootstrap, hooks=hooks)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    time.sleep(3.0)  # join the group
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+    rng = np.random.default_rng(5)
+    sent = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        due = int((time.perf_counter() - started) * rate)
+        while sent < due:
+            k = int(rng.zipf(1.2)) % 100_000
+            line = b'{"key":"host-%d","metric":"latency_ms","ts":%.6f,"value":%.3f}' % (
+                k,
+                time.time(),
+                50 + rng.normal() * 5,
+            )
+            producer.produce(f"{tag}.in", line, b"host-%d" % k)
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    producer.flush(30)
+    time.sleep(2.0)
+    runner.stop()
+    thread.join(60)
+    samples = np.array(hooks.samples[len(hooks.samples) // 10 :])  # skip the warm-up tenth
+    return {
+        "offered_events_per_s": rate,
+        "seconds": seconds,
+        "events": sent,
+        "samples": int(samples.size),
+        "p50_ms": round(float(np.percentile(samples, 50)) * 1e3, 1),
+        "p99_ms": round(float(np.percentile(samples, 99)) * 1e3, 1),
+    }
+
+
+def restore(bootstrap: str, streams: int, partitions: int = 6) -> dict[str, Any]:
+    tag = f"rst-{uuid.uuid4().hex[:6]}"
+    _topic(bootstrap, f"{tag}.in", partitions)
+    _topic(bootstrap, f"{tag}.group.changelog", partitions, **{"cleanup.policy": "compact"})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": 2_000_000}
+    )
+    params = np.array([50.0, 100.0, 51.0, 1300.0])
+    for i in range(streams):
+        row = encode_row(
+            StateRow(f"host-{i}", "latency_ms", 1, 1.7e9 + i, 99.0, 1.0, math.nan, params)
+        )
+        while True:
+            try:
+                producer.produce(
+                    f"{tag}.group.changelog",
+                    row,
+                    b'{"key":"host-%d","metric":"latency_ms"}' % i,
+                    partition=i % partitions,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+    hooks = _Latency()
+    runner = KafkaRunner(_config(tag, 1000), bootstrap, hooks=hooks)
+    started = time.perf_counter()
+    engines = [runner._restore(p) for p in range(partitions)]
+    seconds = time.perf_counter() - started
+    return {
+        "streams": sum(len(e) for e in engines),
+        "partitions": partitions,
+        "seconds": round(seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--baseline-events", type=int, default=300_000)
+    parser.add_argument("--streams", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=50_000)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--restore-streams", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.events, args.baseline_events, args.streams = 50_000, 20_000, 5_000
+        args.latency_seconds, args.restore_streams, args.rate = 5.0, 20_000, 5_000
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        from bayestream.runtime.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker()
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        warm_up(parse_config({"rule": NORMAL_GAMMA_RULES}))
+        Engine(parse_config({"rule": NORMAL_GAMMA_RULES}))
+        lines = normal_gamma_lines(args.events, args.streams, 1.1, seed=1)
+        report: dict[str, Any] = {"args": vars(args)}
+        report["engine"] = engine_throughput(bootstrap, lines, args.batch_size)
+        report["handwritten_baseline"] = handwritten_baseline(
+            bootstrap, lines[: args.baseline_events], 10_000
+        )
+        report["ratio_vs_handwritten"] = round(
+            report["engine"]["events_per_s"] / report["handwritten_baseline"]["events_per_s"], 2
+        )
+        report["latency"] = latency(bootstrap, args.rate, args.latency_seconds, 5_000)
+        report["restore"] = restore(bootstrap, args.restore_streams)
+        report["quix_streams_baseline"] = "not run: see the issue notes"
+        print(json.dumps(report, indent=2))
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
