@@ -35,12 +35,11 @@ from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines  # noqa: E402
-
-from bayestream import Engine, parse_config  # noqa: E402
-from bayestream.engine.warmup import warm_up  # noqa: E402
-from bayestream.runtime.kafka import KafkaRunner  # noqa: E402
-from bayestream.state import StateRow, encode_row  # noqa: E402
+from bayestream import Engine, parse_config
+from bayestream.engine.warmup import warm_up
+from bayestream.runtime.kafka import KafkaRunner
+from bayestream.state import StateRow, encode_row
+from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
 
 
 def _topic(bootstrap: str, name: str, partitions: int, **config: str) -> None:
