@@ -42,6 +42,17 @@ RULES: list[dict[str, Any]] = [
     },
     {"metric": "req", "family": "gamma_poisson", "tail": "lower", "idle_ttl_seconds": 25.0},
     {
+        "metric": "pf",
+        "family": "particle",
+        "model": "local_level",
+        "particles": 32,
+        "process_noise": 0.5,
+        "observation_noise": 4.0,
+        "initial": {"mean": 0.0, "sd": 5.0},
+        "anomaly_threshold": 0.05,
+        "idle_ttl_seconds": 60.0,
+    },
+    {
         "metric": "status",
         "family": "dirichlet",
         "prior": {"categories": ["a", "b", "c"], "alpha": 0.5},
@@ -68,7 +79,7 @@ def messages(draw: st.DrawFn) -> list[bytes]:
             continue
         doc: dict[str, Any] = {
             "key": draw(st.sampled_from(["x", "y", "z", "ü", ""])),
-            "metric": draw(st.sampled_from(["lat", "logl", "err", "req", "status", "cpu"])),
+            "metric": draw(st.sampled_from(["lat", "logl", "err", "req", "status", "pf", "cpu"])),
             "ts": ts if kind != 1 else draw(st.sampled_from(["2024-01-01T00:00:00Z", "bad"])),
             "value": draw(values),
         }

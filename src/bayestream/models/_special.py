@@ -12,7 +12,8 @@ All functions take and return float64. Regularised incomplete functions follow s
 - ``betainc(a, b, x)`` = I_x(a, b), ``betaincc`` = 1 - I_x(a, b), ``betaincinv`` its inverse;
 - ``gammainc(a, x)`` = P(a, x), ``gammaincc`` = Q(a, x), ``gammaincinv`` its inverse;
 - ``stdtr(df, t)`` = Student-t CDF, ``stdtrit(df, p)`` its inverse;
-- ``gammaln``, ``betaln``, ``psi`` (digamma).
+- ``gammaln``, ``betaln``, ``psi`` (digamma);
+- ``ndtr(x)`` = standard normal CDF, ``ndtri(p)`` its inverse.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ _stdtrit = _double_function("stdtrit", 2)
 _gammaln = _double_function("gammaln", 1)
 _betaln = _double_function("betaln", 2)
 _psi = _double_function("psi", 1)
+_ndtr = _double_function("ndtr", 1)
+_ndtri = _double_function("ndtri", 1)
 
 
 @inline
@@ -115,6 +118,16 @@ def psi(x: float) -> float:
     return _psi(x, 0)  # type: ignore[no-any-return]
 
 
+@inline
+def ndtr(x: float) -> float:
+    return _ndtr(x, 0)  # type: ignore[no-any-return]
+
+
+@inline
+def ndtri(p: float) -> float:
+    return _ndtri(p, 0)  # type: ignore[no-any-return]
+
+
 __all__ = [
     "betainc",
     "betaincc",
@@ -124,6 +137,8 @@ __all__ = [
     "gammaincc",
     "gammaincinv",
     "gammaln",
+    "ndtr",
+    "ndtri",
     "psi",
     "stdtr",
     "stdtrit",

@@ -1,0 +1,290 @@
+r"""Bootstrap particle filter: batch kernels that apply events to stream rows in place.
+
+State of a stream with ``P`` particles: row ``s`` of ``params[cap, 2P + 2]``,
+
+    params[s, 0:P]    particles x_j (the latent state)
+    params[s, P:2P]   normalised log-weights lw_j (logsumexp = 0)
+    params[s, 2P]     Philox key (raw uint64 bits)
+    params[s, 2P+1]   Philox counter (raw uint64 bits)
+
+plus ``last_ts[s]`` (NaN: no event yet), ``n_eff[s]`` (events applied since the particles were
+drawn) and ``obs_size[s]`` (trials or exposure of the newest event). Model (Gordon, Salmond &
+Smith 1993, the bootstrap filter): a Gaussian random walk
+
+    x_t = x_{t-1} + sqrt(q dt) eps,   eps ~ N(0, 1),
+
+with ``dt`` the elapsed event seconds (1 per event with ``per_event``), observed through one of
+the models of :mod:`.observation`. Per event, in order:
+
+1. lateness as in :func:`bayestream.models._stream.begin_event`: an event more than
+   ``max_lateness`` behind the newest is LATE and touches nothing; an out-of-order one within
+   it gets ``dt = 0``. A stream with no event yet, or idle past its TTL (``last_ts <
+   expire_before``), (re)draws ``x_j ~ Normal(init_mean, init_sd)`` with uniform weights from
+   its own generator (key kept, counter continued), ``n_eff = 0``, and takes ``dt = 0``;
+2. propagation (skipped when ``q dt = 0``, drawing nothing);
+3. the predictive tail probability of the observation under the weighted particles, before
+   the weights see it (sides 0 upper, 1 lower, 2 two-sided; mid-p for counts);
+4. ``lw_j += log p(y | x_j)``, normalised by log-sum-exp; ``ESS = 1 / sum w_j^2``; resampling
+   (:mod:`.resampling`) when ``ESS < ess_threshold P``, after which ``lw_j = -log P``.
+
+Degenerate events keep the state finite: if every particle's log-likelihood is -inf or NaN
+(an observation far outside every particle, or a count the model cannot produce) the previous
+weights are kept unchanged and nothing is resampled (the tail probability is still reported;
+it is 0 for an impossible observation); particles are clamped to ``|x| <= X_MAX``. A NaN
+tail (e.g. a NaN observation) is reported as 0.
+
+Generator use per event (blocks of the counter): ceil(P/2) normal pairs for an initial draw
+and for a propagation (4/pi blocks per pair on average, polar method), and 1 (systematic,
+residual) or ceil(P/2) (stratified) for a resampling.
+Everything a stream's events do depends only on its row and the events, so results do not
+depend on batching or on the other streams, and :func:`update_parallel` equals :func:`update`
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from bayestream.models._jit import inline, kernel, parallel_kernel
+from bayestream.models._stream import APPLIED, LATE, side_tail
+from bayestream.models.particle.codes import MODEL_BINOMIAL_RATE, MODEL_LOCAL_LEVEL, X_MAX
+from bayestream.models.particle.observation import (
+    binomial_pass,
+    continuous_pass,
+    poisson_pass,
+    valid_count,
+)
+from bayestream.models.particle.philox import normal_pair
+from bayestream.models.particle.resampling import resample
+
+CHUNKS = 64
+"""update_parallel splits the batch's streams into at most this many contiguous chunks (each
+with its own scratch), shared among numba's threads; a constant, because a kernel that asks
+numba for its thread count cannot be cached on disk."""
+
+
+@kernel
+def seed_rows(params: np.ndarray, slots: np.ndarray, keys: np.ndarray) -> None:
+    """Give rows ``slots[i]`` the generator key ``keys[i]`` (uint64) and counter 0."""
+    p = (params.shape[1] - 2) // 2
+    bits = params.view(np.uint64)
+    for i in range(slots.shape[0]):
+        bits[slots[i], 2 * p] = keys[i]
+        bits[slots[i], 2 * p + 1] = np.uint64(0)
+
+
+@inline
+def _clamp(v: float) -> float:
+    return min(max(v, -X_MAX), X_MAX)
+
+
+@inline
+def _gaussian_fill(
+    x: np.ndarray, base: np.ndarray, add: bool, loc: float, sd: float, key: np.uint64, c: np.uint64
+) -> np.uint64:
+    """x_j = clamp(loc + base_j [if add] + sd z_j), two normals per block; next counter."""
+    p = x.shape[0]
+    for b in range(p // 2):
+        z0, z1, c = normal_pair(key, c)
+        j = 2 * b
+        if add:
+            x[j] = _clamp(base[j] + sd * z0)
+            x[j + 1] = _clamp(base[j + 1] + sd * z1)
+        else:
+            x[j] = _clamp(loc + sd * z0)
+            x[j + 1] = _clamp(loc + sd * z1)
+    if p % 2 == 1:
+        z0, _, c = normal_pair(key, c)
+        x[p - 1] = _clamp((base[p - 1] if add else loc) + sd * z0)
+    return c
+
+
+@inline
+def apply_event(
+    params: np.ndarray,
+    bits: np.ndarray,
+    last_ts: np.ndarray,
+    n_eff: np.ndarray,
+    obs_size: np.ndarray,
+    p: int,
+    model: int,
+    obs: int,
+    nu: float,
+    q: float,
+    per_event: bool,
+    r: float,
+    init_mean: float,
+    init_sd: float,
+    resampling: int,
+    ess_threshold: float,
+    side: int,
+    max_lateness: float,
+    s: int,
+    t: float,
+    y: float,
+    size: float,
+    expire_before: float,
+    new: np.ndarray,
+    w: np.ndarray,
+) -> tuple[float, np.int8]:
+    """One event on row ``s`` (see the module docstring); returns (tail, status).
+    ``new`` and ``w`` are scratch of length ``p``."""
+    x = params[s, 0:p]
+    lw = params[s, p : 2 * p]
+    key = bits[s, 2 * p]
+    counter = bits[s, 2 * p + 1]
+    newest = last_ts[s]
+    if math.isnan(newest) or newest < expire_before:
+        last_ts[s] = t
+        n_eff[s] = 0.0
+        counter = _gaussian_fill(x, x, False, init_mean, init_sd, key, counter)
+        lw[:] = -math.log(p)
+        dt = 0.0
+    else:
+        if t < newest - max_lateness:
+            return np.nan, LATE
+        if per_event:
+            dt = 1.0
+        else:
+            dt = t - newest if t > newest else 0.0
+        if t > newest:
+            last_ts[s] = t
+    var = q * dt
+    if var > 0.0:
+        counter = _gaussian_fill(x, x, True, 0.0, min(math.sqrt(var), X_MAX), key, counter)
+
+    if model == MODEL_LOCAL_LEVEL:
+        ok = True
+        lower, at, upper, top = continuous_pass(x, lw, new, y, math.sqrt(r), obs, nu)
+    else:
+        binomial = model == MODEL_BINOMIAL_RATE
+        ok = valid_count(y, size, binomial)
+        if not ok:
+            lower, at, upper, top = 0.0, 0.0, 0.0, -math.inf
+        elif binomial:
+            lower, at, upper, top = binomial_pass(x, lw, new, y, size)
+        else:
+            lower, at, upper, top = poisson_pass(x, lw, new, y, size)
+    tail = side_tail(lower + 0.5 * at, upper + 0.5 * at, side) if ok else 0.0
+    if tail != tail:
+        tail = 0.0
+
+    if top > -math.inf:  # else: no particle can explain y; keep the weights
+        total = 0.0
+        squares = 0.0
+        for j in range(p):
+            e = math.exp(new[j] - top)
+            w[j] = e
+            total += e
+            squares += e * e
+        log_total = math.log(total)
+        for j in range(p):  # (new - top) first: top may be so large that top + log_total = top
+            lw[j] = (new[j] - top) - log_total
+        if total * total < ess_threshold * p * squares:  # ESS = total^2 / squares
+            counter = resample(x, w, total, resampling, key, counter, new)
+            x[:] = new
+            lw[:] = -math.log(p)
+    bits[s, 2 * p + 1] = counter
+    n_eff[s] += 1.0
+    obs_size[s] = size
+    return tail, APPLIED
+
+
+@kernel
+def update(
+    params: np.ndarray,
+    last_ts: np.ndarray,
+    n_eff: np.ndarray,
+    obs_size: np.ndarray,
+    n_particles: int,
+    model: int,
+    obs: int,
+    nu: float,
+    q: float,
+    per_event: bool,
+    r: float,
+    init_mean: float,
+    init_sd: float,
+    resampling: int,
+    ess_threshold: float,
+    side: int,
+    max_lateness: float,
+    slots: np.ndarray,
+    ts: np.ndarray,
+    x: np.ndarray,
+    size: np.ndarray,
+    expire_before: np.ndarray,
+    out_tail: np.ndarray,
+    out_status: np.ndarray,
+) -> None:
+    """Apply events ``i`` in order to rows ``slots[i]``; ``out_tail[i]`` is the predictive tail
+    probability before the event (NaN when LATE), ``out_status[i]`` APPLIED or LATE."""
+    p = n_particles
+    bits = params.view(np.uint64)
+    new = np.empty(p)
+    w = np.empty(p)
+    for i in range(slots.shape[0]):
+        out_tail[i], out_status[i] = apply_event(
+            params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event, r,
+            init_mean, init_sd, resampling, ess_threshold, side, max_lateness,
+            slots[i], ts[i], x[i], size[i], expire_before[i], new, w,
+        )  # fmt: skip
+
+
+@parallel_kernel
+def update_parallel(
+    params: np.ndarray,
+    last_ts: np.ndarray,
+    n_eff: np.ndarray,
+    obs_size: np.ndarray,
+    n_particles: int,
+    model: int,
+    obs: int,
+    nu: float,
+    q: float,
+    per_event: bool,
+    r: float,
+    init_mean: float,
+    init_sd: float,
+    resampling: int,
+    ess_threshold: float,
+    side: int,
+    max_lateness: float,
+    slots: np.ndarray,
+    ts: np.ndarray,
+    x: np.ndarray,
+    size: np.ndarray,
+    expire_before: np.ndarray,
+    out_tail: np.ndarray,
+    out_status: np.ndarray,
+) -> None:
+    """:func:`update` with distinct streams in parallel (``numba.prange`` over chunks of
+    streams, each stream's events in their order); the same results bit for bit."""
+    p = n_particles
+    n = slots.shape[0]
+    if n == 0:
+        return
+    bits = params.view(np.uint64)
+    order = np.argsort(slots, kind="mergesort")  # stable: a stream's events keep their order
+    starts = np.empty(n + 1, dtype=np.int64)
+    groups = 0
+    for k in range(n):
+        if k == 0 or slots[order[k]] != slots[order[k - 1]]:
+            starts[groups] = k
+            groups += 1
+    starts[groups] = n
+    chunks = min(groups, CHUNKS)
+    for c in numba.prange(chunks):
+        new = np.empty(p)
+        w = np.empty(p)
+        for g in range(c * groups // chunks, (c + 1) * groups // chunks):
+            for k in range(starts[g], starts[g + 1]):
+                i = order[k]
+                out_tail[i], out_status[i] = apply_event(
+                    params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event,
+                    r, init_mean, init_sd, resampling, ess_threshold, side, max_lateness,
+                    slots[i], ts[i], x[i], size[i], expire_before[i], new, w,
+                )  # fmt: skip

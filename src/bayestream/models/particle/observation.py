@@ -1,0 +1,194 @@
+r"""Observation models: log-likelihoods and predictive tails of one event under the particles.
+
+Each particle ``x_j`` (weight ``w_j``, normalised) is a component of the predictive mixture
+``p(y) = sum_j w_j p(y | x_j)``:
+
+- local level: ``y | x_j ~ Normal(x_j, r)`` or Student-t(nu, loc x_j, scale sqrt(r));
+- Poisson rate: a count ``y | x_j ~ Poisson(e exp(x_j))`` over exposure ``e``;
+- binomial rate: failures ``y | x_j ~ Binomial(n, sigmoid(x_j))`` out of ``n`` trials.
+
+Tail probabilities of the mixture are the weighted sums of the components' tails. Each
+component costs one CDF evaluation: the CDF is evaluated on the side where it is small
+(``Phi(-|z|)``; for the discrete models the tail away from the mean) and the other side is
+its complement, so far tails keep their digits. For the discrete models the point mass is
+``exp`` of the log-likelihood the weighting needs anyway, and tails are mid-p.
+
+A pass writes ``lw_j + log p(y | x_j)`` (NaN mapped to -inf) into ``new`` and returns the
+mixture's ``(P(Y < y), P(Y = y), P(Y > y))`` (continuous: ``P(Y = y) = 0``) and the largest
+new log-weight. Terms of the log-likelihood that are constant across particles are kept for
+the discrete models (the point mass needs them) and dropped for the continuous ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.models._jit import inline
+from bayestream.models._special import (
+    betainc,
+    betaincc,
+    gammainc,
+    gammaincc,
+    gammaln,
+    ndtr,
+    stdtr,
+)
+from bayestream.models.particle.codes import OBS_NORMAL
+
+_NEG_INF = -math.inf
+
+
+@inline
+def log_sigmoid(v: float) -> float:
+    """log(1 / (1 + exp(-v))) without overflow."""
+    return min(v, 0.0) - math.log1p(math.exp(-abs(v)))
+
+
+@inline
+def continuous_pass(
+    x: np.ndarray, lw: np.ndarray, new: np.ndarray, y: float, scale: float, obs: int, nu: float
+) -> tuple[float, float, float, float]:
+    """Local level: Normal or Student-t observation noise of scale ``scale``."""
+    lower = 0.0
+    upper = 0.0
+    top = _NEG_INF
+    for j in range(x.shape[0]):
+        w = math.exp(lw[j])
+        d = (y - x[j]) / scale
+        if obs == OBS_NORMAL:
+            c = ndtr(-abs(d))
+            ll = -0.5 * d * d
+        else:
+            c = stdtr(nu, -abs(d))
+            ll = -0.5 * (nu + 1.0) * math.log1p(d * d / nu)
+        if d < 0.0:
+            lower += w * c
+            upper += w * (1.0 - c)
+        else:
+            lower += w * (1.0 - c)
+            upper += w * c
+        v = lw[j] + ll
+        if v != v:
+            v = _NEG_INF
+        new[j] = v
+        top = max(top, v)
+    return lower, 0.0, upper, top
+
+
+@inline
+def poisson_pass(
+    x: np.ndarray, lw: np.ndarray, new: np.ndarray, y: float, exposure: float
+) -> tuple[float, float, float, float]:
+    """Poisson rate: P(Y < y) = Q(y, lam), P(Y > y) = P(y + 1, lam) (regularised gamma)."""
+    log_e = math.log(exposure)
+    const = gammaln(y + 1.0)
+    lower = 0.0
+    at = 0.0
+    upper = 0.0
+    top = _NEG_INF
+    for j in range(x.shape[0]):
+        w = math.exp(lw[j])
+        lam = exposure * math.exp(x[j])
+        ll = -lam - const
+        if y > 0.0:
+            ll += y * (log_e + x[j])
+        if ll != ll:
+            ll = _NEG_INF
+        pmf = math.exp(ll)
+        if lam > y:
+            below = gammaincc(y, lam) if y > 0.0 else 0.0
+            above = max(1.0 - below - pmf, 0.0)
+        else:
+            above = gammainc(y + 1.0, lam)
+            below = max(1.0 - above - pmf, 0.0)
+        lower += w * below
+        at += w * pmf
+        upper += w * above
+        v = lw[j] + ll
+        new[j] = v
+        top = max(top, v)
+    return lower, at, upper, top
+
+
+@inline
+def binomial_pass(
+    x: np.ndarray, lw: np.ndarray, new: np.ndarray, y: float, trials: float
+) -> tuple[float, float, float, float]:
+    """Binomial rate, ``y`` failures with probability p = sigmoid(x):
+    P(Y < y) = I_q(n - y + 1, y), P(Y > y) = I_p(y + 1, n - y), q = 1 - p."""
+    n = trials
+    const = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+    lower = 0.0
+    at = 0.0
+    upper = 0.0
+    top = _NEG_INF
+    for j in range(x.shape[0]):
+        w = math.exp(lw[j])
+        lp = log_sigmoid(x[j])
+        lq = log_sigmoid(-x[j])
+        ll = const
+        if y > 0.0:
+            ll += y * lp
+        if n - y > 0.0:
+            ll += (n - y) * lq
+        if ll != ll:
+            ll = _NEG_INF
+        pmf = math.exp(ll)
+        p = math.exp(lp)
+        q = math.exp(lq)
+        if n * p > y:
+            if y <= 0.0:
+                below = 0.0
+            elif q <= 0.5:
+                below = betainc(n - y + 1.0, y, q)
+            else:
+                below = betaincc(y, n - y + 1.0, p)
+            above = max(1.0 - below - pmf, 0.0)
+        else:
+            if y >= n:
+                above = 0.0
+            elif p <= 0.5:
+                above = betainc(y + 1.0, n - y, p)
+            else:
+                above = betaincc(n - y, y + 1.0, q)
+            below = max(1.0 - above - pmf, 0.0)
+        lower += w * below
+        at += w * pmf
+        upper += w * above
+        v = lw[j] + ll
+        new[j] = v
+        top = max(top, v)
+    return lower, at, upper, top
+
+
+@inline
+def valid_count(y: float, size: float, binomial: bool) -> bool:
+    """A count the discrete models can weigh: a finite integer in [0, size] (binomial) or
+    >= 0 with a finite exposure >= 0 (Poisson)."""
+    if not (math.isfinite(y) and math.isfinite(size)) or y < 0.0 or size < 0.0:
+        return False
+    if y != math.floor(y):
+        return False
+    if binomial:
+        return size == math.floor(size) and y <= size
+    return True
+
+
+@inline
+def poisson_cdf(k: float, lam: float) -> float:
+    """P(Y <= k) for Y ~ Poisson(lam)."""
+    if k < 0.0:
+        return 0.0
+    return gammaincc(k + 1.0, lam)
+
+
+@inline
+def binomial_cdf(k: float, n: float, lp: float) -> float:
+    """P(Y <= k) for Y ~ Binomial(n, p), p = exp(lp)."""
+    if k < 0.0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return betaincc(k + 1.0, n - k, math.exp(lp))
