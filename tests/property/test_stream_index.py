@@ -72,10 +72,13 @@ def test_colliding_hashes_stay_apart() -> None:
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)
-@given(names=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), unique=True,
-                      max_size=80), capacity=st.sampled_from([2, 16]))
-def test_insert_many_equals_inserting_one_by_one(names: list[tuple[str, str]],
-                                                 capacity: int) -> None:
+@given(
+    names=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), unique=True, max_size=80),
+    capacity=st.sampled_from([2, 16]),
+)
+def test_insert_many_equals_inserting_one_by_one(
+    names: list[tuple[str, str]], capacity: int
+) -> None:
     bulk, single = StreamIndex(capacity), StreamIndex(capacity)
     values = np.arange(len(names), dtype=np.int64) * 7 + 3
     bulk.insert_many([k for k, _ in names], [m for _, m in names], values)

@@ -151,3 +151,10 @@ def test_fast_and_strict_paths_judge_alike() -> None:
     ]
     assert [d.reason for d in fast.dead_letters] == [Reason.INVALID_VALUE, Reason.INVALID_TRIALS]
     assert list(fast_engine.state_rows()) == list(strict_engine.state_rows())
+
+
+def test_deeply_nested_json_is_a_dead_letter_not_a_crash() -> None:
+    engine = make_engine()
+    nested = b'{"key":"k","metric":"lat","ts":1,"value":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    out = engine.process(batch([nested, b"[" * 100_000]))
+    assert [d.reason for d in out.dead_letters] == [Reason.INVALID_JSON, Reason.INVALID_JSON]

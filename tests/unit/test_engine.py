@@ -230,8 +230,10 @@ def test_changelog_rows_of_a_batch_restore_the_same_state() -> None:
     rules = [{"metric": "req", "family": "gamma_poisson", "idle_ttl_seconds": 100.0}]
     engine = make_engine(rules)
     changelog: dict[bytes, bytes | None] = {}
-    for msgs in ([event("a", "req", 0.0, 5), event("b", "req", 1.0, 2)],
-                 [event("b", "req", 50.0, 1), event("c", "req", 150.0, 4)]):
+    for msgs in (
+        [event("a", "req", 0.0, 5), event("b", "req", 1.0, 2)],
+        [event("b", "req", 50.0, 1), event("c", "req", 150.0, 4)],
+    ):
         out = engine.process(batch(msgs))
         changelog.update(engine.changelog(out))
     assert changelog[b'{"key":"a","metric":"req"}'] is None  # evicted: a tombstone

@@ -516,11 +516,15 @@ def _stream_key(key: str, metric: str) -> bytes:
 def _event_ts(value: bytes | None) -> float | None:
     if not value:
         return None
+    # only for a metric, after the commit: any input must give a number or None, never raise
+    # (not UTF-8: UnicodeDecodeError; deeply nested: RecursionError; a 400-digit ts: Overflow)
     try:
         ts = msgspec.json.decode(value).get("ts")
-    except (msgspec.DecodeError, AttributeError):
-        return None
-    return float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+        if isinstance(ts, int | float) and not isinstance(ts, bool):
+            return float(ts)
+    except (ValueError, AttributeError, OverflowError, RecursionError):
+        pass
+    return None
 
 
 __all__ = ["Hooks", "KafkaRunner", "KafkaRuntimeError"]

@@ -72,7 +72,7 @@ def decode_strict(raw: bytes) -> StrictResult:
         if field and field.group(1) in _FIELD_REASON:
             return _bad(_FIELD_REASON[field.group(1)], str(exc))
         return _bad(Reason.INVALID_JSON, str(exc))
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         return _bad(Reason.INVALID_JSON, str(exc))
     kinds: list[int] = []
     numbers: list[float] = []
