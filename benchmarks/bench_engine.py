@@ -47,7 +47,7 @@ def peak_rss_bytes() -> int:
 
 def run_engine(engine: Engine, lines: list[bytes], batch_size: int) -> dict[str, Any]:
     """Time the engine over ``lines``; output records are JSON-encoded as they would be sent."""
-    block = b"\n".join(lines) + b"\n"
+    block = b"\n".join(lines) + b"\n"  # as the file runner reads it: one block of lines
     out_bytes = 0
     gc.collect()
     gc.freeze()
@@ -181,6 +181,7 @@ def main() -> None:
         "args": vars(args),
         "jit": jit_warmup_seconds(),
     }
+    report["normal_gamma_by_batch_size"] = _batch_sizes(args)
     ng, engine = engine_workload(
         "normal_gamma",
         NORMAL_GAMMA_RULES,
@@ -219,6 +220,41 @@ def main() -> None:
     )
     report["peak_rss_bytes"] = peak_rss_bytes()
     print(json.dumps(report, indent=2))
+
+
+def _batch_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Steady-state Normal-Gamma throughput per batch size and emit policy (the number of
+    posterior records per event falls with the batch size, or with an interval policy)."""
+    out = []
+    variants = [(b, "every_batch") for b in (10_000, 50_000, 200_000)]
+    variants.append((50_000, "interval"))
+    for batch_size, emit in variants:
+        rule = dict(NORMAL_GAMMA_RULES[0])
+        if emit == "interval":
+            rule.update(emit="interval", emit_interval_seconds=10.0)
+        result, engine = engine_workload(
+            f"normal_gamma/{emit}",
+            [rule],
+            normal_gamma_lines,
+            args.events,
+            args.streams,
+            args.zipf,
+            batch_size,
+        )
+        out.append(
+            {
+                "batch_size": batch_size,
+                "emit": emit,
+                "steady_events_per_s": result["steady"]["events_per_s"],
+                "cold_events_per_s": result["cold"]["events_per_s"],
+                "posterior_records_per_event": round(
+                    result["steady"]["posterior_records"] / args.events, 4
+                ),
+            }
+        )
+        del engine
+        gc.collect()
+    return out
 
 
 def _agree(engine: Engine, state: dict[tuple[str, str], list[float]]) -> bool:
