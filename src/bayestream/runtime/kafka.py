@@ -243,8 +243,8 @@ class KafkaRunner:
             return 0
         self.hooks.set_ready(True)
         started = self.clock()
-        self.producer.begin_transaction()
         try:
+            self.producer.begin_transaction()
             by_partition: dict[int, list[Message]] = defaultdict(list)
             for m in data:
                 by_partition[_origin(m)[1]].append(m)
@@ -306,11 +306,28 @@ class KafkaRunner:
         self.producer.poll(0)
 
     def _recover(self, exc: KafkaException, partitions: list[tuple[str, int]]) -> None:
+        """Roll back to the last commit, retrying with backoff while the broker is away
+        (readiness is false meanwhile); nothing of the failed batch is kept."""
+        self.hooks.transaction(False)
+        self.hooks.set_ready(False)
+        delay = 0.5
+        while True:
+            try:
+                self._rollback(exc, partitions)
+                return
+            except KafkaException as again:
+                if self._stopping.is_set():
+                    raise
+                log.warning("rollback failed (%s): retrying in %.1f s", again.args[0], delay)
+                exc = again
+                time.sleep(delay)
+                delay = min(2 * delay, 30.0)
+
+    def _rollback(self, exc: KafkaException, partitions: list[tuple[str, int]]) -> None:
         """Abort, rebuild the batch's engines from the changelog, rewind the consumer."""
         assert self.consumer is not None and self.producer is not None
         error: KafkaError = exc.args[0]
         log.warning("transaction failed (%s): rolling back to the last commit", error)
-        self.hooks.transaction(False)
         if error.fatal():
             self.producer = self._new_producer()  # fenced or fatal: a new producer instance
         else:
