@@ -12,7 +12,7 @@ spread uniformly over the streams, P = 256 and 1024. Measured in the same run:
   10k streams advance together).
 
 All three include the generator (numpy: PCG64 normals and uniforms; numba: Philox4x32-10 with
-Box-Muller), the predictive tail, the log-weight update and resampling. Also: state bytes per
+a ziggurat), the predictive tail, the log-weight update and resampling. Also: state bytes per
 stream. Run: ``python benchmarks/bench_particle.py [--quick]``.
 """
 

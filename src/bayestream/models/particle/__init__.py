@@ -1,7 +1,8 @@
 """Bootstrap particle filter family: a latent Gaussian random walk per stream, observed through
 a local-level (Normal / Student-t), Poisson-rate or binomial-rate model.
 
-Modules: :mod:`.philox` (counter-based generator), :mod:`.resampling` (schemes),
+Modules: :mod:`.philox` (counter-based generator, ziggurat normals), :mod:`.vmath` (vectorisable
+``exp`` and normal tail), :mod:`.resampling` (schemes),
 :mod:`.observation` (likelihoods and predictive tails), :mod:`.filter` (``seed_rows``,
 ``update``, ``update_parallel``; the state layout is documented there), :mod:`.summaries`
 (``summarize``, ``kl``), :mod:`.codes` (option codes).

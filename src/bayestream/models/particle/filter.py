@@ -33,9 +33,12 @@ weights are kept unchanged and nothing is resampled (the tail probability is sti
 it is 0 for an impossible observation); particles are clamped to ``|x| <= X_MAX``. A NaN
 tail (e.g. a NaN observation) is reported as 0.
 
-Generator use per event (blocks of the counter): ceil(P/2) normal pairs for an initial draw
-and for a propagation (4/pi blocks per pair on average, polar method), and 1 (systematic,
-residual) or ceil(P/2) (stratified) for a resampling.
+Generator use per event (blocks of the counter): ceil(P/4) for an initial draw and for a
+propagation (ziggurat normals from the four 32-bit words of each block, plus ~0.4% of P/4 for
+its slow path; :mod:`.philox`), and 1 (systematic, residual) or ceil(P/2) (stratified) for a
+resampling. With Normal noise the tail and log-likelihood pass and the normalisation use the
+branch-free ``exp`` and normal tail of :mod:`.vmath` and sums in a fixed order, so those loops
+run in SIMD lanes.
 Everything a stream's events do depends only on its row and the events, so results do not
 depend on batching or on the other streams, and :func:`update_parallel` equals :func:`update`
 bit for bit.
@@ -50,15 +53,23 @@ import numpy as np
 
 from bayestream.models._jit import inline, kernel, parallel_kernel
 from bayestream.models._stream import APPLIED, LATE, side_tail
-from bayestream.models.particle.codes import MODEL_BINOMIAL_RATE, MODEL_LOCAL_LEVEL, X_MAX
+from bayestream.models.particle.codes import (
+    MODEL_BINOMIAL_RATE,
+    MODEL_LOCAL_LEVEL,
+    OBS_NORMAL,
+    X_MAX,
+)
 from bayestream.models.particle.observation import (
     binomial_pass,
     continuous_pass,
+    normal_pass,
     poisson_pass,
     valid_count,
 )
-from bayestream.models.particle.philox import normal_pair
+from bayestream.models.particle.philox import gaussian_fill
 from bayestream.models.particle.resampling import resample
+from bayestream.models.particle.vmath import exp as vexp
+from bayestream.models.particle.vmath import sum2
 
 CHUNKS = 64
 """update_parallel splits the batch's streams into at most this many contiguous chunks (each
@@ -74,32 +85,6 @@ def seed_rows(params: np.ndarray, slots: np.ndarray, keys: np.ndarray) -> None:
     for i in range(slots.shape[0]):
         bits[slots[i], 2 * p] = keys[i]
         bits[slots[i], 2 * p + 1] = np.uint64(0)
-
-
-@inline
-def _clamp(v: float) -> float:
-    return min(max(v, -X_MAX), X_MAX)
-
-
-@inline
-def _gaussian_fill(
-    x: np.ndarray, base: np.ndarray, add: bool, loc: float, sd: float, key: np.uint64, c: np.uint64
-) -> np.uint64:
-    """x_j = clamp(loc + base_j [if add] + sd z_j), two normals per block; next counter."""
-    p = x.shape[0]
-    for b in range(p // 2):
-        z0, z1, c = normal_pair(key, c)
-        j = 2 * b
-        if add:
-            x[j] = _clamp(base[j] + sd * z0)
-            x[j + 1] = _clamp(base[j + 1] + sd * z1)
-        else:
-            x[j] = _clamp(loc + sd * z0)
-            x[j + 1] = _clamp(loc + sd * z1)
-    if p % 2 == 1:
-        z0, _, c = normal_pair(key, c)
-        x[p - 1] = _clamp((base[p - 1] if add else loc) + sd * z0)
-    return c
 
 
 @inline
@@ -129,9 +114,12 @@ def apply_event(
     expire_before: float,
     new: np.ndarray,
     w: np.ndarray,
+    z: np.ndarray,
+    words: np.ndarray,
 ) -> tuple[float, np.int8]:
     """One event on row ``s`` (see the module docstring); returns (tail, status).
-    ``new`` and ``w`` are scratch of length ``p``."""
+    ``new``, ``w`` and ``z`` are float scratch of length ``p``, ``words`` uint64 scratch of
+    length ``4 ceil(p / 4)``."""
     x = params[s, 0:p]
     lw = params[s, p : 2 * p]
     key = bits[s, 2 * p]
@@ -140,7 +128,7 @@ def apply_event(
     if math.isnan(newest) or newest < expire_before:
         last_ts[s] = t
         n_eff[s] = 0.0
-        counter = _gaussian_fill(x, x, False, init_mean, init_sd, key, counter)
+        counter = gaussian_fill(x, x, False, init_mean, init_sd, X_MAX, key, counter, words, z)
         lw[:] = -math.log(p)
         dt = 0.0
     else:
@@ -154,11 +142,15 @@ def apply_event(
             last_ts[s] = t
     var = q * dt
     if var > 0.0:
-        counter = _gaussian_fill(x, x, True, 0.0, min(math.sqrt(var), X_MAX), key, counter)
+        sd = min(math.sqrt(var), X_MAX)
+        counter = gaussian_fill(x, x, True, 0.0, sd, X_MAX, key, counter, words, z)
 
     if model == MODEL_LOCAL_LEVEL:
         ok = True
-        lower, at, upper, top = continuous_pass(x, lw, new, y, math.sqrt(r), obs, nu)
+        if obs == OBS_NORMAL:
+            lower, at, upper, top = normal_pass(x, lw, new, w, z, y, math.sqrt(r))
+        else:
+            lower, at, upper, top = continuous_pass(x, lw, new, y, math.sqrt(r), obs, nu)
     else:
         binomial = model == MODEL_BINOMIAL_RATE
         ok = valid_count(y, size, binomial)
@@ -173,13 +165,11 @@ def apply_event(
         tail = 0.0
 
     if top > -math.inf:  # else: no particle can explain y; keep the weights
-        total = 0.0
-        squares = 0.0
         for j in range(p):
-            e = math.exp(new[j] - top)
+            e = vexp(new[j] - top)
             w[j] = e
-            total += e
-            squares += e * e
+            z[j] = e * e
+        total, squares = sum2(w, z, p)
         log_total = math.log(total)
         for j in range(p):  # (new - top) first: top may be so large that top + log_total = top
             lw[j] = (new[j] - top) - log_total
@@ -226,11 +216,13 @@ def update(
     bits = params.view(np.uint64)
     new = np.empty(p)
     w = np.empty(p)
+    z = np.empty(p)
+    words = np.empty(4 * ((p + 3) // 4), dtype=np.uint64)
     for i in range(slots.shape[0]):
         out_tail[i], out_status[i] = apply_event(
             params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event, r,
             init_mean, init_sd, resampling, ess_threshold, side, max_lateness,
-            slots[i], ts[i], x[i], size[i], expire_before[i], new, w,
+            slots[i], ts[i], x[i], size[i], expire_before[i], new, w, z, words,
         )  # fmt: skip
 
 
@@ -280,11 +272,13 @@ def update_parallel(
     for c in numba.prange(chunks):
         new = np.empty(p)
         w = np.empty(p)
+        z = np.empty(p)
+        words = np.empty(4 * ((p + 3) // 4), dtype=np.uint64)
         for g in range(c * groups // chunks, (c + 1) * groups // chunks):
             for k in range(starts[g], starts[g + 1]):
                 i = order[k]
                 out_tail[i], out_status[i] = apply_event(
                     params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event,
                     r, init_mean, init_sd, resampling, ess_threshold, side, max_lateness,
-                    slots[i], ts[i], x[i], size[i], expire_before[i], new, w,
+                    slots[i], ts[i], x[i], size[i], expire_before[i], new, w, z, words,
                 )  # fmt: skip

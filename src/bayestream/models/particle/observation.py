@@ -13,6 +13,9 @@ component costs one CDF evaluation: the CDF is evaluated on the side where it is
 its complement, so far tails keep their digits. For the discrete models the point mass is
 ``exp`` of the log-likelihood the weighting needs anyway, and tails are mid-p.
 
+The Normal local level has its own pass (:func:`normal_pass`): the same quantities computed
+with :mod:`.vmath`'s branch-free ``exp`` and normal tail, so its loop runs in SIMD lanes.
+
 A pass writes ``lw_j + log p(y | x_j)`` (NaN mapped to -inf) into ``new`` and returns the
 mixture's ``(P(Y < y), P(Y = y), P(Y > y))`` (continuous: ``P(Y = y) = 0``) and the largest
 new log-weight. Terms of the log-likelihood that are constant across particles are kept for
@@ -36,6 +39,8 @@ from bayestream.models._special import (
     stdtr,
 )
 from bayestream.models.particle.codes import OBS_NORMAL
+from bayestream.models.particle.vmath import exp as vexp
+from bayestream.models.particle.vmath import normal_sf, sum2, vmax
 
 _NEG_INF = -math.inf
 
@@ -44,6 +49,40 @@ _NEG_INF = -math.inf
 def log_sigmoid(v: float) -> float:
     """log(1 / (1 + exp(-v))) without overflow."""
     return min(v, 0.0) - math.log1p(math.exp(-abs(v)))
+
+
+@inline
+def normal_pass(
+    x: np.ndarray,
+    lw: np.ndarray,
+    new: np.ndarray,
+    lo: np.ndarray,
+    up: np.ndarray,
+    y: float,
+    scale: float,
+) -> tuple[float, float, float, float]:
+    """Local level with Normal noise: :func:`continuous_pass` for ``OBS_NORMAL`` as one loop
+    without libm calls (:mod:`.vmath`), which the compiler vectorises, then the sums.
+    ``lo`` and ``up`` are scratch (each particle's share of the lower and upper tails)."""
+    p = x.shape[0]
+    for j in range(p):
+        lwj = lw[j]
+        w = vexp(lwj)
+        d = (y - x[j]) / scale
+        small = w * normal_sf(abs(d))
+        large = w - small
+        if d < 0.0:
+            lo[j] = small
+            up[j] = large
+        else:
+            lo[j] = large
+            up[j] = small
+        v = lwj - 0.5 * d * d
+        if v != v:
+            v = _NEG_INF
+        new[j] = v
+    lower, upper = sum2(lo, up, p)
+    return lower, 0.0, upper, vmax(new, p)
 
 
 @inline
