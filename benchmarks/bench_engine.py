@@ -231,7 +231,7 @@ def _batch_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
     for batch_size, emit in variants:
         rule = dict(NORMAL_GAMMA_RULES[0])
         if emit == "interval":
-            rule.update(emit="interval", emit_interval_seconds=10.0)
+            rule.update(emit="interval", emit_interval_seconds=300.0)
         result, engine = engine_workload(
             f"normal_gamma/{emit}",
             [rule],

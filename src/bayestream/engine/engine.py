@@ -166,12 +166,13 @@ class Engine:
         for r, rule_r in enumerate(self.rules):
             rows = touched[r]
             outputs.applied += int(rows.size)
-            if rows.size:
-                outputs.touched.append((r, np.unique(slot[rows])))
+            changed = self.stores[r].distinct(slot[rows])
+            if changed.size:
+                outputs.touched.append((r, changed))
             anomalies += self._anomalies(
                 rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail
             )
-            outputs.posteriors.add(self._emit(r, rule_r, slot[rows]))
+            outputs.posteriors.add(self._emit(r, rule_r, changed))
         outputs.anomalies = [record for _, record in sorted(anomalies, key=lambda a: a[0])]
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()
@@ -372,13 +373,12 @@ class Engine:
             )
         return records
 
-    def _emit(self, r: int, rule: Rule, touched_slots: np.ndarray) -> PosteriorBatch:
-        """Posterior records of the streams this batch touched, per the rule's emit policy."""
+    def _emit(self, r: int, rule: Rule, slots: np.ndarray) -> PosteriorBatch:
+        """Posterior records of the streams this batch changed (distinct, in order of first
+        touch), per the rule's emit policy."""
         store = self.stores[r]
-        if touched_slots.size == 0:
-            return posterior_records(rule, store, touched_slots)
-        slots, first = np.unique(touched_slots, return_index=True)
-        slots = slots[np.argsort(first, kind="stable")]
+        if slots.size == 0:
+            return posterior_records(rule, store, slots)
         store.dirty[slots] = True
         if rule.emit == "interval":
             assert rule.emit_interval_seconds is not None

@@ -12,13 +12,33 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
+from bayestream.models._jit import kernel
+
 _INITIAL_CAPACITY = 1024
+
+
+@kernel
+def _distinct(slots: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The distinct values of ``slots`` in order of first appearance (``seen`` is a scratch
+    mask over all slots, all False on entry and on return)."""
+    out = np.empty(slots.shape[0], dtype=np.int64)
+    n = 0
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        if not seen[s]:
+            seen[s] = True
+            out[n] = s
+            n += 1
+    for j in range(n):
+        seen[out[j]] = False
+    return out[:n]
 
 
 class RuleStore:
     """The state rows of every stream of one rule."""
 
     __slots__ = (
+        "_seen",
         "capacity",
         "count",
         "dirty",
@@ -109,6 +129,10 @@ class RuleStore:
         self.free.append(slot)
         return name
 
+    def distinct(self, slots: np.ndarray) -> np.ndarray:
+        """Distinct slots in order of first appearance, in one pass (no sort)."""
+        return _distinct(np.ascontiguousarray(slots, dtype=np.int64), self._seen)
+
     def keys_json(self, slots: np.ndarray) -> list[bytes]:
         """The JSON object ``{"key":...,"metric":...}`` of each slot's stream."""
         return [b"{" + self.name_json[s] + b"}" for s in slots.tolist()]
@@ -142,6 +166,7 @@ class RuleStore:
         self.last_emit_ts = np.concatenate([self.last_emit_ts, np.full(extra, np.nan)])
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
         self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
+        self._seen = np.zeros(capacity, dtype=np.bool_)
         self.names.extend([None] * extra)
         self.name_json.extend([b""] * extra)
         # pop() takes from the end: hand out low slots first
