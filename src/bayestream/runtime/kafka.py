@@ -26,8 +26,8 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -40,16 +40,18 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
-from bayestream.errors import BayestreamError, StateError
+from bayestream.errors import StateError
+from bayestream.runtime.changelog import read_changelog
 from bayestream.runtime.gcpolicy import BatchCollector
+from bayestream.runtime.hooks import Hooks, NoHooks
+from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER
-from bayestream.state import decode_row
+from bayestream.state import decode_row, stream_key
 
 log = logging.getLogger("bayestream.kafka")
 
@@ -88,58 +90,6 @@ HEADER_PARTITION = "bayestream.source.partition"
 HEADER_OFFSET = "bayestream.source.offset"
 
 
-class KafkaRuntimeError(BayestreamError):
-    """The Kafka runtime cannot start or continue (topics refused, configuration invalid)."""
-
-
-class Hooks(Protocol):
-    """What the runtime reports beyond the engine's sensor (the metrics room implements it)."""
-
-    def heartbeat(self) -> None: ...
-
-    def set_ready(self, ready: bool) -> None: ...
-
-    def transaction(self, committed: bool) -> None: ...
-
-    def observe_restore(self, seconds: float, streams: int) -> None: ...
-
-    def observe_publish_latency(self, seconds: Iterable[float]) -> None: ...
-
-    def set_lag(self, topic: str, partition: int, lag: float) -> None: ...
-
-    def set_freshness(self, topic: str, partition: int, seconds: float) -> None: ...
-
-    def drop_partition(self, topic: str, partition: int) -> None: ...
-
-
-class _NoHooks:
-    """Hooks that report nothing."""
-
-    def heartbeat(self) -> None:
-        return None
-
-    def set_ready(self, ready: bool) -> None:
-        return None
-
-    def transaction(self, committed: bool) -> None:
-        return None
-
-    def observe_restore(self, seconds: float, streams: int) -> None:
-        return None
-
-    def observe_publish_latency(self, seconds: Iterable[float]) -> None:
-        return None
-
-    def set_lag(self, topic: str, partition: int, lag: float) -> None:
-        return None
-
-    def set_freshness(self, topic: str, partition: int, seconds: float) -> None:
-        return None
-
-    def drop_partition(self, topic: str, partition: int) -> None:
-        return None
-
-
 class KafkaRunner:
     """Runs the engine over the group's input topics until :meth:`stop`."""
 
@@ -154,7 +104,7 @@ class KafkaRunner:
         self.config = config
         self.settings = config.kafka
         self.sensor = sensor or NullSensor()
-        self.hooks: Hooks = hooks or _NoHooks()
+        self.hooks: Hooks = hooks or NoHooks()
         self.clock = clock
         self.engines: dict[int, Engine] = {}
         self._stopping = threading.Event()
@@ -287,7 +237,7 @@ class KafkaRunner:
             for key, value in zip(batch.keys(), batch.json_values(), strict=True):
                 produce(settings.posteriors_topic, value, key)
         for anomaly in outputs.anomalies:
-            key = _stream_key(anomaly.key, anomaly.metric)
+            key = stream_key(anomaly.key, anomaly.metric)
             produce(settings.anomalies_topic, ENCODER.encode(anomaly), key)
         for dead in outputs.dead_letters:
             m = messages[dead.index]
@@ -375,42 +325,13 @@ class KafkaRunner:
         """New engines holding the committed state of these changelog partitions, read to
         their ends (read_committed) with one consumer."""
         started = time.monotonic()
-        rows: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
-        conf = {
-            **self._common,
-            "group.id": f"{self.settings.group_id}.restore",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 10,
-            "max.partition.fetch.bytes": 8 << 20,
-            "queued.min.messages": 1_000_000,
-        }
-        reader = Consumer(conf)
-        pending = set(partitions)
-        try:
-            reader.assign(
-                [TopicPartition(self.settings.changelog, p, OFFSET_BEGINNING) for p in partitions]
-            )
-            while pending:
-                batch = reader.consume(100_000, 0.05)
-                if batch:
-                    self._maybe_crash("restore")
-                for m in batch:
-                    err = m.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(_origin(m)[1])
-                            continue
-                        raise KafkaException(err)
-                    _, p, _ = _origin(m)
-                    key, value = m.key() or b"", m.value()
-                    if value is None:
-                        rows[p].pop(key, None)
-                    else:
-                        rows[p][key] = value
-        finally:
-            reader.close()
+        rows = read_changelog(
+            self._common,
+            self.settings.changelog,
+            self.settings.group_id,
+            partitions,
+            on_batch=lambda: self._maybe_crash("restore"),
+        )
         engines = {}
         total = 0
         for p in partitions:
@@ -431,51 +352,7 @@ class KafkaRunner:
     # --- topics and metrics -------------------------------------------------------------------
 
     def _prepare_topics(self) -> None:
-        admin = AdminClient(self._common)
-        metadata = admin.list_topics(timeout=30)
-        partitions = 0
-        for topic in self.settings.input_topics:
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None:
-                raise KafkaRuntimeError(f"input topic {topic!r} does not exist")
-            partitions = max(partitions, len(found.partitions))
-        self._changelog_partitions = partitions
-        wanted = {
-            self.settings.posteriors_topic: (
-                self.settings.output_partitions,
-                {"cleanup.policy": "compact"},
-            ),
-            self.settings.anomalies_topic: (self.settings.output_partitions, {}),
-            self.settings.dead_letter_topic: (self.settings.output_partitions, {}),
-            self.settings.changelog: (partitions, {"cleanup.policy": "compact"}),
-        }
-        missing = [
-            NewTopic(
-                name,
-                num_partitions=n,
-                replication_factor=self.settings.replication_factor,
-                config=conf,
-            )
-            for name, (n, conf) in wanted.items()
-            if name not in metadata.topics
-        ]
-        changelog = metadata.topics.get(self.settings.changelog)
-        if changelog is not None and len(changelog.partitions) < partitions:
-            raise KafkaRuntimeError(
-                f"changelog {self.settings.changelog!r} has {len(changelog.partitions)} "
-                f"partitions, the input has {partitions}: it must be co-partitioned"
-            )
-        if not missing:
-            return
-        if not self.settings.create_topics:
-            names = ", ".join(t.topic for t in missing)
-            raise KafkaRuntimeError(f"topics missing and create_topics = false: {names}")
-        for topic, future in admin.create_topics(missing).items():
-            try:
-                future.result(30)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise KafkaRuntimeError(f"the broker refused to create {topic}: {exc}") from exc
+        self._changelog_partitions = prepare_topics(self._common, self.settings)
 
     def _latencies(self, data: list[Message], now: float) -> list[float]:
         """Event-time-to-publish latency of a sample of the batch's events."""
@@ -524,10 +401,6 @@ def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
         topic, partition, offset = _origin(m)
         last[(topic, partition)] = offset
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-
-
-def _stream_key(key: str, metric: str) -> bytes:
-    return b'{"key":' + ENCODER.encode(key) + b',"metric":' + ENCODER.encode(metric) + b"}"
 
 
 def _event_ts(value: bytes | None) -> float | None:

@@ -1,0 +1,57 @@
+"""What the Kafka runtime reports beyond the engine's sensor (the metrics room implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+
+class Hooks(Protocol):
+    """What the runtime reports beyond the engine's sensor (the metrics room implements it)."""
+
+    def heartbeat(self) -> None: ...
+
+    def set_ready(self, ready: bool) -> None: ...
+
+    def transaction(self, committed: bool) -> None: ...
+
+    def observe_restore(self, seconds: float, streams: int) -> None: ...
+
+    def observe_publish_latency(self, seconds: Iterable[float]) -> None: ...
+
+    def set_lag(self, topic: str, partition: int, lag: float) -> None: ...
+
+    def set_freshness(self, topic: str, partition: int, seconds: float) -> None: ...
+
+    def drop_partition(self, topic: str, partition: int) -> None: ...
+
+
+class NoHooks:
+    """Hooks that report nothing."""
+
+    def heartbeat(self) -> None:
+        return None
+
+    def set_ready(self, ready: bool) -> None:
+        return None
+
+    def transaction(self, committed: bool) -> None:
+        return None
+
+    def observe_restore(self, seconds: float, streams: int) -> None:
+        return None
+
+    def observe_publish_latency(self, seconds: Iterable[float]) -> None:
+        return None
+
+    def set_lag(self, topic: str, partition: int, lag: float) -> None:
+        return None
+
+    def set_freshness(self, topic: str, partition: int, seconds: float) -> None:
+        return None
+
+    def drop_partition(self, topic: str, partition: int) -> None:
+        return None
+
+
+__all__ = ["Hooks", "NoHooks"]

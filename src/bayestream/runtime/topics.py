@@ -1,0 +1,69 @@
+"""The topics the Kafka runtime needs: checked, and created with the right configs if absent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from bayestream.config import KafkaSettings
+from bayestream.errors import BayestreamError
+
+
+class KafkaRuntimeError(BayestreamError):
+    """The Kafka runtime cannot start or continue (topics refused, configuration invalid)."""
+
+
+def prepare_topics(common: dict[str, Any], settings: KafkaSettings) -> int:
+    """Check the input topics, create missing outputs (posteriors and changelog compacted) and
+    return the changelog's partition count (the input's, which it must be co-partitioned
+    with)."""
+    admin = AdminClient(common)
+    metadata = admin.list_topics(timeout=30)
+    partitions = 0
+    for topic in settings.input_topics:
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise KafkaRuntimeError(f"input topic {topic!r} does not exist")
+        partitions = max(partitions, len(found.partitions))
+    wanted = {
+        settings.posteriors_topic: (
+            settings.output_partitions,
+            {"cleanup.policy": "compact"},
+        ),
+        settings.anomalies_topic: (settings.output_partitions, {}),
+        settings.dead_letter_topic: (settings.output_partitions, {}),
+        settings.changelog: (partitions, {"cleanup.policy": "compact"}),
+    }
+    missing = [
+        NewTopic(
+            name,
+            num_partitions=n,
+            replication_factor=settings.replication_factor,
+            config=conf,
+        )
+        for name, (n, conf) in wanted.items()
+        if name not in metadata.topics
+    ]
+    changelog = metadata.topics.get(settings.changelog)
+    if changelog is not None and len(changelog.partitions) < partitions:
+        raise KafkaRuntimeError(
+            f"changelog {settings.changelog!r} has {len(changelog.partitions)} "
+            f"partitions, the input has {partitions}: it must be co-partitioned"
+        )
+    if not missing:
+        return partitions
+    if not settings.create_topics:
+        names = ", ".join(t.topic for t in missing)
+        raise KafkaRuntimeError(f"topics missing and create_topics = false: {names}")
+    for topic, future in admin.create_topics(missing).items():
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaRuntimeError(f"the broker refused to create {topic}: {exc}") from exc
+    return partitions
+
+
+__all__ = ["KafkaRuntimeError", "prepare_topics"]
