@@ -184,10 +184,11 @@ class KafkaRunner:
         messages = self.consumer.consume(
             self.settings.batch_size, self.settings.poll_timeout_seconds
         )
-        data = [m for m in messages if not _is_error(m)]
-        for m in messages:
-            if _is_error(m):
-                log.warning("consumer: %s", m.error())
+        data = [m for m in messages if m.error() is None]
+        if len(data) != len(messages):
+            for m in messages:
+                if m.error() is not None:
+                    log.warning("consumer: %s", m.error())
         if not data:
             self.hooks.set_ready(bool(self.engines))
             return 0
@@ -197,12 +198,14 @@ class KafkaRunner:
             self.producer.begin_transaction()
             by_partition: dict[int, list[Message]] = defaultdict(list)
             for m in data:
-                by_partition[_origin(m)[1]].append(m)
+                by_partition[m.partition()].append(m)  # type: ignore[index]
             for partition, part in by_partition.items():
                 self._apply(partition, part)
                 self._maybe_crash("mid_batch")
             self.producer.send_offsets_to_transaction(
-                _next_offsets(data), self.consumer.consumer_group_metadata(), 30
+                _next_offsets(by_partition, len(self.settings.input_topics) == 1),
+                self.consumer.consumer_group_metadata(),
+                30,
             )
             self.producer.flush(30)
             self._maybe_crash("before_commit")
@@ -395,11 +398,20 @@ def _origin(m: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+def _next_offsets(
+    by_partition: dict[int, list[Message]], single_topic: bool
+) -> list[TopicPartition]:
+    """The offsets to commit: one past the last message of each topic-partition. Messages of
+    one partition number come in offset order per topic, so with one input topic the last
+    message of each list is enough; several topics take a full pass."""
     last: dict[tuple[str, int], int] = {}
-    for m in messages:
-        topic, partition, offset = _origin(m)
+    for messages in by_partition.values():
+        topic, partition, offset = _origin(messages[-1])
         last[(topic, partition)] = offset
+        if not single_topic and any(m.topic() != topic for m in messages):
+            for m in messages:
+                t, p, o = _origin(m)
+                last[(t, p)] = max(o, last.get((t, p), -1))
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
