@@ -40,6 +40,7 @@ from bayestream.schema.reasons import Reason
 from bayestream.schema.records import AnomalyRecord, EvictionRecord
 from bayestream.schema.scan import KIND_NUMBER
 from bayestream.state import RuleStore, StateRow, StreamIndex, encode_rows, stream_key
+from bayestream.state.rowbatch import RowBatch
 
 _SLOT_BITS = 40
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
@@ -444,6 +445,56 @@ class Engine:
                     float(store.last_emit_ts[s]),
                     store.params[s].copy(),
                 )
+
+    def restore_batch(self, batch: RowBatch) -> int:
+        """Load many decoded changelog rows at once (see :meth:`restore`; same rules)."""
+        n = len(batch)
+        if n == 0:
+            return 0
+        rule_of_metric = {m: self.rule_index(m) for m in set(batch.metrics)}
+        rule_of = np.fromiter((rule_of_metric[m] for m in batch.metrics), dtype=np.int64, count=n)
+        loaded = 0
+        for r, rule in enumerate(self.rules):
+            store = self.stores[r]
+            rows = np.flatnonzero(
+                (rule_of == r)
+                & (batch.family_code == kernels.family_code(rule))
+                & (batch.width == store.width)
+            )
+            if rows.size == 0:
+                continue
+            keys = [batch.keys[i] for i in rows.tolist()]
+            metrics = [batch.metrics[i] for i in rows.tolist()]
+            last = {name: j for j, name in enumerate(zip(keys, metrics, strict=True))}
+            if len(last) != len(keys):  # a later row of a stream wins
+                keep = sorted(last.values())
+                rows = rows[keep]
+                keys = [keys[j] for j in keep]
+                metrics = [metrics[j] for j in keep]
+            slots = np.array(
+                [self.index.get(k, m) for k, m in zip(keys, metrics, strict=True)]
+                if len(self.index)
+                else [-1] * len(keys),
+                dtype=np.int64,
+            )
+            known = slots >= 0
+            slots[known] &= _SLOT_MASK
+            new = np.flatnonzero(~known)
+            if new.size:
+                new_keys = [keys[j] for j in new.tolist()]
+                new_metrics = [metrics[j] for j in new.tolist()]
+                slots[new] = store.admit_many(new_keys, new_metrics)
+                self.index.insert_many(new_keys, new_metrics, (r << _SLOT_BITS) | slots[new])
+            store.params[slots] = batch.params[rows, : store.width]
+            columns = batch.columns[rows]
+            store.last_ts[slots] = columns[:, 0]
+            store.n_eff[slots] = columns[:, 1]
+            store.obs_size[slots] = columns[:, 2]
+            store.last_emit_ts[slots] = columns[:, 3]
+            if not np.isnan(columns[:, 0]).all():
+                self.watermark = max(self.watermark, float(np.nanmax(columns[:, 0])))
+            loaded += int(rows.size)
+        return loaded
 
     def restore(self, rows: Iterable[StateRow]) -> int:
         """Load stream states (e.g. from a changelog; a later row of a stream wins). Rows

@@ -44,14 +44,14 @@ from confluent_kafka import (
 from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
-from bayestream.errors import StateError
 from bayestream.runtime.changelog import read_changelog
 from bayestream.runtime.gcpolicy import BatchCollector
 from bayestream.runtime.hooks import Hooks, NoHooks
 from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER
-from bayestream.state import decode_row, stream_key
+from bayestream.state import stream_key
+from bayestream.state.rowbatch import decode_rows
 
 log = logging.getLogger("bayestream.kafka")
 
@@ -339,13 +339,15 @@ class KafkaRunner:
         total = 0
         for p in partitions:
             engine = Engine(self.config, self.sensor)
-            decoded = []
-            for key, value in rows[p].items():
-                try:
-                    decoded.append(decode_row(value))
-                except StateError as exc:
-                    log.error("changelog %s[%d] key %r: %s", self.settings.changelog, p, key, exc)
-            total += engine.restore(decoded)
+            batch = decode_rows(list(rows[p].values()))
+            if batch.bad:
+                log.error(
+                    "changelog %s[%d]: %d rows are not valid state rows, skipped",
+                    self.settings.changelog,
+                    p,
+                    batch.bad,
+                )
+            total += engine.restore_batch(batch)
             engines[p] = engine
         seconds = time.monotonic() - started
         self.hooks.observe_restore(seconds, total)

@@ -1,0 +1,125 @@
+"""Many changelog rows at once: one kernel parses every header, so that restoring a million
+streams costs array work plus two string decodes per stream (see :mod:`.rows` for the layout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayestream.models._jit import kernel
+from bayestream.state.rows import MAGIC, VERSION
+
+_HEADER_SIZE = 42
+
+
+@kernel
+def _parse(
+    buf: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    out_ok: np.ndarray,
+    out_code: np.ndarray,
+    out_width: np.ndarray,
+    out_params: np.ndarray,
+    out_key: np.ndarray,
+    out_metric: np.ndarray,
+) -> None:
+    """Headers of rows ``buf[starts[i]:ends[i]]``: validity, family code, width, where the
+    params start, and the key / metric spans (the four floats are gathered by numpy)."""
+    for i in range(starts.shape[0]):
+        s, e = starts[i], ends[i]
+        out_ok[i] = False
+        if e - s < 42 or buf[s] != 66 or buf[s + 1] != 83 or buf[s + 2] != 1:  # "BS", v1
+            continue
+        width = np.int64(buf[s + 4]) | (np.int64(buf[s + 5]) << 8)
+        klen = np.int64(buf[s + 6]) | (np.int64(buf[s + 7]) << 8)
+        mlen = np.int64(buf[s + 8]) | (np.int64(buf[s + 9]) << 8)
+        if s + 42 + 8 * width + klen + mlen != e:
+            continue
+        out_ok[i] = True
+        out_code[i] = buf[s + 3]
+        out_width[i] = width
+        out_params[i] = s + 42
+        out_key[i, 0] = s + 42 + 8 * width
+        out_key[i, 1] = s + 42 + 8 * width + klen
+        out_metric[i, 0] = out_key[i, 1]
+        out_metric[i, 1] = e
+
+
+@kernel
+def _copy(
+    buf: np.ndarray,
+    rows: np.ndarray,
+    floats_at: np.ndarray,
+    params_at: np.ndarray,
+    width: np.ndarray,
+    floats: np.ndarray,
+    params: np.ndarray,
+) -> None:
+    """Copy the little-endian float64 bytes of each row into byte views of the output."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        for b in range(32):
+            floats[r, b] = buf[floats_at[i] + b]
+        for b in range(8 * width[i]):
+            params[r, b] = buf[params_at[i] + b]
+
+
+@dataclass
+class RowBatch:
+    """Decoded rows as columns (rows that failed to parse are left out; see ``bad``)."""
+
+    keys: list[str]
+    metrics: list[str]
+    family_code: np.ndarray  # int64[n]
+    width: np.ndarray  # int64[n]
+    columns: np.ndarray  # float64[n, 4]: last_ts, n_eff, obs_size, last_emit_ts
+    params: np.ndarray  # float64[n, max width], NaN beyond each row's width
+    bad: int  # rows that were not valid version-1 rows
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def decode_rows(values: list[bytes]) -> RowBatch:
+    """Decode many version-1 rows; invalid ones (wrong magic, version, length or UTF-8) are
+    counted in ``bad`` and skipped, as :func:`decode_row` would refuse them."""
+    assert MAGIC == b"BS" and VERSION == 1 and _HEADER_SIZE == 42
+    n = len(values)
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    data = b"".join(values)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ok = np.zeros(n, dtype=np.bool_)
+    code = np.zeros(n, dtype=np.int64)
+    width = np.zeros(n, dtype=np.int64)
+    params_at = np.zeros(n, dtype=np.int64)
+    key = np.zeros((n, 2), dtype=np.int64)
+    metric = np.zeros((n, 2), dtype=np.int64)
+    _parse(buf, starts, ends, ok, code, width, params_at, key, metric)
+    keys: list[str] = []
+    metrics: list[str] = []
+    for i, good, (ks, ke), (ms, me) in zip(
+        range(n), ok.tolist(), key.tolist(), metric.tolist(), strict=True
+    ):
+        if not good:
+            continue
+        try:
+            k, m = data[ks:ke].decode("utf-8"), data[ms:me].decode("utf-8")
+        except UnicodeDecodeError:
+            ok[i] = False
+            continue
+        keys.append(k)
+        metrics.append(m)
+    rows = np.flatnonzero(ok)
+    widest = int(width[rows].max()) if rows.size else 0
+    floats = np.empty((rows.size, 4))
+    params = np.full((rows.size, widest), np.nan)
+    _copy(buf, rows, starts + 10, params_at, width, floats.view(np.uint8), params.view(np.uint8))
+    return RowBatch(keys, metrics, code[rows], width[rows], floats, params, int(n - rows.size))
+
+
+__all__ = ["RowBatch", "decode_rows"]
