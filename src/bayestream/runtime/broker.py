@@ -480,6 +480,7 @@ class EmbeddedBroker:
         self._log_file: TextIO | None = None
         self._port: int | None = None
         self._controller_port: int | None = None
+        self._command: list[str] = []
         self._lock = threading.Lock()
 
     # -- properties ---------------------------------------------------------------------------
@@ -632,12 +633,19 @@ class EmbeddedBroker:
                 + _tail((fmt.stdout + fmt.stderr).strip(), 40)
             )
 
+        command = [java, f"-Xmx{self._heap}", "-XX:+ExitOnOutOfMemoryError", *common]
+        command += ["-cp", classpath, "kafka.Kafka", str(config)]
+        self._command = command
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """Start the java process of the broker (configured and formatted already)."""
+        workdir = self.workdir
+        command = self._command
         if self._log_file is not None:
             self._log_file.close()
         self._log_file = self.log_path.open("w", encoding="utf-8")
         preexec = _die_with_parent_preexec() if self._die_with_parent else None
-        command = [java, f"-Xmx{self._heap}", "-XX:+ExitOnOutOfMemoryError", *common]
-        command += ["-cp", classpath, "kafka.Kafka", str(config)]
         self._proc = subprocess.Popen(
             command,
             cwd=workdir,
@@ -647,6 +655,25 @@ class EmbeddedBroker:
             start_new_session=True,
             preexec_fn=preexec,
         )
+
+    def restart(self, down_seconds: float = 0.0, timeout: float = 20.0) -> None:
+        """Stop the broker process and start it again on the same ports and data, as clients
+        see a broker restart; returns once it serves clients again."""
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                raise BrokerError("the broker is not started")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill()
+            self._proc = None
+        time.sleep(down_seconds)
+        with self._lock:
+            self._spawn()
+            self._wait_ready()
 
     def _wait_ready(self) -> None:
         assert self._proc is not None and self._port is not None

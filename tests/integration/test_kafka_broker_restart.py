@@ -1,0 +1,84 @@
+"""A broker restart mid-stream: the runtime rides it out; nothing is lost or duplicated.
+
+Uses its own embedded broker (restarted on the same ports and data), not the shared fixture.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bayestream.runtime.broker import BrokerError, EmbeddedBroker
+from tests.integration.kafka_helpers import (
+    BAD,
+    Published,
+    Runtime,
+    committed_count,
+    create_topic,
+    events,
+    file_run,
+    produce,
+    unique,
+    wait_until,
+    write_config,
+)
+
+
+@pytest.fixture(scope="module")
+def own_broker() -> Iterator[EmbeddedBroker]:
+    try:
+        broker = EmbeddedBroker(die_with_parent=False).start()
+    except BrokerError as exc:
+        pytest.skip(f"no embedded broker here: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known defect: after a restart of the single-node broker, send_offsets_to_transaction "
+    "times out after 60 s and the rollback then loops on 'Failed to get committed offsets: "
+    "Timed out' (offsets stay unstable while the broken transaction is pending); see the notes",
+)
+def test_broker_restart_mid_stream(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    bootstrap = own_broker.bootstrap_servers
+    tmp = unique("brestart")
+    create_topic(bootstrap, f"{tmp}.in", 3)
+    evs = events(3000, seed=11)
+    lines = [json.dumps(e).encode() for e in evs] + BAD
+    keys = [e["key"].encode() for e in evs] + [b"h"] * len(BAD)
+    config = write_config(tmp_path / "config.toml", tmp, batch_size=100)
+    half = len(lines) // 2
+    produce(bootstrap, f"{tmp}.in", lines[:half], keys[:half])
+    runtime = Runtime(bootstrap, tmp_path / "config.toml", tmp_path / "run.log")
+    try:
+        count = lambda: committed_count(bootstrap, f"{tmp}.group", f"{tmp}.in")  # noqa: E731
+        wait_until(lambda: count() >= 300, 120, "some batches committed", [runtime])
+        own_broker.restart(down_seconds=3.0)
+        produce(bootstrap, f"{tmp}.in", lines[half:], keys[half:])
+        wait_until(lambda: count() == len(lines), 150, "everything committed", [runtime])
+        assert runtime.stop() == 0, runtime.tail()
+    finally:
+        runtime.kill()
+
+    published = Published(bootstrap, config)
+    expected = file_run(tmp_path, config, lines)
+    want = {(p["key"], p["metric"]): p for p in expected["posteriors"]}
+    got = {(p["key"], p["metric"]): p for p in published.posteriors.values()}
+    assert got.keys() == want.keys()
+    for name, record in want.items():
+        assert got[name]["params"] == record["params"], name
+        assert got[name]["n_eff"] == record["n_eff"], name
+    anomalies = Counter(
+        json.dumps(json.loads(v), sort_keys=True) for v in published.anomalies.elements()
+    )
+    assert anomalies == Counter(json.dumps(a, sort_keys=True) for a in expected["anomalies"])
+    assert max(anomalies.values(), default=1) == 1  # no duplicates
+    reasons = sorted(d["reason"] for d in published.dead)
+    assert reasons == sorted([d["reason"] for d in expected["dead_letter"]] + ["invalid_json"])
