@@ -500,46 +500,7 @@ class Engine:
         """Load stream states (e.g. from a changelog; a later row of a stream wins). Rows
         whose metric no longer maps to a rule of the same family and width are skipped;
         returns how many streams were loaded. Work is per rule, in bulk."""
-        latest: list[dict[tuple[str, str], StateRow]] = [{} for _ in self.rules]
-        for row in rows:
-            r = self.rule_index(row.metric)
-            if r < 0:
-                continue
-            rule, store = self.rules[r], self.stores[r]
-            if kernels.family_code(rule) != row.family_code or row.params.shape[0] != store.width:
-                continue
-            latest[r][(row.key, row.metric)] = row
-        loaded = 0
-        for r, found in enumerate(latest):
-            if not found:
-                continue
-            store = self.stores[r]
-            names = list(found)
-            slots = np.array(
-                [self.index.get(k, m) if len(self.index) else -1 for k, m in names], dtype=np.int64
-            )
-            known = slots >= 0
-            slots[known] &= _SLOT_MASK
-            new = np.flatnonzero(~known)
-            if new.size:
-                keys = [names[i][0] for i in new.tolist()]
-                metrics = [names[i][1] for i in new.tolist()]
-                slots[new] = store.admit_many(keys, metrics)
-                self.index.insert_many(keys, metrics, (r << _SLOT_BITS) | slots[new])
-            group = list(found.values())
-            store.params[slots] = np.stack([row.params for row in group])
-            columns = np.array(
-                [(row.last_ts, row.n_eff, row.obs_size, row.last_emit_ts) for row in group],
-                dtype=np.float64,
-            ).reshape(-1, 4)
-            store.last_ts[slots] = columns[:, 0]
-            store.n_eff[slots] = columns[:, 1]
-            store.obs_size[slots] = columns[:, 2]
-            store.last_emit_ts[slots] = columns[:, 3]
-            if not np.isnan(columns[:, 0]).all():
-                self.watermark = max(self.watermark, float(np.nanmax(columns[:, 0])))
-            loaded += len(group)
-        return loaded
+        return self.restore_batch(RowBatch.of(list(rows)))
 
 
 def _present(kind: np.ndarray, number: np.ndarray, name: str) -> float | None:

@@ -131,7 +131,6 @@ class KafkaRunner:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self._collector = BatchCollector()
-        self._changelog_partitions = 0
         self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
 
     def _maybe_crash(self, point: str) -> None:
@@ -151,7 +150,7 @@ class KafkaRunner:
     def run(self) -> int:
         """Process until :meth:`stop`; returns 0 after a clean shutdown."""
         log.info("kafka settings: %s", redacted({**self._common}))
-        self._prepare_topics()
+        prepare_topics(self._common, self.settings)
         self.producer = self._new_producer()
         consumer = Consumer(self._consumer_conf)
         self.consumer = consumer
@@ -356,9 +355,6 @@ class KafkaRunner:
 
     # --- topics and metrics -------------------------------------------------------------------
 
-    def _prepare_topics(self) -> None:
-        self._changelog_partitions = prepare_topics(self._common, self.settings)
-
     def _latencies(self, data: list[Message], now: float) -> list[float]:
         """Event-time-to-publish latency of a sample of the batch's events."""
         step = max(len(data) // 64, 1)
@@ -387,10 +383,6 @@ class KafkaRunner:
 def _crash_plan(text: str) -> tuple[str, int]:
     point, _, count = text.partition(":")
     return point, int(count) if count.isdigit() else 1
-
-
-def _is_error(m: Message) -> bool:
-    return m.error() is not None
 
 
 def _origin(m: Message) -> tuple[str, int, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from types import FrameType
 
 from bayestream.config import Config
@@ -41,10 +40,8 @@ def run_kafka(config: Config, bootstrap: str, batch_size: int | None = None) -> 
             "metrics on http://%s:%d/metrics", config.kafka.metrics_host, port
         )
     runner = KafkaRunner(config, bootstrap, sensor=sensor, hooks=hooks)
-    stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
         runner.stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}

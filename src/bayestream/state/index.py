@@ -307,27 +307,7 @@ class StreamIndex:
 
     def insert(self, key: str, metric: str, value: int) -> None:
         """Add a stream that is not in the index."""
-        name, klen = self.name_bytes(key, metric)
-        if 2 * (self.count + 1) > self.t_hash.shape[0]:
-            self._rehash(self.t_hash.shape[0] * 2)
-        if self.arena_used + name.shape[0] > self.arena.shape[0]:
-            self._compact(name.shape[0])
-        off = self.arena_used
-        self.arena[off : off + name.shape[0]] = name
-        self.arena_used += name.shape[0]
-        _place(
-            self.t_hash,
-            self.t_value,
-            self.t_off,
-            self.t_klen,
-            self.t_mlen,
-            np.uint64(fnv1a(name)),
-            value,
-            off,
-            klen,
-            name.shape[0] - klen - 1,
-        )
-        self.count += 1
+        self.insert_many([key], [metric], np.array([value], dtype=np.int64))
 
     def insert_many(self, keys: list[str], metrics: list[str], values: np.ndarray) -> None:
         """Add several streams that are not in the index, in one kernel call."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayestream.models._jit import kernel
-from bayestream.state.rows import MAGIC, VERSION
+from bayestream.state.rows import MAGIC, VERSION, StateRow
 
 _HEADER_SIZE = 42
 
@@ -81,6 +81,22 @@ class RowBatch:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @classmethod
+    def of(cls, rows: list[StateRow]) -> RowBatch:
+        """The columns of already decoded rows."""
+        n = len(rows)
+        width = np.fromiter((r.params.shape[0] for r in rows), dtype=np.int64, count=n)
+        params = np.full((n, int(width.max()) if n else 0), np.nan)
+        for i, row in enumerate(rows):
+            params[i, : row.params.shape[0]] = row.params
+        columns = np.array(
+            [(r.last_ts, r.n_eff, r.obs_size, r.last_emit_ts) for r in rows], dtype=np.float64
+        ).reshape(n, 4)
+        codes = np.fromiter((r.family_code for r in rows), dtype=np.int64, count=n)
+        return cls(
+            [r.key for r in rows], [r.metric for r in rows], codes, width, columns, params, 0
+        )
 
 
 def decode_rows(values: list[bytes]) -> RowBatch:

@@ -77,26 +77,11 @@ class RuleStore:
 
     def admit(self, key: str, metric: str) -> int:
         """Give a new stream a row holding the prior; return its slot."""
-        name_json = (
-            b'"key":' + msgspec.json.encode(key) + b',"metric":' + msgspec.json.encode(metric)
-        )
-        if not self.free:
-            self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
-        slot = self.free.pop()
-        self.params[slot] = self.prior
-        self.last_ts[slot] = np.nan
-        self.n_eff[slot] = 0.0
-        self.obs_size[slot] = np.nan
-        self.last_emit_ts[slot] = np.nan
-        self.dirty[slot] = False
-        self.live[slot] = True
-        self.count += 1
-        self.names[slot] = (key, metric)
-        self.name_json[slot] = name_json
-        return slot
+        return int(self.admit_many([key], [metric])[0])
 
     def admit_many(self, keys: list[str], metrics: list[str]) -> np.ndarray:
-        """Admit several new streams at once (same result as :meth:`admit` in turn)."""
+        """Give new streams rows holding the prior, in bulk; return their slots (low slots
+        first, so admission order decides the layout)."""
         n = len(keys)
         while len(self.free) < n:
             self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
