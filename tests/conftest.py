@@ -28,8 +28,11 @@ BASE_RULES: list[dict[str, Any]] = [
 
 
 def make_engine(rules: list[dict[str, Any]] | None = None, **engine: Any) -> Engine:
-    """An engine over BASE_RULES (or ``rules``) with ``[engine]`` settings ``engine``."""
-    return Engine(parse_config({"engine": engine, "rule": rules or BASE_RULES}))
+    """An engine over BASE_RULES (or ``rules``) with ``[engine]`` settings ``engine``. Rules
+    get the plain conjugate update (``robust = false``) unless they say otherwise, so that
+    posteriors can be compared with closed forms exactly."""
+    rules = [{"robust": False, **rule} for rule in rules or BASE_RULES]
+    return Engine(parse_config({"engine": engine, "rule": rules}))
 
 
 def event(key: str, metric: str, ts: float | str, value: Any, **extra: Any) -> bytes:

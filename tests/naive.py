@@ -25,6 +25,16 @@ from fractions import Fraction
 import numpy as np
 from scipy import stats
 
+from bayestream.models._protocol import (
+    N_OUT,
+    N_SETTINGS,
+    OUT_TAIL,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_ROBUST,
+)
+
 INF = math.inf
 UPPER, LOWER, TWO_SIDED = 0, 1, 2
 
@@ -262,7 +272,9 @@ class Rows:
 
     def __post_init__(self) -> None:
         self.prior = np.ascontiguousarray(self.prior, dtype=np.float64)
-        self.params = np.tile(self.prior, (self.n, 1))
+        # the kernels' rows: the family's parameters, then the last anomaly probability
+        self.full = np.tile(np.append(self.prior, np.nan), (self.n, 1))
+        self.params = self.full[:, : self.prior.shape[0]]
         self.last_ts = np.full(self.n, np.nan)
         self.n_eff = np.zeros(self.n)
         self.obs_size = np.zeros(self.n)
@@ -281,18 +293,28 @@ def apply(
     side: int = UPPER,
     max_lateness: float = INF,
     expire_before=None,
+    robust: bool = False,
+    outlier_rate: float = 0.001,
+    outlier_scale: float = 10.0,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``module.update`` over events; return (tail, status) per event."""
+    """Run ``module.update`` over events; return (tail, status) per event. The plain
+    conjugate update unless ``robust``; pass ``out`` (``[m, N_OUT]``) to see every column."""
     slots = np.asarray(slots, dtype=np.int64)
     m = slots.shape[0]
     ts = np.asarray(ts, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     size = np.ones(m) if size is None else np.asarray(size, dtype=np.float64)
     expire = np.full(m, -np.inf) if expire_before is None else np.asarray(expire_before, float)
-    tail = np.empty(m)
+    out = np.full((m, N_OUT), np.nan) if out is None else out
     status = np.empty(m, dtype=np.int8)
+    settings = np.zeros(N_SETTINGS)
+    settings[S_ROBUST] = 1.0 if robust else 0.0
+    settings[S_OUTLIER_RATE] = outlier_rate
+    settings[S_OUTLIER_SCALE] = outlier_scale
+    settings[S_EXTRA] = rows.prior.shape[0]
     module.update(
-        rows.params,
+        rows.full,
         rows.last_ts,
         rows.n_eff,
         rows.obs_size,
@@ -301,15 +323,16 @@ def apply(
         bool(per_event),
         int(side),
         float(max_lateness),
+        settings,
         slots,
         ts,
         x,
         size,
         expire,
-        tail,
+        out,
         status,
     )
-    return tail, status
+    return out[:, OUT_TAIL].copy(), status
 
 
 def summarize(module, rows: Rows, levels, quantiles) -> tuple[np.ndarray, ...]:
@@ -326,6 +349,6 @@ def summarize(module, rows: Rows, levels, quantiles) -> tuple[np.ndarray, ...]:
         np.empty((m, quantiles.size)),
     )
     module.summarize(
-        rows.params, rows.obs_size, np.arange(m, dtype=np.int64), levels, quantiles, *out
+        rows.full, rows.obs_size, np.arange(m, dtype=np.int64), levels, quantiles, *out
     )
     return out

@@ -25,6 +25,7 @@ prior = { mu = 10.0, kappa = 1.0, alpha = 2.0, beta = 2.0 }
 [[rule]]
 metric = "err"
 family = "beta_binomial"
+robust = false
 """
 
 

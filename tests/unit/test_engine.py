@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,7 +18,10 @@ RNG_SEED = 20261124
 
 
 def _final(engine, key, metric):  # type: ignore[no-untyped-def]
-    return next(r for r in engine.state_rows() if (r.key, r.metric) == (key, metric))
+    """The stream's state row, its params cut to the family's (no decision columns)."""
+    row = next(r for r in engine.state_rows() if (r.key, r.metric) == (key, metric))
+    width = len(engine.rules[engine.rule_index(metric)].prior_vector())
+    return dataclasses.replace(row, params=row.params[:width])
 
 
 def test_end_to_end_matches_closed_form_posteriors() -> None:

@@ -9,6 +9,15 @@ from typing import Any
 import numpy as np
 
 from bayestream.models import particle as pf
+from bayestream.models._protocol import (
+    N_OUT,
+    N_SETTINGS,
+    OUT_TAIL,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_ROBUST,
+)
 
 
 @dataclass
@@ -26,6 +35,7 @@ class Config:
     ess_threshold: float = 0.5
     side: int = 0
     max_lateness: float = np.inf
+    robust: bool = False
 
 
 @dataclass
@@ -34,17 +44,19 @@ class Rows:
     n: int
     seed: int = 0
     params: np.ndarray = field(init=False)
+    last_out: np.ndarray = field(init=False)
     last_ts: np.ndarray = field(init=False)
     n_eff: np.ndarray = field(init=False)
     obs_size: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.params = np.zeros((self.n, pf.row_width(self.cfg.p)))
+        # the kernels' rows: particles, weights, generator, then the last anomaly probability
+        self.params = np.zeros((self.n, pf.row_width(self.cfg.p) + 1))
         self.last_ts = np.full(self.n, np.nan)
         self.n_eff = np.zeros(self.n)
         self.obs_size = np.full(self.n, np.nan)
         keys = np.uint64(self.seed) ^ (np.arange(self.n, dtype=np.uint64) * np.uint64(0x9E37))
-        pf.seed_rows(self.params, np.arange(self.n, dtype=np.int64), keys)
+        pf.seed_rows(self.params, self.cfg.p, np.arange(self.n, dtype=np.int64), keys)
 
     def copy(self) -> Rows:
         out = Rows(self.cfg, self.n, self.seed)
@@ -76,16 +88,22 @@ class Rows:
         x = np.asarray(x, dtype=float)
         size = np.ones(m) if size is None else np.asarray(size, dtype=float)
         expire = np.full(m, -np.inf) if expire is None else np.asarray(expire, dtype=float)
-        tail = np.empty(m)
+        out = np.full((m, N_OUT), np.nan)
         status = np.empty(m, dtype=np.int8)
         c = self.cfg
+        settings = np.zeros(N_SETTINGS)
+        settings[S_ROBUST] = 1.0 if c.robust else 0.0
+        settings[S_OUTLIER_RATE] = 0.001
+        settings[S_OUTLIER_SCALE] = 10.0
+        settings[S_EXTRA] = pf.row_width(c.p)
         fn = pf.update_parallel if parallel else pf.update
         fn(
             self.params, self.last_ts, self.n_eff, self.obs_size, c.p, c.model, c.obs, c.nu,
             c.q, c.per_event, c.r, c.init_mean, c.init_sd, c.resampling, c.ess_threshold,
-            c.side, c.max_lateness, slots, ts, x, size, expire, tail, status,
+            c.side, c.max_lateness, slots, ts, x, size, expire, settings, out, status,
         )  # fmt: skip
-        return tail, status
+        self.last_out = out
+        return out[:, OUT_TAIL].copy(), status
 
     def summarize(
         self, levels: Any = (0.5, 0.9), quantiles: Any = (0.05, 0.5, 0.95)

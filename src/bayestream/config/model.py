@@ -50,6 +50,26 @@ class Initial(_Frozen):
     sd: Positive
 
 
+class Drift(_Frozen):
+    """``[rule.drift]``: windowed KL drift detection (see README, "Drift")."""
+
+    window_seconds: Positive | None = None
+    window_events: Annotated[int, Field(ge=2)] | None = None
+    reference: Literal["previous", "baseline"] = "previous"
+    baseline_windows: Annotated[float, Field(gt=1, le=1e6)] = 10.0
+    false_alarm_rate: Probability = 0.001
+    cooldown_windows: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    reset_on_alarm: bool = False
+    min_window_events: Annotated[int, Field(ge=2)] = 10
+    window_prior_weight: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+    @model_validator(mode="after")
+    def _one_window(self) -> Drift:
+        if (self.window_seconds is None) == (self.window_events is None):
+            raise ValueError("set exactly one of window_seconds and window_events")
+        return self
+
+
 _PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")
 
 
@@ -70,6 +90,13 @@ class Rule(_Frozen):
     emit_interval_seconds: Positive | None = None
     max_streams: Annotated[int, Field(ge=1)] | None = None
     idle_ttl_seconds: Positive | None = None
+    # decisions: anomaly probability, robust updating, drift, multiplicity
+    robust: bool = True
+    outlier_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.001
+    outlier_scale: Annotated[float, Field(gt=1, le=1e6)] = 10.0
+    anomaly_probability_threshold: Probability | None = None
+    fdr: Probability | None = None
+    drift: Drift | None = None
     # family = "particle" (a state-space model per stream, bootstrap particle filter)
     model: Literal["local_level", "poisson_rate", "binomial_rate"] | None = None
     particles: Annotated[int, Field(ge=16, le=65_536)] = 512
@@ -99,6 +126,8 @@ class Rule(_Frozen):
             raise ValueError("emit = 'interval' needs emit_interval_seconds")
         if self.emit == "every_batch" and self.emit_interval_seconds is not None:
             raise ValueError("emit_interval_seconds needs emit = 'interval'")
+        if self.anomaly_probability_threshold is not None and self.fdr is not None:
+            raise ValueError("set anomaly_probability_threshold or fdr, not both")
         _check_prior(self.family, self.prior)
         return self
 
@@ -117,6 +146,13 @@ class Rule(_Frozen):
             raise ValueError("transform = 'log' applies to family 'normal_gamma' only")
         if self.emit == "interval" and self.emit_interval_seconds is None:
             raise ValueError("emit = 'interval' needs emit_interval_seconds")
+        if self.drift is not None and self.drift.reset_on_alarm:
+            raise ValueError(
+                "drift.reset_on_alarm applies to conjugate families: a particle filter follows "
+                "a moving level through its process_noise"
+            )
+        if self.anomaly_probability_threshold is not None and self.fdr is not None:
+            raise ValueError("set anomaly_probability_threshold or fdr, not both")
 
     @field_validator("credible_levels", "predictive_quantiles")
     @classmethod
@@ -145,7 +181,7 @@ class Rule(_Frozen):
         if self.family == "particle":
             return [0.0] * (2 * self.particles + 2)
         if self.family == "dirichlet":
-            alpha = self.prior["alpha"]
+            alpha = self.prior.get("alpha", 1.0)
             k = len(self.categories)
             return [float(a) for a in alpha] if isinstance(alpha, list) else [float(alpha)] * k
         values = {**_DEFAULT_PRIORS[self.family], **self.prior}

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bayestream.config import Config, Rule
-from bayestream.engine import kernels
+from bayestream.engine import decisions, kernels
+from bayestream.engine.alerts import drift_records, select_anomalies
 from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
 from bayestream.engine.streams import group_streams, known_streams, named_rows
 from bayestream.engine.validate import check_names, event_times, family_inputs
 from bayestream.models import APPLIED, LATE
+from bayestream.models._protocol import EXTRA, N_OUT, OUT_PROB, OUT_TAIL
 from bayestream.schema.batch import (
     FIELD,
     REASON_CODE,
@@ -37,7 +39,7 @@ from bayestream.schema.batch import (
     decode_batch,
 )
 from bayestream.schema.reasons import Reason
-from bayestream.schema.records import AnomalyRecord, EvictionRecord
+from bayestream.schema.records import AnomalyRecord, DriftRecord, EvictionRecord
 from bayestream.schema.scan import KIND_NUMBER
 from bayestream.state import RuleStore, StateRow, StreamIndex, encode_rows, stream_key
 from bayestream.state.rowbatch import RowBatch
@@ -74,14 +76,23 @@ class DeadLetter:
 
 @dataclass
 class Outputs:
-    """What one call of :meth:`Engine.process` (or :meth:`Engine.flush`) produced."""
+    """What one call of :meth:`Engine.process` (or :meth:`Engine.flush`) produced.
+
+    ``scores`` is ``float64[n, N_OUT]``, one row per message of the batch (columns of
+    :mod:`bayestream.models._protocol`: tail probability, anomaly probability, PIT, drift
+    statistic, ...; NaN for messages that were not applied), and ``rule`` the index of each
+    message's rule (-1: none): what calibration monitoring and ``score-csv`` read.
+    """
 
     posteriors: Posteriors = field(default_factory=Posteriors)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     evictions: list[EvictionRecord] = field(default_factory=list)
+    drift: list[DriftRecord] = field(default_factory=list)
     applied: int = 0
     touched: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (rule, slots)
+    scores: np.ndarray = field(default_factory=lambda: np.empty((0, N_OUT)))
+    rule: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 class Engine:
@@ -91,7 +102,9 @@ class Engine:
         self.config = config
         self.sensor: Sensor = sensor or NullSensor()
         self.rules: tuple[Rule, ...] = config.rule
-        self.stores = [RuleStore(np.array(rule.prior_vector())) for rule in self.rules]
+        self.stores = [RuleStore(decisions.row_prior(rule)) for rule in self.rules]
+        self._settings = [decisions.settings(rule) for rule in self.rules]
+        self._priors = [decisions.family_prior(rule) for rule in self.rules]
         self.index = StreamIndex()  # (key, metric) -> rule << _SLOT_BITS | slot
         self.watermark = -math.inf
         self._rule_cache: dict[str, int] = {}
@@ -149,7 +162,7 @@ class Engine:
         good = reason == 0
 
         outputs = Outputs()
-        tail = np.full(n, np.nan)
+        scores = np.full((n, N_OUT), np.nan)
         status = np.full(n, LATE, dtype=np.int8)
         touched: list[np.ndarray] = []
         for r, rule_r in enumerate(self.rules):
@@ -157,24 +170,28 @@ class Engine:
             if rows.size == 0:
                 touched.append(rows)
                 continue
-            self._update(r, rule_r, rows, slot, ts, x, size, watermark, tail, status)
+            self._update(r, rule_r, rows, slot, ts, x, size, watermark, scores, status)
             touched.append(rows[status[rows] == APPLIED])
         reason[good & (status == LATE)] = REASON_CODE[Reason.LATE_EVENT]
         if n:
             self.watermark = max(self.watermark, float(watermark[-1]))
 
         anomalies: list[tuple[int, AnomalyRecord]] = []
+        drift: list[tuple[int, DriftRecord]] = []
         for r, rule_r in enumerate(self.rules):
             rows = touched[r]
             outputs.applied += int(rows.size)
             changed = self.stores[r].distinct(slot[rows])
             if changed.size:
                 outputs.touched.append((r, changed))
-            anomalies += self._anomalies(
-                rule_r, self.stores[r], rows, batch, decoded, slot, ts, tail
-            )
+            store = self.stores[r]
+            anomalies += self._anomalies(rule_r, store, rows, batch, decoded, slot, ts, scores)
+            drift += drift_records(rule_r, store, rows, slot, scores)
             outputs.posteriors.add(self._emit(r, rule_r, changed))
         outputs.anomalies = [record for _, record in sorted(anomalies, key=lambda a: a[0])]
+        outputs.drift = [record for _, record in sorted(drift, key=lambda a: a[0])]
+        outputs.scores = scores
+        outputs.rule = np.where(status == APPLIED, rule, -1)
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()
         outputs.posteriors.extend(self._pending.posteriors)
@@ -311,27 +328,29 @@ class Engine:
         x: np.ndarray,
         size: np.ndarray,
         watermark: np.ndarray,
-        tail: np.ndarray,
+        scores: np.ndarray,
         status: np.ndarray,
     ) -> None:
         store = self.stores[r]
         ttl = self._ttl[r]
         expire = watermark[rows] - ttl if ttl is not None else np.full(rows.shape[0], -np.inf)
-        out_tail = np.empty(rows.shape[0])
+        out = np.full((rows.shape[0], N_OUT), np.nan)
         out_status = np.empty(rows.shape[0], dtype=np.int8)
         kernels.update(
             rule,
             store,
             self._lateness,
+            self._settings[r],
+            self._priors[r],
             np.ascontiguousarray(slot[rows]),
             np.ascontiguousarray(ts[rows]),
             np.ascontiguousarray(x[rows]),
             np.ascontiguousarray(size[rows]),
             expire,
-            out_tail,
+            out,
             out_status,
         )
-        tail[rows] = out_tail
+        scores[rows] = out
         status[rows] = out_status
 
     def _anomalies(
@@ -343,10 +362,10 @@ class Engine:
         decoded: DecodedBatch,
         slot: np.ndarray,
         ts: np.ndarray,
-        tail: np.ndarray,
+        scores: np.ndarray,
     ) -> list[tuple[int, AnomalyRecord]]:
         """Anomaly records of the rule's applied events, with their index in the batch."""
-        hits = rows[tail[rows] < rule.anomaly_threshold]
+        hits = rows[select_anomalies(rule, scores[rows, OUT_TAIL], scores[rows, OUT_PROB])]
         if hits.size == 0:
             return []
         records: list[tuple[int, AnomalyRecord]] = []
@@ -364,7 +383,8 @@ class Engine:
                         metric=metric,
                         ts=float(ts[i]),
                         value=value,
-                        tail_probability=float(tail[i]),
+                        tail_probability=float(scores[i, OUT_TAIL]),
+                        anomaly_probability=float(scores[i, OUT_PROB]),
                         tail=rule.tail,
                         threshold=rule.anomaly_threshold,
                         trials=_present(decoded.kind[i], decoded.number[i], "trials"),
@@ -456,10 +476,11 @@ class Engine:
         loaded = 0
         for r, rule in enumerate(self.rules):
             store = self.stores[r]
+            k = self._priors[r].shape[0]
             rows = np.flatnonzero(
                 (rule_of == r)
                 & (batch.family_code == kernels.family_code(rule))
-                & (batch.width == store.width)
+                & ((batch.width == store.width) | (batch.width == k) | (batch.width == k + EXTRA))
             )
             if rows.size == 0:
                 continue
@@ -485,7 +506,16 @@ class Engine:
                 new_metrics = [metrics[j] for j in new.tolist()]
                 slots[new] = store.admit_many(new_keys, new_metrics)
                 self.index.insert_many(new_keys, new_metrics, (r << _SLOT_BITS) | slots[new])
-            store.params[slots] = batch.params[rows, : store.width]
+            src = np.full((rows.size, store.width), np.nan)
+            have = min(batch.params.shape[1], store.width)
+            src[:, :have] = batch.params[rows, :have]
+            store.params[slots] = src
+            other = batch.width[rows] != store.width  # rows of a rule without (or with) drift
+            if other.any():  # keep their family parameters and last anomaly probability
+                fill = slots[other]
+                store.params[fill, k + EXTRA :] = store.prior[k + EXTRA :]
+                short = fill[batch.width[rows][other] == k]
+                store.params[short, k] = np.nan
             columns = batch.columns[rows]
             store.last_ts[slots] = columns[:, 0]
             store.n_eff[slots] = columns[:, 1]

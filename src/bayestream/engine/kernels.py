@@ -11,6 +11,8 @@ import numpy as np
 
 from bayestream.config import Rule
 from bayestream.models import FAMILIES, TAIL_CODES
+from bayestream.models._drift import B_FAP, B_KL
+from bayestream.models._protocol import EXTRA
 from bayestream.state import RuleStore
 from bayestream.state.index import fnv1a
 
@@ -53,22 +55,26 @@ def on_admit(rule: Rule, store: RuleStore, slots: np.ndarray) -> None:
         key, metric = store.names[s]
         name = (key + "\x00" + metric).encode("utf-8")
         keys[i] = np.uint64(fnv1a(np.frombuffer(name, dtype=np.uint8))) ^ np.uint64(rule.seed)
-    seed_rows(store.params, slots, keys)
+    seed_rows(store.params, rule.particles, slots, keys)
 
 
 def update(
     rule: Rule,
     store: RuleStore,
     lateness: float,
+    settings: np.ndarray,
+    prior: np.ndarray,
     slots: np.ndarray,
     ts: np.ndarray,
     x: np.ndarray,
     size: np.ndarray,
     expire: np.ndarray,
-    out_tail: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
-    """Apply events in order to the rows ``slots``; see the family modules."""
+    """Apply events in order to the rows ``slots``, reporting into ``out`` (columns of
+    :mod:`bayestream.models._protocol`); see the family modules. ``prior`` is the family's
+    part of a new row (:func:`bayestream.engine.decisions.family_prior`)."""
     side = TAIL_CODES[rule.tail]
     if rule.family == "particle":
         from bayestream.models.particle import update as particle_update
@@ -98,7 +104,8 @@ def update(
             x,
             size,
             expire,
-            out_tail,
+            settings,
+            out,
             out_status,
         )
         return
@@ -107,17 +114,18 @@ def update(
         store.last_ts,
         store.n_eff,
         store.obs_size,
-        store.prior,
+        prior,
         rule.half_life,
         rule.half_life_events is not None,
         side,
         lateness,
+        settings,
         slots,
         ts,
         x,
         size,
         expire,
-        out_tail,
+        out,
         out_status,
     )
 
@@ -125,9 +133,11 @@ def update(
 def summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
     """One row of published figures per slot, in the record layout's order.
 
-    Conjugate: params | mean sd | lo hi per level | quantiles | n_eff last_ts. Dirichlet: params
-    | means | sds | per level, per category lo hi | n_eff last_ts. Particle: latent mean, latent
-    sd | mean sd | lo hi per level | quantiles | n_eff last_ts ess.
+    Conjugate: params | mean sd | lo hi per level | quantiles | n_eff last_ts | decisions.
+    Dirichlet: params | means | sds | per level, per category lo hi | n_eff last_ts | decisions.
+    Particle: latent mean, latent sd | mean sd | lo hi per level | quantiles | n_eff last_ts |
+    decisions | ess. Decisions: the last anomaly probability, the latest drift statistic and its
+    false-alarm probability (NaN without drift).
     """
     m = slots.shape[0]
     levels = np.asarray(rule.credible_levels, dtype=np.float64)
@@ -136,7 +146,8 @@ def summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray
     if rule.family == "particle":
         return _particle_table(rule, store, slots, levels, quantiles)
     dirichlet = rule.family == "dirichlet"
-    width = store.width if dirichlet else 1
+    k = len(rule.prior_vector())
+    width = k if dirichlet else 1
     mean = np.empty((m, width))
     sd = np.empty((m, width))
     lo = np.empty((m, n_levels, width))
@@ -149,11 +160,24 @@ def summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray
         with np.errstate(over="ignore"):
             q = np.exp(q)  # quantiles commute with the monotone back-transform
     intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels * width)
-    parts = [store.params[slots], mean, sd, intervals]
+    parts = [store.params[slots, :k], mean, sd, intervals]
     if not dirichlet:
         parts.append(q)
-    parts += [store.n_eff[slots, None], store.last_ts[slots, None]]
+    parts += [store.n_eff[slots, None], store.last_ts[slots, None], decisions(rule, store, slots)]
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def decisions(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
+    """``[m, 3]``: each stream's last anomaly probability, latest drift statistic and its
+    false-alarm probability (the row's extra columns, :mod:`bayestream.models._protocol`)."""
+    k = len(rule.prior_vector())
+    out = np.full((slots.shape[0], 3), np.nan)
+    out[:, 0] = store.params[slots, k]
+    if rule.drift is not None:
+        base = k + EXTRA
+        out[:, 1] = store.params[slots, base + B_KL]
+        out[:, 2] = store.params[slots, base + B_FAP]
+    return out
 
 
 def _particle_table(
@@ -199,6 +223,7 @@ def _particle_table(
                 q,
                 store.n_eff[slots],
                 store.last_ts[slots],
+                decisions(rule, store, slots),
                 ess,
             ]
         )

@@ -62,6 +62,8 @@ class _Layout:
             for j, q in enumerate(quantiles):
                 parts += [("," if j else "") + f"{name(q)}:", _NUMBER]
         parts += ['},"n_eff":', _NUMBER, ',"last_ts":', _NUMBER]
+        parts += [',"anomaly_probability":', _NUMBER, ',"drift_statistic":', _NUMBER]
+        parts += [',"drift_false_alarm_probability":', _NUMBER]
         if rule.family == "particle":
             parts += [',"ess":', _NUMBER]
         parts.append("}\n")
@@ -137,7 +139,7 @@ class PosteriorBatch:
         self.names = [store.names[s] for s in slots.tolist()]
         self.name_json = [store.name_json[s] for s in slots.tolist()]
         self.table = summary_table(rule, store, slots)
-        self._layout = _layout(rule, store.width)
+        self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
     def __len__(self) -> int:
@@ -192,13 +194,13 @@ class PosteriorBatch:
         names = _NAMES.decode(b"{" + self.name_json[r] + b"}")
         key, metric = names["key"], names["metric"]
         w = layout.width
+        ess = row.pop() if self.family == "particle" else None
+        prob, drift, fap = row[-3:]
+        del row[-3:]
         if self.family == "dirichlet":
-            return _dirichlet_record(key, metric, layout, row)
+            return _dirichlet_record(key, metric, layout, row, (prob, drift, fap))
         if self.family == "particle":
             w = 2
-            ess = row.pop()
-        else:
-            ess = None
         n_levels, n_q = len(layout.levels), len(layout.quantiles)
         c0 = w + 2
         q0 = c0 + 2 * n_levels
@@ -213,11 +215,16 @@ class PosteriorBatch:
             layout.quantiles_t(*row[q0 : q0 + n_q]),
             row[-2],
             row[-1],
+            prob,
+            drift,
+            fap,
             ess,
         )
 
 
-def _dirichlet_record(key: str, metric: str, layout: _Layout, row: list[Any]) -> PosteriorRecord:
+def _dirichlet_record(
+    key: str, metric: str, layout: _Layout, row: list[Any], decided: tuple[Any, Any, Any]
+) -> PosteriorRecord:
     categories = layout.names
     k = layout.width
     intervals = {}
@@ -238,6 +245,7 @@ def _dirichlet_record(key: str, metric: str, layout: _Layout, row: list[Any]) ->
         {},
         row[-2],
         row[-1],
+        *decided,
     )
 
 

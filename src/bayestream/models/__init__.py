@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from bayestream.models._protocol import N_OUT, N_SETTINGS, S_EXTRA, S_OUTLIER_RATE, S_OUTLIER_SCALE
 from bayestream.models._stream import APPLIED, LATE
 
 TAIL_UPPER = 0
@@ -79,7 +80,11 @@ def warm_up() -> None:
     }
     for name, family in FAMILIES.items():
         p0 = prior[name]
-        params = np.tile(p0, (1, 1))
+        params = np.tile(np.concatenate([p0, [np.nan]]), (1, 1))
+        settings = np.zeros(N_SETTINGS)
+        settings[S_OUTLIER_RATE] = 0.01
+        settings[S_OUTLIER_SCALE] = 10.0
+        settings[S_EXTRA] = p0.shape[0]
         last_ts = np.full(1, np.nan)
         n_eff = np.zeros(1)
         obs_size = np.ones(1)
@@ -95,12 +100,13 @@ def warm_up() -> None:
             False,
             TAIL_UPPER,
             np.inf,
+            settings,
             slots,
             one,
             np.zeros(1),
             one * 2.0,
             np.full(1, -np.inf),
-            np.empty(1),
+            np.full((1, N_OUT), np.nan),
             np.empty(1, dtype=np.int8),
         )
         width = p0.shape[0] if family.param_names is None else 1

@@ -23,13 +23,27 @@ import math
 
 import numpy as np
 
+from bayestream.models._divergence import kl_beta
+from bayestream.models._drift import drift_step, reset_posterior
 from bayestream.models._jit import kernel
-from bayestream.models._special import betaincinv, betaln, gammaln, psi
+from bayestream.models._outlier import mixture_probability
+from bayestream.models._protocol import (
+    OUT_PIT,
+    OUT_PROB,
+    OUT_TAIL,
+    S_DRIFT,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_ROBUST,
+)
+from bayestream.models._special import betaincinv, betaln, gammaln
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, mid_p_tail
 
 PARAM_NAMES = ("alpha", "beta")
 WIDTH = 2
 _TINY = 1e-17
+
+kl = kl_beta  # closed-form KL between two posteriors (drift detection)
 
 
 def posterior(prior: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> np.ndarray:
@@ -100,19 +114,6 @@ def quantile(q: float, n: float, a: float, b: float) -> float:
 
 
 @kernel
-def kl(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(Beta(p) || Beta(q)) in closed form."""
-    a1, b1, a2, b2 = p[0], p[1], q[0], q[1]
-    return (  # type: ignore[no-any-return]
-        betaln(a2, b2)
-        - betaln(a1, b1)
-        + (a1 - a2) * psi(a1)
-        + (b1 - b2) * psi(b1)
-        + (a2 - a1 + b2 - b1) * psi(a1 + b1)
-    )
-
-
-@kernel
 def update(
     params: np.ndarray,
     last_ts: np.ndarray,
@@ -123,17 +124,26 @@ def update(
     per_event: bool,
     side: int,
     max_lateness: float,
+    settings: np.ndarray,
     slots: np.ndarray,
     ts: np.ndarray,
     x: np.ndarray,
     size: np.ndarray,
     expire_before: np.ndarray,
-    out_tail: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
     """Apply events in order (``x`` successes out of ``size`` trials); see normal_gamma.update."""
+    robust = settings[S_ROBUST] == 1.0
+    rate = settings[S_OUTLIER_RATE]
+    extra = int(settings[S_EXTRA])
+    drift = settings[S_DRIFT] == 1.0
+    width = prior.shape[0]
+    sw = 3
+    cur_post, ref_post, scratch = np.empty(width), np.empty(width), np.empty(sw)
     for i in range(slots.shape[0]):
         s = slots[i]
+        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
         d = begin_event(
             params,
             last_ts,
@@ -148,17 +158,30 @@ def update(
         )
         if d < 0.0:
             out_status[i] = LATE
-            out_tail[i] = np.nan
             continue
         forget_linear(params, prior, s, d)
         a, b = params[s, 0], params[s, 1]
         lower, at, upper = tails(x[i], size[i], a, b)
-        out_tail[i] = mid_p_tail(lower, at, upper, side)
+        tail = mid_p_tail(lower, at, upper, side)
+        pit = min(lower + 0.5 * at, 1.0)
+        # outliers: uniform on 0..n
+        prob = mixture_probability(-math.log(size[i] + 1.0) - math.log(at), rate)
+        out[i, OUT_TAIL] = tail
+        out[i, OUT_PIT] = pit
+        out[i, OUT_PROB] = prob
+        params[s, extra] = prob
         out_status[i] = APPLIED
-        params[s, 0] = a + x[i]
-        params[s, 1] = b + size[i] - x[i]
-        n_eff[s] += 1.0
         obs_size[s] = size[i]
+        row = params[s]
+        if drift and drift_step(
+            row, settings, sw, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
+        ):
+            n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
+            continue
+        w = 1.0 - prob if robust else 1.0
+        params[s, 0] = a + w * x[i]
+        params[s, 1] = b + w * (size[i] - x[i])
+        n_eff[s] += w
 
 
 @kernel

@@ -20,9 +20,23 @@ import math
 
 import numpy as np
 
+from bayestream.models._divergence import kl_dirichlet
+from bayestream.models._drift import drift_step, reset_posterior
 from bayestream.models._jit import inline, kernel
-from bayestream.models._special import betaincinv, gammaln, psi
+from bayestream.models._outlier import mixture_probability
+from bayestream.models._protocol import (
+    OUT_PIT,
+    OUT_PROB,
+    OUT_TAIL,
+    S_DRIFT,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_ROBUST,
+)
+from bayestream.models._special import betaincinv
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear
+
+kl = kl_dirichlet  # closed-form KL between two posteriors (drift detection)
 
 
 def posterior(prior: np.ndarray, categories: np.ndarray) -> np.ndarray:
@@ -46,18 +60,6 @@ def tail_probability(alpha: np.ndarray, k: int) -> float:
 
 
 @kernel
-def kl(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(Dir(p) || Dir(q)) in closed form."""
-    sp = p.sum()
-    sq = q.sum()
-    out = gammaln(sp) - gammaln(sq)
-    digamma_sp = psi(sp)
-    for k in range(p.shape[0]):
-        out += gammaln(q[k]) - gammaln(p[k]) + (p[k] - q[k]) * (psi(p[k]) - digamma_sp)
-    return out
-
-
-@kernel
 def update(
     params: np.ndarray,
     last_ts: np.ndarray,
@@ -68,17 +70,27 @@ def update(
     per_event: bool,
     side: int,
     max_lateness: float,
+    settings: np.ndarray,
     slots: np.ndarray,
     ts: np.ndarray,
     x: np.ndarray,
     size: np.ndarray,
     expire_before: np.ndarray,
-    out_tail: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
-    """Apply events in order (``x`` a category index); see normal_gamma.update."""
+    """Apply events in order (``x`` a category index); see normal_gamma.update. The PIT is
+    NaN: categories have no order."""
+    robust = settings[S_ROBUST] == 1.0
+    rate = settings[S_OUTLIER_RATE]
+    extra = int(settings[S_EXTRA])
+    drift = settings[S_DRIFT] == 1.0
+    width = prior.shape[0]
+    sw = width + 1
+    cur_post, ref_post, scratch = np.empty(width), np.empty(width), np.empty(sw)
     for i in range(slots.shape[0]):
         s = slots[i]
+        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
         d = begin_event(
             params,
             last_ts,
@@ -93,15 +105,29 @@ def update(
         )
         if d < 0.0:
             out_status[i] = LATE
-            out_tail[i] = np.nan
             continue
         forget_linear(params, prior, s, d)
         k = int(x[i])
-        out_tail[i] = tail_probability(params[s], k)
+        alpha = params[s, :width]
+        tail = tail_probability(alpha, k)
+        pit = np.nan
+        # outliers: uniform over the K categories
+        prob = mixture_probability(math.log(alpha.sum() / width) - math.log(alpha[k]), rate)
+        out[i, OUT_TAIL] = tail
+        out[i, OUT_PIT] = pit
+        out[i, OUT_PROB] = prob
+        params[s, extra] = prob
         out_status[i] = APPLIED
-        params[s, k] += 1.0
-        n_eff[s] += 1.0
         obs_size[s] = size[i]
+        row = params[s]
+        if drift and drift_step(
+            row, settings, sw, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
+        ):
+            n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
+            continue
+        w = 1.0 - prob if robust else 1.0
+        params[s, k] += w
+        n_eff[s] += w
 
 
 @kernel
@@ -119,7 +145,7 @@ def summarize(
 ) -> None:
     """Per-category marginal mean, sd and intervals: out_mean, out_sd ``[m, K]``,
     out_lo, out_hi ``[m, L, K]``; out_q is filled with NaN."""
-    width = params.shape[1]
+    width = out_mean.shape[1]
     for r in range(slots.shape[0]):
         s = slots[r]
         total = 0.0

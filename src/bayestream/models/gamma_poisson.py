@@ -22,12 +22,27 @@ import math
 
 import numpy as np
 
+from bayestream.models._divergence import kl_gamma
+from bayestream.models._drift import drift_step, reset_posterior
 from bayestream.models._jit import kernel
-from bayestream.models._special import betainc, betaincc, gammaincinv, gammaln, psi
+from bayestream.models._outlier import mixture_probability, nb_log_pmf_moments
+from bayestream.models._protocol import (
+    OUT_PIT,
+    OUT_PROB,
+    OUT_TAIL,
+    S_DRIFT,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_ROBUST,
+)
+from bayestream.models._special import betainc, betaincc, gammaincinv
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, mid_p_tail
 
 PARAM_NAMES = ("alpha", "beta")
 WIDTH = 2
+
+kl = kl_gamma  # closed-form KL between two posteriors (drift detection)
 
 
 def posterior(prior: np.ndarray, counts: np.ndarray, exposure: np.ndarray) -> np.ndarray:
@@ -90,19 +105,6 @@ def quantile(q: float, e: float, a: float, b: float) -> float:
 
 
 @kernel
-def kl(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(Gamma(p) || Gamma(q)), shape-rate parameterisation, in closed form."""
-    a1, b1, a2, b2 = p[0], p[1], q[0], q[1]
-    return (  # type: ignore[no-any-return]
-        (a1 - a2) * psi(a1)
-        - gammaln(a1)
-        + gammaln(a2)
-        + a2 * (math.log(b1) - math.log(b2))
-        + a1 * (b2 - b1) / b1
-    )
-
-
-@kernel
 def update(
     params: np.ndarray,
     last_ts: np.ndarray,
@@ -113,17 +115,27 @@ def update(
     per_event: bool,
     side: int,
     max_lateness: float,
+    settings: np.ndarray,
     slots: np.ndarray,
     ts: np.ndarray,
     x: np.ndarray,
     size: np.ndarray,
     expire_before: np.ndarray,
-    out_tail: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
     """Apply events in order (``x`` counts over exposure ``size``); see normal_gamma.update."""
+    robust = settings[S_ROBUST] == 1.0
+    rate = settings[S_OUTLIER_RATE]
+    widen = settings[S_OUTLIER_SCALE]
+    extra = int(settings[S_EXTRA])
+    drift = settings[S_DRIFT] == 1.0
+    width = prior.shape[0]
+    sw = 3
+    cur_post, ref_post, scratch = np.empty(width), np.empty(width), np.empty(sw)
     for i in range(slots.shape[0]):
         s = slots[i]
+        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
         d = begin_event(
             params,
             last_ts,
@@ -138,17 +150,33 @@ def update(
         )
         if d < 0.0:
             out_status[i] = LATE
-            out_tail[i] = np.nan
             continue
         forget_linear(params, prior, s, d)
         a, b = params[s, 0], params[s, 1]
-        lower, at, upper = tails(x[i], size[i], a, b)
-        out_tail[i] = mid_p_tail(lower, at, upper, side)
+        e = size[i]
+        lower, at, upper = tails(x[i], e, a, b)
+        tail = mid_p_tail(lower, at, upper, side)
+        pit = min(lower + 0.5 * at, 1.0)
+        mean = a * e / b
+        var = mean * (1.0 + e / b)  # of the Negative Binomial predictive
+        log_q = nb_log_pmf_moments(x[i], mean, widen * widen * var)
+        prob = mixture_probability(log_q - math.log(at), rate)
+        out[i, OUT_TAIL] = tail
+        out[i, OUT_PIT] = pit
+        out[i, OUT_PROB] = prob
+        params[s, extra] = prob
         out_status[i] = APPLIED
-        params[s, 0] = a + x[i]
-        params[s, 1] = b + size[i]
-        n_eff[s] += 1.0
         obs_size[s] = size[i]
+        row = params[s]
+        if drift and drift_step(
+            row, settings, sw, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
+        ):
+            n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
+            continue
+        w = 1.0 - prob if robust else 1.0
+        params[s, 0] = a + w * x[i]
+        params[s, 1] = b + w * e
+        n_eff[s] += w
 
 
 @kernel

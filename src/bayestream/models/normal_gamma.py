@@ -30,12 +30,27 @@ import math
 
 import numpy as np
 
+from bayestream.models._divergence import kl_normal_gamma
+from bayestream.models._drift import drift_step, reset_posterior
 from bayestream.models._jit import inline, kernel
-from bayestream.models._special import gammaln, psi, stdtr, stdtrit
+from bayestream.models._outlier import mixture_probability, t_log_ratio
+from bayestream.models._protocol import (
+    OUT_PIT,
+    OUT_PROB,
+    OUT_TAIL,
+    S_DRIFT,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_ROBUST,
+)
+from bayestream.models._special import stdtr, stdtrit
 from bayestream.models._stream import APPLIED, LATE, begin_event
 
 PARAM_NAMES = ("mu", "kappa", "alpha", "beta")
 WIDTH = 4
+
+kl = kl_normal_gamma  # closed-form KL between two posteriors (drift detection)
 
 
 # --- pure formulas -------------------------------------------------------------------------
@@ -62,27 +77,6 @@ def predictive_t(mu: float, kappa: float, alpha: float, beta: float) -> tuple[fl
     return 2.0 * alpha, mu, math.sqrt(beta * (kappa + 1.0) / (alpha * kappa))
 
 
-@kernel
-def kl(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(NG(p) || NG(q)) in closed form.
-
-    KL = KL_Gamma(alpha_p, beta_p || alpha_q, beta_q)
-         + 1/2 [kappa_q/kappa_p - 1 - ln(kappa_q/kappa_p) + kappa_q (alpha_p/beta_p)(mu_p-mu_q)^2]
-    """
-    mu1, k1, a1, b1 = p[0], p[1], p[2], p[3]
-    mu2, k2, a2, b2 = q[0], q[1], q[2], q[3]
-    gamma_part = (
-        (a1 - a2) * psi(a1)
-        - gammaln(a1)
-        + gammaln(a2)
-        + a2 * (math.log(b1) - math.log(b2))
-        + a1 * (b2 - b1) / b1
-    )
-    ratio = k2 / k1
-    normal_part = 0.5 * (ratio - 1.0 - math.log(ratio) + k2 * (a1 / b1) * (mu1 - mu2) ** 2)
-    return gamma_part + normal_part  # type: ignore[no-any-return]
-
-
 @inline
 def t_tail(df: float, z: float, side: int) -> float:
     """Tail probability of a standard Student-t at ``z``: one CDF evaluation per side
@@ -92,6 +86,16 @@ def t_tail(df: float, z: float, side: int) -> float:
     if side == 1:
         return stdtr(df, z)
     return min(2.0 * stdtr(df, -abs(z)), 1.0)
+
+
+@inline
+def t_pit(tail: float, z: float, side: int) -> float:
+    """The predictive CDF at the observation, recovered from its tail probability."""
+    if side == 0:
+        return 1.0 - tail
+    if side == 1:
+        return tail
+    return 0.5 * tail if z < 0.0 else 1.0 - 0.5 * tail
 
 
 # --- batch kernels -------------------------------------------------------------------------
@@ -108,20 +112,31 @@ def update(
     per_event: bool,
     side: int,
     max_lateness: float,
+    settings: np.ndarray,
     slots: np.ndarray,
     ts: np.ndarray,
     x: np.ndarray,
     size: np.ndarray,
     expire_before: np.ndarray,
-    out_tail: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
-    """Apply events ``i`` (in order) to rows ``slots[i]``, writing each event's predictive tail
-    probability before its update into ``out_tail[i]`` and APPLIED / LATE into
-    ``out_status[i]``. ``size`` is unused (kept for a common signature)."""
+    """Apply events ``i`` (in order) to rows ``slots[i]``. Per event: forgetting, then, on the
+    posterior at the event's time, its predictive tail probability, PIT and anomaly
+    probability (``out[i]``, columns of :mod:`._protocol`), the drift windows, then the update
+    with weight 1 - P(outlier) (1 without ``robust``). ``out_status[i]``: APPLIED or LATE.
+    ``size`` is unused (kept for a common signature)."""
     mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
+    robust = settings[S_ROBUST] == 1.0
+    rate = settings[S_OUTLIER_RATE]
+    widen = settings[S_OUTLIER_SCALE]
+    extra = int(settings[S_EXTRA])
+    drift = settings[S_DRIFT] == 1.0
+    sw = 3
+    cur_post, ref_post, scratch = np.empty(WIDTH), np.empty(WIDTH), np.empty(sw)
     for i in range(slots.shape[0]):
         s = slots[i]
+        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
         d = begin_event(
             params,
             last_ts,
@@ -136,7 +151,6 @@ def update(
         )
         if d < 0.0:
             out_status[i] = LATE
-            out_tail[i] = np.nan
             continue
         mu, kappa, alpha, beta = params[s, 0], params[s, 1], params[s, 2], params[s, 3]
         if d != 1.0:
@@ -149,15 +163,27 @@ def update(
             alpha = d * alpha + (1.0 - d) * alpha0
         df, loc, scale = predictive_t(mu, kappa, alpha, beta)
         z = (x[i] - loc) / scale
-        out_tail[i] = t_tail(df, z, side)
+        tail = t_tail(df, z, side)
+        prob = mixture_probability(t_log_ratio(z, df, widen), rate)
+        out[i, OUT_TAIL] = tail
+        out[i, OUT_PIT] = t_pit(tail, z, side)
+        out[i, OUT_PROB] = prob
+        params[s, extra] = prob
         out_status[i] = APPLIED
-        dev = x[i] - mu
-        params[s, 0] = mu + dev / (kappa + 1.0)
-        params[s, 3] = beta + kappa * dev * dev / (2.0 * (kappa + 1.0))
-        params[s, 1] = kappa + 1.0
-        params[s, 2] = alpha + 0.5
-        n_eff[s] += 1.0
         obs_size[s] = size[i]
+        row = params[s]
+        if drift and drift_step(
+            row, settings, sw, fresh, ts[i], x[i], 1.0, out, i, cur_post, ref_post
+        ):
+            n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
+            continue
+        w = 1.0 - prob if robust else 1.0
+        dev = x[i] - mu
+        params[s, 0] = mu + w * dev / (kappa + w)
+        params[s, 3] = beta + kappa * w * dev * dev / (2.0 * (kappa + w))
+        params[s, 1] = kappa + w
+        params[s, 2] = alpha + 0.5 * w
+        n_eff[s] += w
 
 
 @kernel

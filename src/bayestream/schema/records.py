@@ -30,6 +30,9 @@ class PosteriorRecord(msgspec.Struct, gc=False, omit_defaults=True):
     predictive_quantiles: Any
     n_eff: float
     last_ts: float | None
+    anomaly_probability: float | None  # of the stream's newest event
+    drift_statistic: float | None  # the latest windowed KL (None without drift or before one)
+    drift_false_alarm_probability: float | None
     ess: float | None = None  # particle family: effective sample size of the weights
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,13 +54,15 @@ def object_struct(name: str, fields: list[str]) -> type[msgspec.Struct]:
 
 
 class AnomalyRecord(msgspec.Struct, omit_defaults=True, gc=False):
-    """One event whose predictive tail probability fell below its rule's threshold."""
+    """One event selected as anomalous by its rule (tail probability below the threshold, or
+    per the rule's ``anomaly_probability_threshold`` or ``fdr``)."""
 
     key: str
     metric: str
     ts: float
     value: float | str
     tail_probability: float
+    anomaly_probability: float
     tail: str
     threshold: float
     trials: float | None = None
@@ -76,6 +81,22 @@ class DeadLetterRecord(msgspec.Struct, omit_defaults=True):
     offset: int | None = None
 
 
+class DriftRecord(msgspec.Struct, gc=False):
+    """A drift alarm: a window of a stream whose posterior moved away from the reference by
+    more than its false-alarm rate allows (``drift``)."""
+
+    key: str
+    metric: str
+    window_start: float
+    window_end: float
+    kl: float
+    false_alarm_probability: float
+    direction: str  # "up" | "down" (the mean), or the category that rose (dirichlet)
+    events: float  # events in the window
+    reference_events: float  # (weighted) events behind the reference
+    reference: str  # "previous" | "baseline"
+
+
 class EvictionRecord(msgspec.Struct):
     """A stream dropped from state (idle past its TTL); a tombstone on Kafka."""
 
@@ -91,6 +112,7 @@ __all__ = [
     "ENCODER",
     "AnomalyRecord",
     "DeadLetterRecord",
+    "DriftRecord",
     "EvictionRecord",
     "PosteriorRecord",
     "object_struct",

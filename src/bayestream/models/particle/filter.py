@@ -51,7 +51,18 @@ import math
 import numba
 import numpy as np
 
-from bayestream.models._jit import inline, kernel, parallel_kernel
+from bayestream.models._drift import drift_step
+from bayestream.models._jit import kernel, parallel_kernel
+from bayestream.models._outlier import mixture_probability
+from bayestream.models._protocol import (
+    OUT_PIT,
+    OUT_PROB,
+    OUT_TAIL,
+    S_DRIFT,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_ROBUST,
+)
 from bayestream.models._stream import APPLIED, LATE, side_tail
 from bayestream.models.particle.codes import (
     MODEL_BINOMIAL_RATE,
@@ -61,8 +72,10 @@ from bayestream.models.particle.codes import (
 )
 from bayestream.models.particle.observation import (
     binomial_pass,
+    continuous_constant,
     continuous_pass,
     normal_pass,
+    outlier_log_density,
     poisson_pass,
     valid_count,
 )
@@ -78,16 +91,16 @@ numba for its thread count cannot be cached on disk."""
 
 
 @kernel
-def seed_rows(params: np.ndarray, slots: np.ndarray, keys: np.ndarray) -> None:
-    """Give rows ``slots[i]`` the generator key ``keys[i]`` (uint64) and counter 0."""
-    p = (params.shape[1] - 2) // 2
+def seed_rows(params: np.ndarray, p: int, slots: np.ndarray, keys: np.ndarray) -> None:
+    """Give rows ``slots[i]`` (of ``p`` particles) the generator key ``keys[i]`` (uint64)
+    and counter 0."""
     bits = params.view(np.uint64)
     for i in range(slots.shape[0]):
         bits[slots[i], 2 * p] = keys[i]
         bits[slots[i], 2 * p + 1] = np.uint64(0)
 
 
-@inline
+@kernel
 def apply_event(
     params: np.ndarray,
     bits: np.ndarray,
@@ -116,16 +129,22 @@ def apply_event(
     w: np.ndarray,
     z: np.ndarray,
     words: np.ndarray,
-) -> tuple[float, np.int8]:
-    """One event on row ``s`` (see the module docstring); returns (tail, status).
-    ``new``, ``w`` and ``z`` are float scratch of length ``p``, ``words`` uint64 scratch of
-    length ``4 ceil(p / 4)``."""
+    settings: np.ndarray,
+    out: np.ndarray,
+    i: int,
+    cur_post: np.ndarray,
+    ref_post: np.ndarray,
+) -> np.int8:
+    """One event on row ``s`` (see the module docstring); writes its tail probability, PIT
+    and anomaly probability into ``out[i]`` and returns its status. ``new``, ``w`` and ``z``
+    are float scratch of length ``p``, ``words`` uint64 scratch of length ``4 ceil(p / 4)``."""
     x = params[s, 0:p]
     lw = params[s, p : 2 * p]
     key = bits[s, 2 * p]
     counter = bits[s, 2 * p + 1]
     newest = last_ts[s]
-    if math.isnan(newest) or newest < expire_before:
+    fresh = math.isnan(newest) or newest < expire_before
+    if fresh:
         last_ts[s] = t
         n_eff[s] = 0.0
         counter = gaussian_fill(x, x, False, init_mean, init_sd, X_MAX, key, counter, words, z)
@@ -133,7 +152,7 @@ def apply_event(
         dt = 0.0
     else:
         if t < newest - max_lateness:
-            return np.nan, LATE
+            return LATE
         if per_event:
             dt = 1.0
         else:
@@ -163,6 +182,13 @@ def apply_event(
     tail = side_tail(lower + 0.5 * at, upper + 0.5 * at, side) if ok else 0.0
     if tail != tail:
         tail = 0.0
+    pit = min(lower + 0.5 * at, 1.0) if ok else np.nan
+    log_q = outlier_log_density(x, lw, w, model, obs, nu, r, settings[S_OUTLIER_SCALE], y, size)
+    if model != MODEL_LOCAL_LEVEL:
+        log_p = math.log(at) if ok else -math.inf
+    else:
+        log_p = math.inf  # set below from the normalising constant
+    prob = 1.0
 
     if top > -math.inf:  # else: no particle can explain y; keep the weights
         for j in range(p):
@@ -170,6 +196,21 @@ def apply_event(
             w[j] = e
             z[j] = e * e
         total, squares = sum2(w, z, p)
+        if model == MODEL_LOCAL_LEVEL:
+            log_p = top + math.log(total) + continuous_constant(obs, nu, r)
+        prob = mixture_probability(log_q - log_p, settings[S_OUTLIER_RATE])
+        weight = 1.0 - prob if settings[S_ROBUST] == 1.0 else 1.0
+        if weight != 1.0:  # temper the likelihood: lw_j + weight log p(y | x_j)
+            top = -math.inf
+            for j in range(p):
+                v = lw[j] + weight * (new[j] - lw[j]) if weight > 0.0 else lw[j]
+                new[j] = v
+                top = max(top, v)
+            for j in range(p):
+                e = vexp(new[j] - top)
+                w[j] = e
+                z[j] = e * e
+            total, squares = sum2(w, z, p)
         log_total = math.log(total)
         for j in range(p):  # (new - top) first: top may be so large that top + log_total = top
             lw[j] = (new[j] - top) - log_total
@@ -180,7 +221,14 @@ def apply_event(
     bits[s, 2 * p + 1] = counter
     n_eff[s] += 1.0
     obs_size[s] = size
-    return tail, APPLIED
+    out[i, OUT_TAIL] = tail
+    out[i, OUT_PIT] = pit
+    out[i, OUT_PROB] = prob
+    params[s, 2 * p + 2] = prob
+    if settings[S_DRIFT] == 1.0 and ok:
+        # particle windows are never categorical: 3 statistics; no reset (see the config)
+        drift_step(params[s], settings, 3, fresh, t, y, size, out, i, cur_post, ref_post)
+    return APPLIED
 
 
 @kernel
@@ -207,22 +255,26 @@ def update(
     x: np.ndarray,
     size: np.ndarray,
     expire_before: np.ndarray,
-    out_tail: np.ndarray,
+    settings: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
-    """Apply events ``i`` in order to rows ``slots[i]``; ``out_tail[i]`` is the predictive tail
-    probability before the event (NaN when LATE), ``out_status[i]`` APPLIED or LATE."""
+    """Apply events ``i`` in order to rows ``slots[i]``; ``out[i]`` gets the event's tail
+    probability, PIT and anomaly probability (columns of :mod:`bayestream.models._protocol`),
+    ``out_status[i]`` APPLIED or LATE."""
     p = n_particles
     bits = params.view(np.uint64)
     new = np.empty(p)
     w = np.empty(p)
     z = np.empty(p)
     words = np.empty(4 * ((p + 3) // 4), dtype=np.uint64)
+    cur_post, ref_post = np.empty(4), np.empty(4)
     for i in range(slots.shape[0]):
-        out_tail[i], out_status[i] = apply_event(
+        out_status[i] = apply_event(
             params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event, r,
             init_mean, init_sd, resampling, ess_threshold, side, max_lateness,
             slots[i], ts[i], x[i], size[i], expire_before[i], new, w, z, words,
+            settings, out, i, cur_post, ref_post,
         )  # fmt: skip
 
 
@@ -250,7 +302,8 @@ def update_parallel(
     x: np.ndarray,
     size: np.ndarray,
     expire_before: np.ndarray,
-    out_tail: np.ndarray,
+    settings: np.ndarray,
+    out: np.ndarray,
     out_status: np.ndarray,
 ) -> None:
     """:func:`update` with distinct streams in parallel (``numba.prange`` over chunks of
@@ -274,11 +327,13 @@ def update_parallel(
         w = np.empty(p)
         z = np.empty(p)
         words = np.empty(4 * ((p + 3) // 4), dtype=np.uint64)
+        cur_post, ref_post = np.empty(4), np.empty(4)
         for g in range(c * groups // chunks, (c + 1) * groups // chunks):
             for k in range(starts[g], starts[g + 1]):
                 i = order[k]
-                out_tail[i], out_status[i] = apply_event(
+                out_status[i] = apply_event(
                     params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event,
                     r, init_mean, init_sd, resampling, ess_threshold, side, max_lateness,
                     slots[i], ts[i], x[i], size[i], expire_before[i], new, w, z, words,
+                    settings, out, i, cur_post, ref_post,
                 )  # fmt: skip

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from bayestream.models._jit import inline
+from bayestream.models._outlier import nb_log_pmf_moments
 from bayestream.models._special import (
     betainc,
     betaincc,
@@ -38,7 +39,7 @@ from bayestream.models._special import (
     ndtr,
     stdtr,
 )
-from bayestream.models.particle.codes import OBS_NORMAL
+from bayestream.models.particle.codes import MODEL_LOCAL_LEVEL, MODEL_POISSON_RATE, OBS_NORMAL
 from bayestream.models.particle.vmath import exp as vexp
 from bayestream.models.particle.vmath import normal_sf, sum2, vmax
 
@@ -231,3 +232,57 @@ def binomial_cdf(k: float, n: float, lp: float) -> float:
     if k >= n:
         return 1.0
     return betaincc(k + 1.0, n - k, math.exp(lp))
+
+
+@inline
+def continuous_constant(obs: int, nu: float, r: float) -> float:
+    """The log-density terms the continuous passes drop (the same for every particle)."""
+    if obs == OBS_NORMAL:
+        return -0.5 * math.log(2.0 * math.pi * r)
+    return gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu) - 0.5 * math.log(nu * math.pi * r)
+
+
+@inline
+def outlier_log_density(
+    x: np.ndarray,
+    lw: np.ndarray,
+    w: np.ndarray,
+    model: int,
+    obs: int,
+    nu: float,
+    r: float,
+    widen: float,
+    y: float,
+    size: float,
+) -> float:
+    """log q(y) of the outlier component (:mod:`bayestream.models._outlier`) around the
+    particles' predictive: its mean m and variance v from the weighted particles, widened
+    ``widen`` times in sd: a Normal (or Student-t with the model's nu) for a local level, a
+    Negative Binomial of mean m and variance widen^2 v for a Poisson rate, uniform on 0..n for
+    a binomial rate. ``w`` is scratch."""
+    if model != MODEL_LOCAL_LEVEL and model != MODEL_POISSON_RATE:
+        return -math.log(size + 1.0)
+    p = x.shape[0]
+    poisson = model == MODEL_POISSON_RATE
+    for j in range(p):
+        w[j] = vexp(lw[j])
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(p):
+        v = size * math.exp(x[j]) if poisson else x[j]
+        s0 += w[j]
+        s1 += w[j] * v
+        s2 += w[j] * v * v
+    m = s1 / s0
+    spread = max(s2 / s0 - m * m, 0.0)
+    if poisson:
+        if not m > 0.0:
+            return 0.0 if y == 0.0 else -math.inf
+        return nb_log_pmf_moments(y, m, widen * widen * (m + spread))
+    if obs == OBS_NORMAL:
+        var = widen * widen * (spread + r)
+        return -0.5 * (math.log(2.0 * math.pi * var) + (y - m) ** 2 / var)
+    scale2 = widen * widen * (spread + r)
+    d2 = (y - m) ** 2 / scale2
+    return continuous_constant(obs, nu, scale2) - 0.5 * (nu + 1.0) * math.log1p(d2 / nu)

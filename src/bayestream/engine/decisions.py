@@ -1,0 +1,126 @@
+"""A rule's decision settings as the kernels receive them, and the rows its streams start from.
+
+The anomaly probability, robust updating and drift windows run inside the family kernels
+(:mod:`bayestream.models._outlier`, :mod:`bayestream.models._drift`); this module turns a
+rule's configuration into their numeric ``settings`` vector and lays out the extra columns of
+a stream's row (:mod:`bayestream.models._protocol`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.config import Rule
+from bayestream.engine.kernels import observation_kind
+from bayestream.models._drift import block_width, clear, stats_width
+from bayestream.models._protocol import (
+    EXTRA,
+    KIND_CATEGORY,
+    KIND_COUNT_EXPOSURE,
+    KIND_COUNT_TRIALS,
+    KIND_REAL,
+    N_SETTINGS,
+    S_BASELINE,
+    S_COOLDOWN,
+    S_DECAY,
+    S_DOF,
+    S_DRIFT,
+    S_EXTRA,
+    S_FALSE_ALARM,
+    S_KIND,
+    S_MIN_EVENTS,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_RESET,
+    S_ROBUST,
+    S_WINDOW_EVENTS,
+    S_WINDOW_SECONDS,
+)
+
+_KINDS = {
+    "real": KIND_REAL,
+    "count_exposure": KIND_COUNT_EXPOSURE,
+    "count_trials": KIND_COUNT_TRIALS,
+    "category": KIND_CATEGORY,
+}
+
+
+def window_kind(rule: Rule) -> int:
+    """What the rule's drift windows accumulate (the window model's family)."""
+    return _KINDS[observation_kind(rule)]
+
+
+def family_prior(rule: Rule) -> np.ndarray:
+    """The family's parameters a new stream starts from (the kernels' ``prior``)."""
+    return np.ascontiguousarray(rule.prior_vector(), dtype=np.float64)
+
+
+def window_prior(rule: Rule) -> np.ndarray:
+    """The weak prior of a drift window: the rule's prior with its pseudo-counts scaled by
+    ``window_prior_weight`` (the Normal-Gamma mean kept); for a particle rule, the window
+    model's prior centred on ``initial.mean`` (a level, a log rate or a logit)."""
+    assert rule.drift is not None
+    w = rule.drift.window_prior_weight
+    kind = window_kind(rule)
+    if rule.family != "particle":
+        prior = family_prior(rule) * w
+        if kind == KIND_REAL:
+            prior[0] /= w
+        return prior
+    assert rule.initial is not None
+    m = rule.initial.mean
+    if kind == KIND_REAL:
+        return np.array([m, w, w, w * (rule.observation_noise or 1.0)])
+    if kind == KIND_COUNT_EXPOSURE:
+        return np.array([w, w * math.exp(-max(min(m, 700.0), -700.0))])
+    p = 1.0 / (1.0 + math.exp(-max(min(m, 700.0), -700.0)))
+    return np.array([w * max(p, 1e-6), w * max(1.0 - p, 1e-6)])
+
+
+def family_width(rule: Rule) -> int:
+    return len(rule.prior_vector())
+
+
+def settings(rule: Rule) -> np.ndarray:
+    """The kernels' ``settings`` vector (columns ``S_*``, then the window prior)."""
+    drift = rule.drift
+    head = np.zeros(N_SETTINGS)
+    head[S_ROBUST] = 1.0 if rule.robust else 0.0
+    head[S_OUTLIER_RATE] = rule.outlier_rate
+    head[S_OUTLIER_SCALE] = rule.outlier_scale
+    head[S_EXTRA] = family_width(rule)
+    kind = window_kind(rule)
+    head[S_KIND] = kind
+    if drift is None:
+        return head
+    head[S_DRIFT] = 1.0
+    head[S_WINDOW_SECONDS] = drift.window_seconds or 0.0
+    head[S_WINDOW_EVENTS] = drift.window_events or 0
+    head[S_BASELINE] = 1.0 if drift.reference == "baseline" else 0.0
+    head[S_DECAY] = 1.0 - 1.0 / drift.baseline_windows
+    head[S_FALSE_ALARM] = drift.false_alarm_rate
+    head[S_COOLDOWN] = drift.cooldown_windows
+    head[S_RESET] = 1.0 if drift.reset_on_alarm else 0.0
+    head[S_MIN_EVENTS] = drift.min_window_events
+    k = len(rule.categories)
+    head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
+    return np.concatenate([head, window_prior(rule)])
+
+
+def row_prior(rule: Rule) -> np.ndarray:
+    """The full row a new stream starts from: the family's parameters, the last anomaly
+    probability (NaN) and, with drift, an empty drift block."""
+    prior = family_prior(rule)
+    extra = np.full(EXTRA, np.nan)
+    if rule.drift is None:
+        return np.concatenate([prior, extra])
+    kind = window_kind(rule)
+    k = len(rule.categories)
+    block = np.zeros(block_width(kind, k))
+    clear(block, 0, stats_width(kind, k))
+    return np.concatenate([prior, extra, block])
+
+
+__all__ = ["family_prior", "row_prior", "settings", "window_kind", "window_prior"]

@@ -1,0 +1,373 @@
+r"""Drift by windowed KL divergence: per-stream tumbling windows compared with a reference.
+
+Each stream of a rule with ``[rule.drift]`` keeps, in its row from column
+``D = settings[S_EXTRA] + EXTRA`` on, a drift block:
+
+    D+0 start of the current window (event time of its first event; NaN: empty)
+    D+1 newest event time in the current window
+    D+2 windows of cool-down left
+    D+3 latest KL statistic, D+4 its false-alarm probability (NaN before the first)
+    D+5 sum of squared weights behind the reference, sum_j w_j^2 n_j (see below)
+    D+6 ...        statistics of the current window (``sw`` columns)
+    D+6+sw ...     statistics of the reference (``sw`` columns)
+
+Window statistics are linear in the observations, so windows add and scale: ``(events, mean,
+M2)`` for real values (merged by Chan's formula), ``(events, sum of counts, sum of exposures)``,
+``(events, successes, failures)``, ``(events, count_1..count_K)``. The window model is the
+conjugate family of the observation kind; a window's posterior is a weak *window prior* (the
+rule's prior with its pseudo-counts scaled down) updated with the window's statistics. Windows
+see every applied event with weight 1, not the robust weight: a regime change that the robust
+posterior refuses to follow is exactly what drift detection must see.
+
+Windows tumble: in event time (``window_seconds``: aligned windows ``[k T, (k+1) T)``; a window
+closes when an event of a later window arrives) or in events (``window_events``: a window
+closes with its N-th event). A window with fewer than ``min_window_events`` events does not
+close; it extends. An out-of-order event (within the lateness) joins the current window.
+
+The statistic. With ``n_c`` and ``n_r`` the sizes (pseudo-counts: kappa, exposure, trials or
+events) of the current and reference window posteriors, ``r = n_r / n_c`` and ``k`` the number
+of parameters, for windows drawn from one distribution the posteriors are asymptotically normal
+with covariances I^-1 / n_c and I^-1 / n_r, so
+
+    KL(current || reference) ~ k/2 (r - 1 - ln r) + 1/2 n_r (1/n_c + 1/n*) chi2_k,
+
+where n* is the effective size of the reference estimate: n* = n_r for the previous window; for
+the baseline, an exponentially weighted sum of past windows with weights w_j = lambda^j, n* =
+(sum w_j n_j)^2 / sum w_j^2 n_j (Kish). For two windows of equal size this is KL ~ chi2_k, the
+remark in DESIGN.md. The false-alarm probability of an observed KL is the chi2_k survival
+function of the statistic solved from this line; an alarm is raised when it is below the
+configured ``false_alarm_rate`` and the stream is not cooling down.
+
+After a window is compared it becomes (or, for the baseline, is added to) the reference. After
+an alarm the reference *restarts* from the alarming window, and for ``cooldown_windows``
+windows each closing window replaces the reference and cannot alarm: one shift gives one alarm,
+and the mixed window that straddles a change does not linger in the baseline. With
+``reset_on_alarm`` the family's posterior then restarts from the rule's prior updated with the
+new regime's events: the reference and the current window (the event that closed the window
+included, exactly once).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
+from bayestream.models._jit import inline
+from bayestream.models._protocol import (
+    EXTRA,
+    KIND_CATEGORY,
+    KIND_COUNT_EXPOSURE,
+    KIND_COUNT_TRIALS,
+    KIND_REAL,
+    N_SETTINGS,
+    OUT_ALARM,
+    OUT_CHANGE,
+    OUT_EVALUATED,
+    OUT_FAP,
+    OUT_KL,
+    OUT_REF_N,
+    OUT_WIN_END,
+    OUT_WIN_N,
+    OUT_WIN_START,
+    S_BASELINE,
+    S_COOLDOWN,
+    S_DECAY,
+    S_DOF,
+    S_EXTRA,
+    S_FALSE_ALARM,
+    S_KIND,
+    S_MIN_EVENTS,
+    S_RESET,
+    S_WINDOW_EVENTS,
+    S_WINDOW_SECONDS,
+)
+from bayestream.models._special import gammaincc
+
+B_START = 0
+B_LAST = 1
+B_COOLDOWN = 2
+B_KL = 3
+B_FAP = 4
+B_REF_SQ = 5
+B_STATS = 6
+
+
+def stats_width(kind: int, categories: int) -> int:
+    """Columns of one window's statistics."""
+    return categories + 1 if kind == KIND_CATEGORY else 3
+
+
+def block_width(kind: int, categories: int) -> int:
+    """Columns of the drift block."""
+    return B_STATS + 2 * stats_width(kind, categories)
+
+
+def model_width(kind: int, categories: int) -> int:
+    """Parameters of the window model."""
+    return {KIND_REAL: 4, KIND_COUNT_EXPOSURE: 2, KIND_COUNT_TRIALS: 2}.get(kind, categories)
+
+
+# --- window statistics ----------------------------------------------------------------------
+
+
+@inline
+def stats_add(row: np.ndarray, off: int, kind: int, x: float, size: float) -> None:
+    """Add one observation to the statistics at ``row[off:]``."""
+    row[off] += 1.0
+    if kind == KIND_REAL:  # Welford
+        delta = x - row[off + 1]
+        row[off + 1] += delta / row[off]
+        row[off + 2] += delta * (x - row[off + 1])
+    elif kind == KIND_COUNT_EXPOSURE:
+        row[off + 1] += x
+        row[off + 2] += size
+    elif kind == KIND_COUNT_TRIALS:
+        row[off + 1] += x
+        row[off + 2] += size - x
+    else:
+        row[off + 1 + int(x)] += 1.0
+
+
+@inline
+def stats_merge(
+    dst: np.ndarray, d: int, decay: float, src: np.ndarray, o: int, kind: int, sw: int
+) -> None:
+    """``dst[d:] = decay * dst[d:] + src[o:]`` (for real values by Chan's formula)."""
+    if kind == KIND_REAL:
+        na = decay * dst[d]
+        nb = src[o]
+        n = na + nb
+        if n > 0.0:
+            diff = src[o + 1] - dst[d + 1]
+            m2 = decay * dst[d + 2] + src[o + 2] + na * nb / n * diff * diff
+            dst[d + 1] = dst[d + 1] + diff * nb / n
+            dst[d + 2] = m2
+        dst[d] = n
+        return
+    for j in range(sw):
+        dst[d + j] = decay * dst[d + j] + src[o + j]
+
+
+@inline
+def stats_size(row: np.ndarray, off: int, kind: int) -> float:
+    """Size of a window in the units of its information: events, exposure or trials."""
+    if kind == KIND_COUNT_EXPOSURE:
+        return row[off + 2]  # type: ignore[no-any-return]
+    if kind == KIND_COUNT_TRIALS:
+        return row[off + 1] + row[off + 2]  # type: ignore[no-any-return]
+    return row[off]  # type: ignore[no-any-return]
+
+
+@inline
+def from_stats(kind: int, prior: np.ndarray, row: np.ndarray, off: int, out: np.ndarray) -> None:
+    """Posterior parameters of ``prior`` updated with the statistics ``row[off:]`` (the batch
+    posterior of each family written in its statistics)."""
+    n = row[off]
+    if kind == KIND_REAL:
+        mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
+        mean = row[off + 1] if n > 0.0 else mu0
+        kappa = kappa0 + n
+        out[0] = (kappa0 * mu0 + n * mean) / kappa
+        out[1] = kappa
+        out[2] = alpha0 + 0.5 * n
+        out[3] = beta0 + 0.5 * row[off + 2] + kappa0 * n * (mean - mu0) ** 2 / (2.0 * kappa)
+    elif kind == KIND_CATEGORY:
+        for j in range(prior.shape[0]):
+            out[j] = prior[j] + row[off + 1 + j]
+    else:
+        out[0] = prior[0] + row[off + 1]
+        out[1] = prior[1] + row[off + 2]
+
+
+@inline
+def model_kl(kind: int, p: np.ndarray, q: np.ndarray) -> float:
+    if kind == KIND_REAL:
+        return kl_normal_gamma(p, q)
+    if kind == KIND_COUNT_EXPOSURE:
+        return kl_gamma(p, q)
+    if kind == KIND_COUNT_TRIALS:
+        return kl_beta(p, q)
+    return kl_dirichlet(p, q)
+
+
+@inline
+def model_size(kind: int, p: np.ndarray) -> float:
+    """Pseudo-count of a window posterior: kappa, the Gamma rate, a + b, or sum of alpha."""
+    if kind == KIND_REAL:
+        return p[1]  # type: ignore[no-any-return]
+    if kind == KIND_COUNT_EXPOSURE:
+        return p[1]  # type: ignore[no-any-return]
+    if kind == KIND_COUNT_TRIALS:
+        return p[0] + p[1]  # type: ignore[no-any-return]
+    return p.sum()  # type: ignore[no-any-return]
+
+
+@inline
+def mean_change(kind: int, cur: np.ndarray, ref: np.ndarray) -> float:
+    """Current minus reference posterior mean; for categories, the index of the category whose
+    probability rose most."""
+    if kind == KIND_REAL:
+        return cur[0] - ref[0]  # type: ignore[no-any-return]
+    if kind == KIND_COUNT_EXPOSURE:
+        return cur[0] / cur[1] - ref[0] / ref[1]  # type: ignore[no-any-return]
+    if kind == KIND_COUNT_TRIALS:
+        return cur[0] / (cur[0] + cur[1]) - ref[0] / (ref[0] + ref[1])  # type: ignore[no-any-return]
+    best = 0
+    best_rise = -math.inf
+    total_c = cur.sum()
+    total_r = ref.sum()
+    for j in range(cur.shape[0]):
+        rise = cur[j] / total_c - ref[j] / total_r
+        if rise > best_rise:
+            best_rise = rise
+            best = j
+    return float(best)
+
+
+@inline
+def false_alarm_probability(kl: float, dof: float, n_c: float, n_r: float, n_star: float) -> float:
+    """P(KL >= kl) under no change: the chi-square line of the module docstring."""
+    r = n_r / n_c
+    centre = 0.5 * dof * (r - 1.0 - math.log(r))
+    spread = n_r * (1.0 / n_c + 1.0 / n_star)
+    x = 2.0 * (kl - centre) / spread
+    if x <= 0.0:
+        return 1.0
+    return gammaincc(0.5 * dof, 0.5 * x)
+
+
+# --- the per-event step ---------------------------------------------------------------------
+
+
+@inline
+def clear(row: np.ndarray, base: int, sw: int) -> None:
+    """An empty drift block: no window, no reference, no statistic."""
+    row[base + B_START] = np.nan
+    row[base + B_LAST] = np.nan
+    row[base + B_COOLDOWN] = 0.0
+    row[base + B_KL] = np.nan
+    row[base + B_FAP] = np.nan
+    row[base + B_REF_SQ] = 0.0
+    for j in range(2 * sw):
+        row[base + B_STATS + j] = 0.0
+
+
+@inline
+def _close(
+    row: np.ndarray,
+    base: int,
+    sw: int,
+    settings: np.ndarray,
+    out: np.ndarray,
+    i: int,
+    cur_post: np.ndarray,
+    ref_post: np.ndarray,
+) -> bool:
+    """Compare the current window with the reference, roll it in; return whether it alarmed."""
+    kind = int(settings[S_KIND])
+    cur = base + B_STATS
+    ref = cur + sw
+    prior = settings[N_SETTINGS:]
+    seconds = settings[S_WINDOW_SECONDS]
+    start = row[base + B_START]
+    last = row[base + B_LAST]
+    if seconds > 0.0:
+        start = math.floor(start / seconds) * seconds
+        last = (math.floor(last / seconds) + 1.0) * seconds
+    n_cur = stats_size(row, cur, kind)
+    alarm = False
+    if row[ref] > 0.0:
+        from_stats(kind, prior, row, cur, cur_post)
+        from_stats(kind, prior, row, ref, ref_post)
+        kl = model_kl(kind, cur_post, ref_post)
+        n_ref = stats_size(row, ref, kind)
+        n_star = n_ref * n_ref / row[base + B_REF_SQ] if row[base + B_REF_SQ] > 0.0 else n_ref
+        fap = false_alarm_probability(
+            kl, settings[S_DOF], model_size(kind, cur_post), model_size(kind, ref_post), n_star
+        )
+        alarm = fap < settings[S_FALSE_ALARM] and row[base + B_COOLDOWN] == 0.0
+        row[base + B_KL] = kl
+        row[base + B_FAP] = fap
+        out[i, OUT_EVALUATED] = 1.0
+        out[i, OUT_ALARM] = 1.0 if alarm else 0.0
+        out[i, OUT_WIN_START] = start
+        out[i, OUT_WIN_END] = last
+        out[i, OUT_CHANGE] = mean_change(kind, cur_post, ref_post)
+        out[i, OUT_WIN_N] = row[cur]
+        out[i, OUT_REF_N] = row[ref]
+    if alarm:
+        row[base + B_COOLDOWN] = settings[S_COOLDOWN]
+        replace = True
+    elif row[base + B_COOLDOWN] > 0.0:
+        row[base + B_COOLDOWN] -= 1.0
+        replace = True
+    else:
+        replace = settings[S_BASELINE] == 0.0 or row[ref] == 0.0
+    decay = 0.0 if replace else settings[S_DECAY]
+    row[base + B_REF_SQ] = decay * decay * row[base + B_REF_SQ] + n_cur
+    stats_merge(row, ref, decay, row, cur, kind, sw)
+    for j in range(sw):
+        row[cur + j] = 0.0
+    row[base + B_START] = np.nan
+    row[base + B_LAST] = np.nan
+    return alarm
+
+
+@inline
+def drift_step(
+    row: np.ndarray,
+    settings: np.ndarray,
+    sw: int,
+    fresh: bool,
+    t: float,
+    x: float,
+    size: float,
+    out: np.ndarray,
+    i: int,
+    cur_post: np.ndarray,
+    ref_post: np.ndarray,
+) -> bool:
+    """Feed one applied event to the stream's windows; report the latest statistic in
+    ``out[i]``. Returns True when an alarm asks the family to reset its posterior
+    (``reset_on_alarm``): the caller then rebuilds it with :func:`reset_posterior`."""
+    base = int(settings[S_EXTRA]) + EXTRA
+    kind = int(settings[S_KIND])
+    if fresh:
+        clear(row, base, sw)
+    cur = base + B_STATS
+    seconds = settings[S_WINDOW_SECONDS]
+    need = settings[S_MIN_EVENTS]
+    alarm = False
+    if seconds > 0.0 and row[cur] > 0.0 and row[cur] >= need:  # noqa: SIM102
+        if np.floor(t / seconds) > np.floor(row[base + B_LAST] / seconds):  # a later window
+            alarm = _close(row, base, sw, settings, out, i, cur_post, ref_post)
+    stats_add(row, cur, kind, x, size)
+    if math.isnan(row[base + B_START]):
+        row[base + B_START] = t
+        row[base + B_LAST] = t
+    elif t > row[base + B_LAST]:
+        row[base + B_LAST] = t
+    events = settings[S_WINDOW_EVENTS]
+    if events > 0.0 and row[cur] >= events and row[cur] >= need:
+        alarm = _close(row, base, sw, settings, out, i, cur_post, ref_post) or alarm
+    out[i, OUT_KL] = row[base + B_KL]
+    out[i, OUT_FAP] = row[base + B_FAP]
+    return alarm and settings[S_RESET] == 1.0
+
+
+@inline
+def reset_posterior(
+    row: np.ndarray, settings: np.ndarray, sw: int, prior: np.ndarray, scratch: np.ndarray
+) -> float:
+    """Rebuild the family parameters ``row[:width]`` as ``prior`` updated with the reference
+    and the current window (the new regime); returns the events behind it (the new n_eff)."""
+    base = int(settings[S_EXTRA]) + EXTRA
+    kind = int(settings[S_KIND])
+    cur = base + B_STATS
+    for j in range(sw):
+        scratch[j] = row[cur + sw + j]
+    stats_merge(scratch, 0, 1.0, row, cur, kind, sw)
+    from_stats(kind, prior, scratch, 0, row)
+    return scratch[0]  # type: ignore[no-any-return]

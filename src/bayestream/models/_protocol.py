@@ -1,0 +1,56 @@
+"""The numeric protocol between the engine and the family kernels.
+
+A rule's decision settings travel to a kernel as one ``float64`` vector (``settings``, columns
+``S_*`` below, then the drift window prior), and a kernel reports per event into one row of
+``out[n, N_OUT]`` (columns below). Numba kernels index these with the module constants, so
+the layout is written down once, here.
+
+A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` columns:
+
+    params[s, width]          the anomaly probability of the stream's newest event (NaN: none)
+    params[s, width + 1 ...]  the drift block (only when the rule has ``[rule.drift]``; see
+                              :mod:`bayestream.models._drift`)
+"""
+
+from __future__ import annotations
+
+# --- per-event outputs: columns of out[i, :] ---------------------------------------------------
+OUT_TAIL = 0  # predictive tail probability of the event, before its update (NaN: late)
+OUT_PROB = 1  # posterior probability that the event is an outlier (the anomaly probability)
+OUT_PIT = 2  # probability integral transform (mid-p for counts; NaN for categories)
+OUT_KL = 3  # the stream's latest drift statistic (KL) after this event, NaN before any
+OUT_FAP = 4  # its false-alarm probability
+OUT_EVALUATED = 5  # 1.0 when a drift window closed and was compared at this event
+OUT_ALARM = 6  # 1.0 when that comparison raised a drift alarm
+OUT_WIN_START = 7  # bounds of the window compared at this event
+OUT_WIN_END = 8
+OUT_CHANGE = 9  # change of the mean (current - reference); categories: index of the riser
+OUT_WIN_N = 10  # events in the window
+OUT_REF_N = 11  # effective events behind the reference
+N_OUT = 12
+
+# --- rule settings: columns of settings[:] -----------------------------------------------------
+S_ROBUST = 0  # 1.0: update with weight 1 - P(outlier); 0.0: the plain conjugate update
+S_OUTLIER_RATE = 1  # prior probability that an event is an outlier
+S_OUTLIER_SCALE = 2  # the outlier component is the predictive widened by this factor
+S_EXTRA = 3  # first column after the family's parameters (the family width)
+S_DRIFT = 4  # 1.0 when the rule has drift detection
+S_WINDOW_SECONDS = 5  # tumbling event-time windows of this length (0: count windows)
+S_WINDOW_EVENTS = 6  # tumbling windows of this many events (0: time windows)
+S_BASELINE = 7  # 1.0: reference = exponentially weighted baseline; 0.0: previous window
+S_DECAY = 8  # baseline weight kept per window, 1 - 1 / baseline_windows
+S_FALSE_ALARM = 9  # false-alarm probability per window compared
+S_COOLDOWN = 10  # windows after an alarm that cannot alarm
+S_RESET = 11  # 1.0: after an alarm the posterior restarts from the prior plus the new regime
+S_MIN_EVENTS = 12  # a window closes only once it holds this many events
+S_DOF = 13  # degrees of freedom of the chi-square null (parameters of the window model)
+S_KIND = 14  # what a window accumulates: KIND_* below
+N_SETTINGS = 15  # the window prior (window-model parameters) follows
+
+# --- what a drift window accumulates ----------------------------------------------------------
+KIND_REAL = 0  # (events, mean, M2): Normal-Gamma window model
+KIND_COUNT_EXPOSURE = 1  # (events, sum of counts, sum of exposures): Gamma window model
+KIND_COUNT_TRIALS = 2  # (events, sum of successes, sum of failures): Beta window model
+KIND_CATEGORY = 3  # (events, count per category): Dirichlet window model
+
+EXTRA = 1  # columns after the family parameters without drift: the last anomaly probability
