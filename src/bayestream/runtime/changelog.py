@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+log = logging.getLogger("bayestream.kafka")
+
+# A restore that receives neither a record nor the end of a partition for this long gives up
+# with a retriable timeout (the broker is away), instead of waiting without a word.
+STALL_TIMEOUT = 30.0
 
 
 def read_changelog(
@@ -14,9 +22,14 @@ def read_changelog(
     group_id: str,
     partitions: list[int],
     on_batch: Callable[[], None] | None = None,
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> dict[int, dict[bytes, bytes]]:
     """Per partition, the latest value of every key (tombstones remove it), reading the
-    committed records (read_committed) from the beginning to the end, with one consumer."""
+    committed records (read_committed) from the beginning to the end, with one consumer.
+
+    Transient consumer errors (broker down, transport) are logged and waited out; a fatal
+    one raises at once; ``stall_timeout`` seconds without progress raise a retriable
+    ``KafkaException`` (``_TIMED_OUT``)."""
     rows: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
     reader = Consumer(
         {
@@ -31,29 +44,48 @@ def read_changelog(
         }
     )
     pending = set(partitions)
+    last_progress = time.monotonic()
+    last_error: KafkaError | None = None
     try:
         reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         while pending:
             batch = reader.consume(100_000, 0.05)
             if batch and on_batch is not None:
                 on_batch()
+            progressed = False
             for m in batch:
                 err = m.error()
                 partition = m.partition()
-                assert partition is not None
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
+                    if err.code() == KafkaError._PARTITION_EOF and partition is not None:
                         pending.discard(partition)
+                        progressed = True
                         continue
-                    raise KafkaException(err)
+                    if err.fatal():
+                        raise KafkaException(err)
+                    if last_error is None or err.code() != last_error.code():
+                        log.warning("changelog %s restore: %s (waiting)", topic, err)
+                    last_error = err
+                    continue
+                assert partition is not None
+                progressed = True
                 key, value = m.key() or b"", m.value()
                 if value is None:
                     rows[partition].pop(key, None)
                 else:
                     rows[partition][key] = value
+            now = time.monotonic()
+            if progressed:
+                last_progress = now
+            elif now - last_progress > stall_timeout:
+                reason = f"changelog {topic}: neither records nor the end of partitions "
+                reason += f"{sorted(pending)} for {stall_timeout:.0f} s"
+                if last_error is not None:
+                    reason += f" (last error: {last_error.str()})"
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, reason, retriable=True))
     finally:
         reader.close()
     return rows
 
 
-__all__ = ["read_changelog"]
+__all__ = ["STALL_TIMEOUT", "read_changelog"]
