@@ -12,9 +12,14 @@ One process is one member of the consumer group ``[kafka] group_id``. Per batch:
 Downstream reads with ``isolation.level=read_committed``, so a crash anywhere leaves either the
 whole batch or none of it. On assignment a partition's engine is rebuilt from its changelog
 partition (read_committed, to its end) before any of its messages are applied; on revocation
-the engine is dropped. When a transaction has to be aborted, the engines of the batch's
-partitions are rebuilt from the changelog and the consumer is rewound to the committed offsets,
-so state and input agree again. Only this module and the broker launcher know about Kafka.
+the engine is dropped. When a transaction fails, it is ended first (aborted, or, when the
+producer cannot abort, fenced by a new producer of the same ``transactional.id``), then the
+engines of the batch's partitions are rebuilt from the changelog and the consumer is rewound to
+the committed offsets, so state and input agree again. Every step is retried with backoff
+while the broker is away (readiness false, a WARNING per attempt), and no call into librdkafka
+may block longer than its timeout plus a grace: a transactional call that has not returned by
+then is given up with its producer (see :meth:`KafkaRunner._bounded`). Only this module and
+the broker launcher know about Kafka.
 """
 
 from __future__ import annotations
@@ -79,9 +84,25 @@ TUNED_PRODUCER: dict[str, Any] = {
     "transaction.timeout.ms": 60_000,
 }
 
+# Seconds given to librdkafka for each blocking call. A transactional call still running
+# TXN_GRACE seconds past its own timeout is taken as hung (librdkafka does not always honour
+# the timeout: confluentinc/librdkafka#5456, #5511) and its producer is replaced.
+INIT_TIMEOUT = 30.0
+OFFSETS_TIMEOUT = 30.0
+FLUSH_TIMEOUT = 30.0
+COMMIT_TIMEOUT = 60.0
+ABORT_TIMEOUT = 30.0
+COMMITTED_TIMEOUT = 30.0
+TXN_GRACE = 5.0
+# Backoff between attempts of a recovery step while the broker is away.
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+
 # Fault injection for the crash tests: BAYESTREAM_CRASH_AT="<point>:<n>" kills the process
 # with SIGKILL the n-th time it reaches <point> (mid_batch, before_commit, after_commit, restore).
 CRASH_ENV = "BAYESTREAM_CRASH_AT"
+
+_TIMED_OUT = KafkaError._TIMED_OUT
 
 HEADER_REASON = "bayestream.reason"
 HEADER_DETAIL = "bayestream.detail"
@@ -130,6 +151,11 @@ class KafkaRunner:
         }
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        # a transaction of self.producer is open (begun, neither committed nor aborted)
+        self._in_txn = False
+        # the failed transaction cannot be left to self.producer to abort (see _recover): a
+        # new producer of the same transactional.id fences it and ends the transaction
+        self._replace_producer = False
         self._collector = BatchCollector()
         self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
 
@@ -167,13 +193,82 @@ class KafkaRunner:
         finally:
             self.hooks.set_ready(False)
             consumer.close()  # leaves the group: partitions are revoked (nothing is pending)
-            self.producer.flush(10)
+            if self.producer is not None:
+                self.producer.flush(10)
         return 0
 
     def _new_producer(self) -> Producer:
+        """A transactional producer, initialised: this fences any earlier producer of the same
+        ``transactional.id`` and ends (completes or aborts) its open transaction."""
         producer = Producer(self._producer_conf)
-        producer.init_transactions(30)
+        self._bounded("init_transactions", producer, INIT_TIMEOUT, producer.init_transactions)
         return producer
+
+    def _bounded(
+        self, what: str, producer: Producer, timeout: float, call: Callable[[float], Any]
+    ) -> None:
+        """``call(timeout)``, a blocking transactional call of ``producer``, with a hard deadline.
+
+        librdkafka does not always honour the timeout it is given: after a broker restart,
+        ``send_offsets_to_transaction`` can wait for ever for a group coordinator that the
+        client decommissioned when it re-bootstrapped (confluentinc/librdkafka#5456, #5511).
+        So the call runs in a daemon thread; if it has not returned ``TXN_GRACE`` seconds past
+        its timeout, the producer is given up (the thread keeps it until the call returns, if
+        ever), marked for replacement, and a retriable ``_TIMED_OUT`` is raised. The new
+        producer's ``init_transactions`` fences the old one and ends its transaction."""
+        outcome: list[BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                call(timeout)
+            except BaseException as exc:  # handed to the caller's thread
+                # without this frame's traceback: nothing may form a cycle holding the
+                # producer (a producer whose init_transactions timed out goes on acquiring a
+                # producer id in the background until freed, and would fence its successor)
+                outcome.append(exc.with_traceback(None))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"bayestream-{what}", daemon=True).start()
+        deadline = time.monotonic() + timeout + TXN_GRACE
+        while not done.wait(min(1.0, max(deadline - time.monotonic(), 0.0))):
+            if time.monotonic() >= deadline:
+                if producer is self.producer:
+                    self._replace_producer = True
+                log.warning(
+                    "%s has not returned %.0f s after its %.0f s timeout: giving up this "
+                    "producer (a new one fences it)",
+                    what,
+                    TXN_GRACE,
+                    timeout,
+                )
+                raise KafkaException(
+                    KafkaError(
+                        _TIMED_OUT,
+                        f"{what} did not return within {timeout + TXN_GRACE:.0f} s",
+                        retriable=True,
+                    )
+                )
+            self.hooks.heartbeat()  # a bounded wait: the loop is alive
+        if outcome:
+            raise outcome.pop()  # popped: the list must not hold it once it holds this frame
+
+    def _retrying(self, what: str, step: Callable[[], Any]) -> Any:
+        """``step()``, retried with exponential backoff while it raises ``KafkaException``
+        (the broker is away); gives up only when the runner is stopping."""
+        delay = BACKOFF_FIRST
+        while True:
+            try:
+                return step()
+            except KafkaException as exc:
+                if self._stopping.is_set():
+                    log.error("%s failed (%s) while stopping: giving up", what, exc.args[0])
+                    raise
+                log.warning("%s failed (%s): retrying in %.1f s", what, exc.args[0], delay)
+            self.hooks.heartbeat()
+            self._stopping.wait(delay)
+            delay = min(2 * delay, BACKOFF_MAX)
 
     # --- one batch ------------------------------------------------------------------------
 
@@ -193,25 +288,13 @@ class KafkaRunner:
             return 0
         self.hooks.set_ready(True)
         started = self.clock()
+        error: KafkaError | None = None
         try:
-            self.producer.begin_transaction()
-            by_partition: dict[int, list[Message]] = defaultdict(list)
-            for m in data:
-                by_partition[m.partition()].append(m)  # type: ignore[index]
-            for partition, part in by_partition.items():
-                self._apply(partition, part)
-                self._maybe_crash("mid_batch")
-            self.producer.send_offsets_to_transaction(
-                _next_offsets(by_partition, len(self.settings.input_topics) == 1),
-                self.consumer.consumer_group_metadata(),
-                30,
-            )
-            self.producer.flush(30)
-            self._maybe_crash("before_commit")
-            self.producer.commit_transaction(60)
-            self._maybe_crash("after_commit")
+            by_partition = self._transact(data)
         except KafkaException as exc:
-            self._recover(exc, sorted({_origin(m)[:2] for m in data}))
+            error = exc.args[0]  # exc (and with it the failed producer's frames) goes here
+        if error is not None:
+            self._recover(error, sorted({_origin(m)[:2] for m in data}))
             return len(data)
         self.hooks.transaction(True)
         self.hooks.observe_publish_latency(self._latencies(data, self.clock()))
@@ -219,6 +302,41 @@ class KafkaRunner:
         self._collector.after_batch()
         log.debug("batch of %d in %.3f s", len(data), self.clock() - started)
         return len(data)
+
+    def _transact(self, data: list[Message]) -> dict[int, list[Message]]:
+        """Apply a batch and commit its outputs, changelog rows and offsets in one transaction;
+        returns the batch's messages by partition number."""
+        assert self.consumer is not None and self.producer is not None
+        producer = self.producer
+        producer.begin_transaction()
+        self._in_txn = True
+        by_partition: dict[int, list[Message]] = defaultdict(list)
+        for m in data:
+            by_partition[m.partition()].append(m)  # type: ignore[index]
+        for partition, part in by_partition.items():
+            self._apply(partition, part)
+            self._maybe_crash("mid_batch")
+        offsets = _next_offsets(by_partition, len(self.settings.input_topics) == 1)
+        group = self.consumer.consumer_group_metadata()
+        try:
+            self._bounded(
+                "send_offsets_to_transaction",
+                producer,
+                OFFSETS_TIMEOUT,
+                lambda t: producer.send_offsets_to_transaction(offsets, group, t),
+            )
+        except KafkaException:
+            # its TxnOffsetCommit may still be under way; after an abort (same producer
+            # epoch) it could land in a later transaction or leave the group's offsets
+            # pending for ever. Only a new producer epoch fences it.
+            self._replace_producer = True
+            raise
+        producer.flush(FLUSH_TIMEOUT)
+        self._maybe_crash("before_commit")
+        self._bounded("commit_transaction", producer, COMMIT_TIMEOUT, producer.commit_transaction)
+        self._in_txn = False
+        self._maybe_crash("after_commit")
+        return by_partition
 
     def _apply(self, partition: int, messages: list[Message]) -> None:
         assert self.producer is not None
@@ -257,41 +375,70 @@ class KafkaRunner:
             produce(changelog, row, key, partition=partition)
         self.producer.poll(0)
 
-    def _recover(self, exc: KafkaException, partitions: list[tuple[str, int]]) -> None:
-        """Roll back to the last commit, retrying with backoff while the broker is away
-        (readiness is false meanwhile); nothing of the failed batch is kept."""
+    def _recover(self, error: KafkaError, partitions: list[tuple[str, int]]) -> None:
+        """Roll back to the last commit: end the failed transaction, rebuild the batch's
+        engines from the changelog, rewind the consumer to the committed offsets. Each step is
+        retried with backoff while the broker is away (readiness is false meanwhile) and runs
+        only once the step before it succeeded, so state is read back only after the failed
+        transaction is resolved on the broker; nothing of the failed batch is kept."""
         self.hooks.transaction(False)
         self.hooks.set_ready(False)
-        delay = 0.5
-        while True:
-            try:
-                self._rollback(exc, partitions)
-                return
-            except KafkaException as again:
-                if self._stopping.is_set():
-                    raise
-                log.warning("rollback failed (%s): retrying in %.1f s", again.args[0], delay)
-                exc = again
-                time.sleep(delay)
-                delay = min(2 * delay, 30.0)
-
-    def _rollback(self, exc: KafkaException, partitions: list[tuple[str, int]]) -> None:
-        """Abort, rebuild the batch's engines from the changelog, rewind the consumer."""
-        assert self.consumer is not None and self.producer is not None
-        error: KafkaError = exc.args[0]
-        log.warning("transaction failed (%s): rolling back to the last commit", error)
-        if error.fatal():
-            self.producer = self._new_producer()  # fenced or fatal: a new producer instance
-        else:
-            try:
-                self.producer.abort_transaction(30)
-            except KafkaException:
-                self.producer = self._new_producer()
+        if error.fatal() or not error.txn_requires_abort() or error.code() == _TIMED_OUT:
+            # fenced or fatal; or not an abortable error; or a timeout, after which requests of
+            # this transaction may still be under way: a new producer epoch fences them all
+            self._replace_producer = True
+        log.warning(
+            "transaction failed (%s): rolling back to the last commit (%s)",
+            error,
+            "replacing the producer" if self._replace_producer else "aborting",
+        )
         numbers = sorted({p for _, p in partitions} & set(self.engines))
+        started = time.monotonic()
+        self._retrying("ending the failed transaction", self._end_transaction)
         if numbers:
-            self.engines.update(self._restore_many(numbers))
-        tps = [TopicPartition(t, p) for t, p in partitions]
-        for tp in self.consumer.committed(tps, timeout=30):
+            restored = self._retrying(
+                f"rebuilding partitions {numbers} from the changelog",
+                lambda: self._restore_many(numbers),
+            )
+            self.engines.update(restored)
+        self._retrying(
+            "rewinding the consumer to the committed offsets",
+            lambda: self._rewind([TopicPartition(t, p) for t, p in partitions]),
+        )
+        log.warning("rolled back to the last commit in %.1f s", time.monotonic() - started)
+
+    def _end_transaction(self) -> None:
+        """End the failed transaction. An abortable error is aborted by the producer itself;
+        otherwise (fatal, fenced, a timeout, a hung call, a failed send_offsets_to_transaction,
+        a failed abort) the producer is replaced: the new one's ``init_transactions`` bumps the
+        epoch, which fences the old producer and everything it still has under way, and makes
+        the broker end the old transaction."""
+        if self._in_txn and not self._replace_producer:
+            assert self.producer is not None
+            producer = self.producer
+            try:
+                self._bounded(
+                    "abort_transaction", producer, ABORT_TIMEOUT, producer.abort_transaction
+                )
+            except KafkaException:
+                self._replace_producer = True  # the next attempt fences it instead
+                raise
+            self._in_txn = False
+            return
+        self.producer = self._new_producer()  # the old one is dropped
+        self._replace_producer = False
+        self._in_txn = False
+
+    def _rewind(self, tps: list[TopicPartition]) -> None:
+        """Seek the still assigned partitions of ``tps`` to their committed offsets."""
+        assert self.consumer is not None
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        tps = [tp for tp in tps if (tp.topic, tp.partition) in assigned]
+        if not tps:
+            return
+        for tp in self.consumer.committed(tps, timeout=COMMITTED_TIMEOUT):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
@@ -300,7 +447,11 @@ class KafkaRunner:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         new = sorted({tp.partition for tp in partitions} - set(self.engines))
         if new:
-            self.engines.update(self._restore_many(new))
+            self.hooks.set_ready(False)
+            restored = self._retrying(
+                f"restoring partitions {new} from the changelog", lambda: self._restore_many(new)
+            )
+            self.engines.update(restored)
         self.hooks.set_ready(True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -319,6 +470,10 @@ class KafkaRunner:
             if tp.partition not in remaining:
                 self.engines.pop(tp.partition, None)
 
+    def _restore_progress(self) -> None:
+        self._maybe_crash("restore")
+        self.hooks.heartbeat()
+
     def _restore(self, partition: int) -> Engine:
         """A new engine holding the committed state of one changelog partition."""
         return self._restore_many([partition])[partition]
@@ -332,7 +487,7 @@ class KafkaRunner:
             self.settings.changelog,
             self.settings.group_id,
             partitions,
-            on_batch=lambda: self._maybe_crash("restore"),
+            on_batch=self._restore_progress,
         )
         engines = {}
         total = 0
