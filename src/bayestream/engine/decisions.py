@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from bayestream.config import Rule
+from bayestream.engine import null
 from bayestream.engine.kernels import observation_kind
 from bayestream.models._drift import block_width, clear, stats_width
 from bayestream.models._protocol import (
@@ -31,6 +32,7 @@ from bayestream.models._protocol import (
     S_FALSE_ALARM,
     S_KIND,
     S_MIN_EVENTS,
+    S_NULL,
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_RESET,
@@ -58,24 +60,24 @@ def family_prior(rule: Rule) -> np.ndarray:
 
 
 def window_prior(rule: Rule) -> np.ndarray:
-    """The weak prior of a drift window: the rule's prior with its pseudo-counts scaled by
-    ``window_prior_weight`` (the Normal-Gamma mean kept); for a particle rule, the window
-    model's prior centred on ``initial.mean`` (a level, a log rate or a logit)."""
+    """The weak prior of a drift window. Real values: the reference prior of a normal sample
+    (kappa = alpha = beta = 0, proper once a window holds two distinct values), so that window
+    posteriors, and the KL between them, do not depend on the data's location or scale. Counts
+    and categories: the rule's prior with its pseudo-counts scaled by ``window_prior_weight``
+    (0.5 turns the default Beta(1, 1) and Dirichlet(1, ..., 1) into Jeffreys priors); for a
+    particle rule, centred on ``initial.mean`` (a log rate or a logit)."""
     assert rule.drift is not None
     w = rule.drift.window_prior_weight
     kind = window_kind(rule)
-    if rule.family != "particle":
-        prior = family_prior(rule) * w
-        if kind == KIND_REAL:
-            prior[0] /= w
-        return prior
-    assert rule.initial is not None
-    m = rule.initial.mean
     if kind == KIND_REAL:
-        return np.array([m, w, w, w * (rule.observation_noise or 1.0)])
+        return np.zeros(4)
+    if rule.family != "particle":
+        return family_prior(rule) * w
+    assert rule.initial is not None
+    m = max(min(rule.initial.mean, 700.0), -700.0)
     if kind == KIND_COUNT_EXPOSURE:
-        return np.array([w, w * math.exp(-max(min(m, 700.0), -700.0))])
-    p = 1.0 / (1.0 + math.exp(-max(min(m, 700.0), -700.0)))
+        return np.array([w, w * math.exp(-m)])
+    p = 1.0 / (1.0 + math.exp(-m))
     return np.array([w * max(p, 1e-6), w * max(1.0 - p, 1e-6)])
 
 
@@ -106,7 +108,12 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_MIN_EVENTS] = drift.min_window_events
     k = len(rule.categories)
     head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
-    return np.concatenate([head, window_prior(rule)])
+    out = np.concatenate([head, window_prior(rule)])
+    if null.needs_table(rule, out):
+        table = null.simulate(rule, out)
+        out[S_NULL] = table[0]
+        out = np.concatenate([out, table])
+    return out
 
 
 def row_prior(rule: Rule) -> np.ndarray:

@@ -54,13 +54,14 @@ import math
 import numpy as np
 
 from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
-from bayestream.models._jit import inline
+from bayestream.models._jit import inline, kernel
 from bayestream.models._protocol import (
     EXTRA,
     KIND_CATEGORY,
     KIND_COUNT_EXPOSURE,
     KIND_COUNT_TRIALS,
     KIND_REAL,
+    N_OUT,
     N_SETTINGS,
     OUT_ALARM,
     OUT_CHANGE,
@@ -79,6 +80,7 @@ from bayestream.models._protocol import (
     S_FALSE_ALARM,
     S_KIND,
     S_MIN_EVENTS,
+    S_NULL,
     S_RESET,
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
@@ -92,6 +94,7 @@ B_KL = 3
 B_FAP = 4
 B_REF_SQ = 5
 B_STATS = 6
+_TINY = 1e-300
 
 
 def stats_width(kind: int, categories: int) -> int:
@@ -172,7 +175,8 @@ def from_stats(kind: int, prior: np.ndarray, row: np.ndarray, off: int, out: np.
         out[0] = (kappa0 * mu0 + n * mean) / kappa
         out[1] = kappa
         out[2] = alpha0 + 0.5 * n
-        out[3] = beta0 + 0.5 * row[off + 2] + kappa0 * n * (mean - mu0) ** 2 / (2.0 * kappa)
+        beta = beta0 + 0.5 * row[off + 2] + kappa0 * n * (mean - mu0) ** 2 / (2.0 * kappa)
+        out[3] = max(beta, _TINY)  # constant values: a variance of (almost) zero, not NaN
     elif kind == KIND_CATEGORY:
         for j in range(prior.shape[0]):
             out[j] = prior[j] + row[off + 1 + j]
@@ -227,15 +231,33 @@ def mean_change(kind: int, cur: np.ndarray, ref: np.ndarray) -> float:
 
 
 @inline
-def false_alarm_probability(kl: float, dof: float, n_c: float, n_r: float, n_star: float) -> float:
-    """P(KL >= kl) under no change: the chi-square line of the module docstring."""
+def statistic(kl: float, dof: float, n_c: float, n_r: float, n_star: float) -> float:
+    """The chi-square-scale statistic X solved from the line of the module docstring
+    (asymptotically chi2_dof under no change; <= 0 means no evidence of change)."""
     r = n_r / n_c
     centre = 0.5 * dof * (r - 1.0 - math.log(r))
     spread = n_r * (1.0 / n_c + 1.0 / n_star)
-    x = 2.0 * (kl - centre) / spread
+    return 2.0 * (kl - centre) / spread
+
+
+@inline
+def false_alarm_probability(x: float, dof: float, table: np.ndarray) -> float:
+    """P(X >= x) under no change: chi2_dof, or a simulated null table ``[T, x_1..x_T,
+    log p_1..log p_T]`` (log-linear between points, the last two points' slope beyond)."""
     if x <= 0.0:
         return 1.0
-    return gammaincc(0.5 * dof, 0.5 * x)
+    t = int(table[0]) if table.shape[0] > 0 else 0
+    if t < 2:
+        return gammaincc(0.5 * dof, 0.5 * x)
+    xs = table[1 : 1 + t]
+    lp = table[1 + t : 1 + 2 * t]
+    if x <= xs[0]:
+        return min(math.exp(lp[0]), 1.0)
+    j = 1
+    while j < t - 1 and xs[j] < x:
+        j += 1
+    slope = (lp[j] - lp[j - 1]) / (xs[j] - xs[j - 1])
+    return min(math.exp(lp[j - 1] + slope * (x - xs[j - 1])), 1.0)
 
 
 # --- the per-event step ---------------------------------------------------------------------
@@ -269,7 +291,9 @@ def _close(
     kind = int(settings[S_KIND])
     cur = base + B_STATS
     ref = cur + sw
-    prior = settings[N_SETTINGS:]
+    mw = 4 if kind == KIND_REAL else sw - 1 if kind == KIND_CATEGORY else 2
+    prior = settings[N_SETTINGS : N_SETTINGS + mw]
+    table = settings[N_SETTINGS + mw :]
     seconds = settings[S_WINDOW_SECONDS]
     start = row[base + B_START]
     last = row[base + B_LAST]
@@ -284,9 +308,13 @@ def _close(
         kl = model_kl(kind, cur_post, ref_post)
         n_ref = stats_size(row, ref, kind)
         n_star = n_ref * n_ref / row[base + B_REF_SQ] if row[base + B_REF_SQ] > 0.0 else n_ref
-        fap = false_alarm_probability(
+        x = statistic(
             kl, settings[S_DOF], model_size(kind, cur_post), model_size(kind, ref_post), n_star
         )
+        if settings[S_NULL] == 0.0:
+            fap = false_alarm_probability(x, settings[S_DOF], table[:0])
+        else:
+            fap = false_alarm_probability(x, settings[S_DOF], table)
         alarm = fap < settings[S_FALSE_ALARM] and row[base + B_COOLDOWN] == 0.0
         row[base + B_KL] = kl
         row[base + B_FAP] = fap
@@ -371,3 +399,30 @@ def reset_posterior(
     stats_merge(scratch, 0, 1.0, row, cur, kind, sw)
     from_stats(kind, prior, scratch, 0, row)
     return scratch[0]  # type: ignore[no-any-return]
+
+
+@kernel
+def replay_windows(settings: np.ndarray, sw: int, draws: np.ndarray) -> np.ndarray:
+    """False-alarm probabilities of the comparisons made when streams' windows have the
+    statistics ``draws[s, j, :sw]`` (stream s, window j, in order), through the same closing
+    step as live events; NaN where no comparison was made. Used to simulate null
+    distributions quickly: a window's statistics can be drawn without its events."""
+    streams, windows = draws.shape[0], draws.shape[1]
+    base = int(settings[S_EXTRA]) + EXTRA
+    row = np.empty(base + B_STATS + 2 * sw)
+    out = np.full((1, N_OUT), np.nan)
+    faps = np.full((streams, windows), np.nan)
+    mw = 4 if int(settings[S_KIND]) == KIND_REAL else 2
+    cur_post, ref_post = np.empty(mw), np.empty(mw)
+    for s in range(streams):
+        clear(row, base, sw)
+        for j in range(windows):
+            for c in range(sw):
+                row[base + B_STATS + c] = draws[s, j, c]
+            row[base + B_START] = float(j)
+            row[base + B_LAST] = float(j)
+            out[0, OUT_EVALUATED] = 0.0
+            _close(row, base, sw, settings, out, 0, cur_post, ref_post)
+            if out[0, OUT_EVALUATED] == 1.0:
+                faps[s, j] = row[base + B_FAP]
+    return faps

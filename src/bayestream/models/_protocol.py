@@ -45,7 +45,9 @@ S_RESET = 11  # 1.0: after an alarm the posterior restarts from the prior plus t
 S_MIN_EVENTS = 12  # a window closes only once it holds this many events
 S_DOF = 13  # degrees of freedom of the chi-square null (parameters of the window model)
 S_KIND = 14  # what a window accumulates: KIND_* below
-N_SETTINGS = 15  # the window prior (window-model parameters) follows
+S_NULL = 15  # points T of a simulated null table (0: the chi-square null)
+N_SETTINGS = 16  # then the window prior (window-model parameters), then the null table:
+# T statistics x_1 < ... < x_T and the log false-alarm probabilities log P(X >= x_j)
 
 # --- what a drift window accumulates ----------------------------------------------------------
 KIND_REAL = 0  # (events, mean, M2): Normal-Gamma window model
