@@ -1,8 +1,8 @@
 """The file runner: JSON lines from a file or stdin through the engine into JSON-lines files.
 
 Each output file mirrors a topic of the Kafka runtime: ``posteriors.jsonl``,
-``anomalies.jsonl``, ``dead_letter.jsonl`` and ``evicted.jsonl``. Blank lines are skipped (the
-one documented filter); every other line ends in an output or a dead letter.
+``anomalies.jsonl``, ``drift.jsonl``, ``dead_letter.jsonl`` and ``evicted.jsonl``. Blank lines
+are skipped (the one documented filter); every other line ends in an output or a dead letter.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bayestream.schema.scan import split_lines
 OUTPUT_FILES = {
     "posteriors": "posteriors.jsonl",
     "anomalies": "anomalies.jsonl",
+    "drift": "drift.jsonl",
     "dead_letter": "dead_letter.jsonl",
     "evicted": "evicted.jsonl",
 }
@@ -40,6 +41,7 @@ class RunStats:
     applied: int = 0
     dead_letters: int = 0
     anomalies: int = 0
+    drift: int = 0
     posteriors: int = 0
     evictions: int = 0
     seconds: float = 0.0
@@ -91,6 +93,8 @@ class FileSink:
             self._files["posteriors"].write(outputs.posteriors.json_lines())
         if outputs.anomalies:
             self._files["anomalies"].write(ENCODER.encode_lines(outputs.anomalies))
+        if outputs.drift:
+            self._files["drift"].write(ENCODER.encode_lines(outputs.drift))
         if outputs.evictions:
             self._files["evicted"].write(ENCODER.encode_lines(outputs.evictions))
         if outputs.dead_letters and batch is not None:
@@ -154,6 +158,7 @@ def _count(stats: RunStats, outputs: Outputs, lines: int) -> None:
     stats.applied += outputs.applied
     stats.dead_letters += len(outputs.dead_letters)
     stats.anomalies += len(outputs.anomalies)
+    stats.drift += len(outputs.drift)
     stats.posteriors += len(outputs.posteriors)
     stats.evictions += len(outputs.evictions)
     for dead in outputs.dead_letters:
