@@ -24,6 +24,9 @@ RULES: list[dict[str, Any]] = [
         "half_life_seconds": 30.0,
         "tail": "upper",
         "anomaly_threshold": 0.2,
+        "robust": True,
+        "outlier_rate": 0.05,
+        "drift": {"window_events": 2, "min_window_events": 2, "false_alarm_rate": 0.3},
     },
     {
         "metric": "log*",
@@ -39,8 +42,26 @@ RULES: list[dict[str, Any]] = [
         "anomaly_threshold": 0.3,
         "emit": "interval",
         "emit_interval_seconds": 15.0,
+        "robust": True,
+        "drift": {
+            "window_seconds": 4.0,
+            "min_window_events": 2,
+            "reference": "baseline",
+            "baseline_windows": 3,
+            "false_alarm_rate": 0.3,
+            "cooldown_windows": 0,
+            "reset_on_alarm": True,
+        },
     },
-    {"metric": "req", "family": "gamma_poisson", "tail": "lower", "idle_ttl_seconds": 25.0},
+    {
+        "metric": "req",
+        "family": "gamma_poisson",
+        "tail": "lower",
+        "idle_ttl_seconds": 25.0,
+        "robust": True,
+        "outlier_rate": 0.2,
+        "drift": {"window_events": 2, "min_window_events": 2, "false_alarm_rate": 0.4},
+    },
     {
         "metric": "pf",
         "family": "particle",
@@ -51,12 +72,16 @@ RULES: list[dict[str, Any]] = [
         "initial": {"mean": 0.0, "sd": 5.0},
         "anomaly_threshold": 0.05,
         "idle_ttl_seconds": 60.0,
+        "robust": True,
+        "drift": {"window_events": 2, "min_window_events": 2, "false_alarm_rate": 0.4},
     },
     {
         "metric": "status",
         "family": "dirichlet",
         "prior": {"categories": ["a", "b", "c"], "alpha": 0.5},
         "anomaly_threshold": 0.4,
+        "robust": True,
+        "drift": {"window_events": 2, "min_window_events": 2, "false_alarm_rate": 0.4},
     },
 ]
 
@@ -95,13 +120,14 @@ def messages(draw: st.DrawFn) -> list[bytes]:
 
 
 def _run(engine: Engine, msgs: list[bytes], cuts: list[int]) -> dict[str, Any]:
-    anomalies, dead, finals = [], [], {}
+    anomalies, drift, dead, finals = [], [], [], {}
     start = 0
     for end in [*sorted(set(cuts)), len(msgs)]:
         if end <= start:
             continue
         out = engine.process(RawBatch.from_messages(msgs[start:end]))
         anomalies += out.anomalies
+        drift += out.drift
         dead += [(start + d.index, d.reason) for d in out.dead_letters]
         for p in out.posteriors:
             finals[(p.key, p.metric)] = p
@@ -110,6 +136,7 @@ def _run(engine: Engine, msgs: list[bytes], cuts: list[int]) -> dict[str, Any]:
         finals[(p.key, p.metric)] = p
     return {
         "anomalies": anomalies,
+        "drift": drift,
         "dead": dead,
         "finals": finals,
         "rows": sorted(engine.state_rows(), key=lambda r: (r.key, r.metric)),
@@ -124,6 +151,7 @@ def test_outputs_do_not_depend_on_batching(msgs: list[bytes], cuts: list[int]) -
     one_by_one = _run(make_engine(RULES, max_lateness_seconds=100.0), msgs, list(range(len(msgs))))
     for other in (split, one_by_one):
         assert other["anomalies"] == whole["anomalies"]
+        assert other["drift"] == whole["drift"]
         assert other["dead"] == whole["dead"]
         assert other["rows"] == whole["rows"]
         assert other["finals"] == whole["finals"]

@@ -1,0 +1,385 @@
+"""Decisions on top of the posteriors: anomaly probability, robust updating, drift, FDR.
+
+Oracles: scipy densities for the outlier mixture; the closed-form weighted update; simulation
+with fixed seeds for calibration, robustness and the drift false-alarm rate, with tolerances
+from binomial standard errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayestream import RawBatch
+from bayestream.config import parse_config
+from bayestream.engine import decisions
+from bayestream.engine.alerts import benjamini_hochberg
+from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from bayestream.models._protocol import (
+    N_OUT,
+    OUT_ALARM,
+    OUT_EVALUATED,
+    OUT_FAP,
+    OUT_PIT,
+    OUT_PROB,
+    OUT_TAIL,
+)
+from tests import naive
+from tests.conftest import make_engine
+
+RATE = 0.01
+WIDEN = 10.0
+
+
+def _scores(module, prior, x, size=None, robust=False):  # type: ignore[no-untyped-def]
+    """Each x scored on a fresh row of ``prior``: the out columns, and the rows after."""
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    rows = naive.Rows(np.asarray(prior, float), x.size)
+    out = np.full((x.size, N_OUT), np.nan)
+    naive.apply(
+        module,
+        rows,
+        np.arange(x.size),
+        np.zeros(x.size),
+        x,
+        size,
+        side=naive.TWO_SIDED,
+        robust=robust,
+        outlier_rate=RATE,
+        outlier_scale=WIDEN,
+        out=out,
+    )
+    return out, rows
+
+
+def _mixture(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return RATE * q / (RATE * q + (1 - RATE) * p)
+
+
+# --- the anomaly probability is the outlier mixture's posterior --------------------------------
+
+
+def test_normal_gamma_probability_is_the_t_mixture() -> None:
+    prior = [1.0, 4.0, 3.0, 2.0]
+    x = np.array([1.0, 2.5, -3.0, 8.0, 40.0])
+    out, _ = _scores(normal_gamma, prior, x)
+    df, loc, scale = 2 * 3.0, 1.0, math.sqrt(2.0 * 5.0 / (3.0 * 4.0))
+    p = stats.t.pdf(x, df, loc, scale)
+    q = stats.t.pdf(x, df, loc, WIDEN * scale)
+    np.testing.assert_allclose(out[:, OUT_PROB], _mixture(p, q), rtol=1e-10)
+    np.testing.assert_allclose(out[:, OUT_PIT], stats.t.cdf(x, df, loc, scale), rtol=1e-10)
+
+
+def test_beta_binomial_probability_uses_a_uniform_outlier() -> None:
+    prior, n = [2.0, 30.0], 40.0
+    x = np.array([0.0, 2.0, 5.0, 20.0, 40.0])
+    out, _ = _scores(beta_binomial, prior, x, np.full(5, n))
+    p = stats.betabinom.pmf(x, n, *prior)
+    np.testing.assert_allclose(out[:, OUT_PROB], _mixture(p, np.full(5, 1 / (n + 1))), rtol=1e-9)
+    mid = stats.betabinom.cdf(x - 1, n, *prior) + 0.5 * p
+    np.testing.assert_allclose(out[:, OUT_PIT], mid, rtol=1e-9, atol=1e-15)
+
+
+def test_gamma_poisson_probability_uses_a_widened_negative_binomial() -> None:
+    a, b, e = 12.0, 3.0, 2.0
+    x = np.array([0.0, 5.0, 8.0, 20.0, 60.0])
+    out, _ = _scores(gamma_poisson, [a, b], x, np.full(5, e))
+    p = stats.nbinom.pmf(x, a, b / (b + e))
+    mean = a * e / b
+    var = WIDEN**2 * mean * (1 + e / b)
+    q = stats.nbinom.pmf(x, mean**2 / (var - mean), mean / var)
+    np.testing.assert_allclose(out[:, OUT_PROB], _mixture(p, q), rtol=1e-8)
+
+
+def test_dirichlet_probability_uses_a_uniform_outlier() -> None:
+    alpha = np.array([50.0, 5.0, 0.5])
+    out, _ = _scores(dirichlet, alpha, [0.0, 1.0, 2.0])
+    p = alpha / alpha.sum()
+    np.testing.assert_allclose(out[:, OUT_PROB], _mixture(p, np.full(3, 1 / 3)), rtol=1e-12)
+    assert np.isnan(out[:, OUT_PIT]).all()
+
+
+# --- robust updating ------------------------------------------------------------------------
+
+
+def test_robust_update_adds_the_event_with_weight_one_minus_its_probability() -> None:
+    prior = [0.0, 2.0, 3.0, 4.0]
+    x = np.array([0.5, 30.0])
+    out, rows = _scores(normal_gamma, prior, x, robust=True)
+    for i, xi in enumerate(x):
+        w = 1.0 - out[i, OUT_PROB]
+        mu, k, a, b = prior
+        want = [
+            mu + w * (xi - mu) / (k + w),
+            k + w,
+            a + w / 2,
+            b + k * w * (xi - mu) ** 2 / (2 * (k + w)),
+        ]
+        np.testing.assert_allclose(rows.params[i], want, rtol=1e-12)
+        assert rows.n_eff[i] == pytest.approx(w)
+    assert out[1, OUT_PROB] > 0.99  # 30 is far outside t(6, 0, 1.5): barely moves the row
+    out, rows = _scores(gamma_poisson, [4.0, 2.0], [3.0], [1.0], robust=True)
+    w = 1.0 - out[0, OUT_PROB]
+    np.testing.assert_allclose(rows.params[0], [4.0 + 3.0 * w, 2.0 + w], rtol=1e-12)
+
+
+def _stream(values: np.ndarray, **rule: Any):  # type: ignore[no-untyped-def]
+    engine = make_engine([{"metric": "m", "family": "normal_gamma", **rule}])
+    msgs = [json.dumps({"key": "k", "metric": "m", "ts": float(t), "value": float(v)}).encode()
+            for t, v in enumerate(values)]  # fmt: skip
+    out = engine.process(RawBatch.from_messages(msgs))
+    return engine, out
+
+
+def _posterior(engine) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return next(engine.state_rows()).params[:4]
+
+
+def test_five_percent_extreme_outliers_barely_move_a_robust_posterior() -> None:
+    """2,000 N(0, 1) values with 5% replaced by +-50 (scattered) or a burst of them: the
+    plain update's mean moves by about 0.05 * 50 = 2.5 sd for one-sided poison; the robust
+    mean stays within 0.1 sd of the clean sample's mean (its standard error is 0.023 sd, and
+    down-weighting the clean tails costs < 0.01 sd at outlier_rate 0.001)."""
+    rng = np.random.default_rng(11)
+    clean = rng.normal(0.0, 1.0, 2_000)
+    for layout in ("scattered", "burst"):
+        poisoned = clean.copy()
+        bad = (
+            rng.choice(np.arange(100, 2_000), 100, replace=False)
+            if layout == "scattered"
+            else np.arange(1_000, 1_100)
+        )
+        poisoned[bad] = 50.0
+        keep = np.setdiff1d(np.arange(2_000), bad)
+        plain, _ = _stream(poisoned, robust=False, prior={"kappa": 0.01, "alpha": 1.0})
+        robust, _ = _stream(poisoned, robust=True, prior={"kappa": 0.01, "alpha": 1.0})
+        mu_plain, _, alpha, beta = _posterior(plain)
+        mu_robust, _, alpha_r, beta_r = _posterior(robust)
+        assert abs(mu_plain - poisoned.mean()) < 1e-4  # the plain update: the sample mean
+        assert mu_plain > 2.0
+        assert abs(mu_robust - clean[keep].mean()) < 0.1
+        assert math.sqrt(beta / alpha) > 8.0  # the plain sd is dragged to ~11
+        assert 0.9 < math.sqrt(beta_r / alpha_r) < 1.1
+
+
+def test_anomaly_probability_is_calibrated_when_the_model_holds() -> None:
+    """Streams drawn from the mixture the probability assumes (after 200 events of burn-in the
+    t predictive is normal to within 1%): in each probability bin with >= 30 events, the
+    outlier frequency is within 4 binomial standard errors of the mean probability."""
+    rng = np.random.default_rng(5)
+    streams, n, rate = 100, 1_200, 0.02
+    rule = {
+        "metric": "m",
+        "family": "normal_gamma",
+        "robust": True,
+        "outlier_rate": rate,
+        "outlier_scale": WIDEN,
+        "prior": {"mu": 0.0, "kappa": 0.01, "alpha": 1.0, "beta": 1.0},
+    }
+    engine = make_engine([rule])
+    labels = rng.random((n, streams)) < rate
+    values = np.where(labels, rng.normal(0, WIDEN, (n, streams)), rng.normal(0, 1, (n, streams)))
+    probs = np.empty((n, streams))
+    for t in range(n):
+        msgs = [f'{{"key":"s{s}","metric":"m","ts":{t},"value":{values[t, s]:.17g}}}'.encode()
+                for s in range(streams)]  # fmt: skip
+        probs[t] = engine.process(RawBatch.from_messages(msgs)).scores[:, OUT_PROB]
+    p, y = probs[200:].ravel(), labels[200:].ravel()
+    edges = np.array([0, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 1.0])
+    which = np.clip(np.digitize(p, edges) - 1, 0, len(edges) - 2)
+    checked = 0
+    for b in range(len(edges) - 1):
+        inside = which == b
+        if inside.sum() < 30:
+            continue
+        mean_p = p[inside].mean()
+        se = math.sqrt(max(mean_p * (1 - mean_p), 1e-4) / inside.sum())
+        assert abs(y[inside].mean() - mean_p) < 4 * se, (b, y[inside].mean(), mean_p)
+        checked += 1
+    assert checked >= 4
+    ece = sum(abs(y[which == b].mean() - p[which == b].mean()) * (which == b).mean()
+              for b in range(len(edges) - 1) if (which == b).any())  # fmt: skip
+    assert ece < 0.01
+
+
+# --- drift ----------------------------------------------------------------------------------
+
+
+def _null_rate(rule: dict[str, Any], gen, streams: int, windows: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(comparisons, alarms) of independent no-change streams through the family kernel."""
+    config = parse_config({"rule": [{"metric": "m", "robust": False, **rule}]})
+    r = config.rule[0]
+    settings, prior = decisions.settings(r), decisions.family_prior(r)
+    rows = naive.Rows(prior, streams)
+    rows.full = np.tile(decisions.row_prior(r), (streams, 1))
+    module = {"normal_gamma": normal_gamma, "gamma_poisson": gamma_poisson}[r.family]
+    assert r.drift is not None and r.drift.window_events is not None
+    n = r.drift.window_events
+    rng = np.random.default_rng(3)
+    compared = alarms = 0
+    for w in range(windows):
+        m = streams * n
+        out = np.full((m, N_OUT), np.nan)
+        status = np.empty(m, dtype=np.int8)
+        module.update(
+            rows.full, rows.last_ts, rows.n_eff, rows.obs_size, prior, math.inf, False, 2,
+            math.inf, settings, np.tile(np.arange(streams), n),
+            np.repeat(np.arange(w * n, (w + 1) * n, dtype=float), streams), gen(rng, m),
+            np.ones(m), np.full(m, -math.inf), out, status,
+        )  # fmt: skip
+        compared += int((out[:, OUT_EVALUATED] == 1.0).sum())
+        alarms += int((out[:, OUT_ALARM] == 1.0).sum())
+    return compared, alarms
+
+
+@pytest.mark.parametrize("reference", ["previous", "baseline"])
+def test_drift_false_alarm_rate_holds_on_no_change_streams(reference: str) -> None:
+    """Normal-Gamma count windows (simulated null): alarms per comparison within 4 binomial
+    standard errors of the configured rate (about +-18% here)."""
+    far = 0.01
+    rule = {
+        "family": "normal_gamma",
+        "drift": {"window_events": 30, "reference": reference, "false_alarm_rate": far,
+                  "cooldown_windows": 0},
+    }  # fmt: skip
+    compared, alarms = _null_rate(rule, lambda r, m: r.normal(7.0, 3.0, m), 1_000, 51)
+    expected = far * compared
+    assert abs(alarms - expected) < 4 * math.sqrt(expected * (1 - far))
+
+
+def test_drift_chi_square_null_holds_for_moderate_counts() -> None:
+    far = 0.01
+    rule = {
+        "family": "gamma_poisson",
+        "drift": {"window_events": 40, "false_alarm_rate": far, "cooldown_windows": 0},
+    }
+    compared, alarms = _null_rate(rule, lambda r, m: r.poisson(4.0, m).astype(float), 1_000, 41)
+    expected = far * compared
+    assert abs(alarms - expected) < 4 * math.sqrt(expected * (1 - far))
+
+
+def test_a_level_shift_gives_one_alarm_with_its_direction_and_window() -> None:
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(10, 1, 400), rng.normal(12, 1, 400)])
+    drift = {"window_events": 50, "cooldown_windows": 1}
+    _, out = _stream(values, drift=drift)
+    assert len(out.drift) == 1
+    record = out.drift[0]
+    assert record.direction == "up" and record.window_start == 400.0 and record.window_end == 449.0
+    assert record.false_alarm_probability < 0.001 and record.events == 50
+    _, out = _stream(values[::-1], drift=drift)
+    assert [d.direction for d in out.drift] == ["down"]
+
+
+def test_reset_on_alarm_restarts_the_posterior_from_the_new_regime() -> None:
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 60)])
+    prior = {"mu": 0.0, "kappa": 1.0, "alpha": 2.0, "beta": 2.0}
+    drift = {"window_events": 30, "reset_on_alarm": True}
+    engine, out = _stream(values, drift=drift, prior=prior, robust=False)
+    assert [d.window_start for d in out.drift] == [300.0]
+    # reset at the alarm (event 329): prior + events 300..329, then events 330..359 as usual
+    want = normal_gamma.posterior(np.array([0.0, 1.0, 2.0, 2.0]), values[300:])
+    np.testing.assert_allclose(_posterior(engine), want, rtol=1e-9)
+    assert next(engine.state_rows()).n_eff == pytest.approx(60.0)
+
+
+def test_drift_outputs_do_not_depend_on_batching() -> None:
+    rng = np.random.default_rng(8)
+    rules = [
+        {"metric": "lat", "family": "normal_gamma", "drift": {"window_events": 20,
+         "reset_on_alarm": True, "false_alarm_rate": 0.05}},
+        {"metric": "req", "family": "gamma_poisson", "drift": {"window_seconds": 25.0,
+         "reference": "baseline", "false_alarm_rate": 0.05, "cooldown_windows": 0}},
+    ]  # fmt: skip
+    msgs = []
+    for t in range(600):
+        for key in ("a", "b"):
+            shift = 3.0 if t > 300 else 0.0
+            msgs.append(json.dumps({"key": key, "metric": "lat", "ts": t,
+                                    "value": float(rng.normal(shift, 1))}).encode())  # fmt: skip
+            msgs.append(json.dumps({"key": key, "metric": "req", "ts": t,
+                                    "value": int(rng.poisson(5 + shift))}).encode())  # fmt: skip
+    outputs = []
+    for size in (len(msgs), 7, 1):
+        engine = make_engine([{**r, "robust": True} for r in rules])
+        drift, anomalies = [], []
+        for start in range(0, len(msgs), size):
+            out = engine.process(RawBatch.from_messages(msgs[start : start + size]))
+            drift += out.drift
+            anomalies += out.anomalies
+        outputs.append((drift, anomalies, list(engine.state_rows())))
+    assert len(outputs[0][0]) >= 4  # both rules alarmed on both streams
+    assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
+
+
+def test_drift_state_survives_a_changelog_round_trip() -> None:
+    rng = np.random.default_rng(9)
+    values = np.concatenate([rng.normal(0, 1, 130), rng.normal(4, 1, 100)])
+    drift = {"window_events": 25, "reference": "baseline"}
+    whole, out_whole = _stream(values, drift=drift)
+    first, _ = _stream(values[:130], drift=drift)
+    restored = make_engine([{"metric": "m", "family": "normal_gamma", "drift": drift}])
+    restored.restore(first.state_rows())
+    msgs = [json.dumps({"key": "k", "metric": "m", "ts": t, "value": float(values[t])}).encode()
+            for t in range(130, 230)]  # fmt: skip
+    out = restored.process(RawBatch.from_messages(msgs))
+    assert out.drift == out_whole.drift and len(out.drift) == 1
+    assert list(restored.state_rows()) == list(whole.state_rows())
+
+
+def test_rows_of_a_rule_without_drift_restore_into_one_with_drift() -> None:
+    plain, _ = _stream(np.arange(10.0))
+    with_drift = make_engine(
+        [{"metric": "m", "family": "normal_gamma", "drift": {"window_events": 5}}]
+    )
+    assert with_drift.restore(plain.state_rows()) == 1
+    row = next(with_drift.state_rows())
+    np.testing.assert_array_equal(row.params[:5], next(plain.state_rows()).params)
+
+
+# --- selection: probability threshold and FDR ----------------------------------------------
+
+
+def test_benjamini_hochberg_matches_the_step_up_definition() -> None:
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.5, np.nan, 0.041])
+    # m = 6 valid; sorted 0.005 0.01 0.03 0.04 0.041 0.5 vs q k / m = 0.0083 0.0167 0.025
+    # 0.0333 0.0417 0.05: the largest k with p_(k) <= q k / m is 5, so 0.03 and 0.04 are
+    # rejected too although each is above its own line (step-up)
+    assert benjamini_hochberg(p, 0.05).tolist() == [True, True, True, True, False, False, True]
+    p[6] = 0.045  # now k = 2
+    assert benjamini_hochberg(p, 0.05).tolist() == [True, False, False, True, False, False, False]
+    assert not benjamini_hochberg(np.array([0.2, 0.3]), 0.05).any()
+    rng = np.random.default_rng(0)
+    null = rng.random(10_000)
+    assert benjamini_hochberg(null, 0.05).sum() <= 5  # all nulls: rarely any rejection
+
+
+def test_selection_policies() -> None:
+    values = np.concatenate([np.random.default_rng(1).normal(0, 1, 200), [9.0]])
+    _, by_tail = _stream(values, anomaly_threshold=0.001)
+    _, by_prob = _stream(values, anomaly_probability_threshold=0.5)
+    _, by_fdr = _stream(values, fdr=0.05)
+    for out in (by_tail, by_prob, by_fdr):
+        assert [a.value for a in out.anomalies][-1:] == [9.0]
+        assert out.anomalies[-1].anomaly_probability > 0.5
+    assert all(a.anomaly_probability >= 0.5 for a in by_prob.anomalies)
+    assert all(a.tail_probability < 0.001 for a in by_tail.anomalies)
+
+
+def test_posterior_records_carry_the_last_probability_and_drift_statistic() -> None:
+    values = np.random.default_rng(3).normal(0, 1, 120)
+    _, out = _stream(values, drift={"window_events": 30})
+    record = list(out.posteriors)[-1].to_dict()
+    assert record["anomaly_probability"] == pytest.approx(out.scores[-1, OUT_PROB])
+    assert record["drift_statistic"] > 0 and 0 < record["drift_false_alarm_probability"] <= 1
+    assert 0 <= out.scores[-1, OUT_TAIL] <= 1
+    _, out = _stream(values)
+    record = list(out.posteriors)[-1].to_dict()
+    assert record["drift_statistic"] is None and record["drift_false_alarm_probability"] is None
+    assert np.isnan(out.scores[:, OUT_FAP]).all()
