@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="folder for the outputs")
     run.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka (bootstrap servers)")
     run.add_argument("--batch-size", type=int, default=None, help="messages per batch")
+    run.add_argument(
+        "--labels", type=Path, help="JSON lines key, metric, ts, is_anomaly: calibration vs labels"
+    )
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check-config", help="validate a configuration, print rules")
@@ -73,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from bayestream.engine import Engine
     from bayestream.engine.warmup import warm_up
     from bayestream.runtime.files import run_file
+    from bayestream.runtime.labels import Labels
 
     config = load_config(args.config)
     if args.kafka:
@@ -89,8 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         raise BayestreamError("--batch-size must be at least 1")
     if args.input != "-" and not Path(args.input).is_file():
         raise BayestreamError(f"--input {args.input}: no such file")
+    labels = Labels.load(args.labels) if args.labels else None
     warm_up(config)
-    stats = run_file(Engine(config), args.input, args.output_dir, batch_size)
+    stats = run_file(Engine(config), args.input, args.output_dir, batch_size, labels=labels)
     rate = stats.lines / stats.seconds if stats.seconds > 0 else 0.0
     print(
         f"bayestream: {stats.lines} lines, {stats.applied} applied, "

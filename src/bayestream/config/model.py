@@ -39,6 +39,8 @@ class EngineSettings(_Frozen):
     idle_ttl_seconds: Positive | None = None
     max_lateness_seconds: Annotated[float, Field(ge=0)] = 3600.0
     max_trials: Annotated[float, Field(ge=1, le=2.0**53)] = 1_000_000.0
+    calibration_interval_events: Annotated[int, Field(ge=0)] = 100_000
+    calibration_half_life_events: Positive = 10_000.0
     min_ts: float = 0.0
     max_ts: float = 32_503_680_000.0  # 3000-01-01T00:00:00Z
 

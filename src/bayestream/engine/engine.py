@@ -24,6 +24,7 @@ import numpy as np
 from bayestream.config import Config, Rule
 from bayestream.engine import decisions, kernels
 from bayestream.engine.alerts import drift_records, select_anomalies
+from bayestream.engine.monitoring import CalibrationTracker
 from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
 from bayestream.engine.streams import group_streams, known_streams, named_rows
@@ -39,7 +40,12 @@ from bayestream.schema.batch import (
     decode_batch,
 )
 from bayestream.schema.reasons import Reason
-from bayestream.schema.records import AnomalyRecord, DriftRecord, EvictionRecord
+from bayestream.schema.records import (
+    AnomalyRecord,
+    CalibrationRecord,
+    DriftRecord,
+    EvictionRecord,
+)
 from bayestream.schema.scan import KIND_NUMBER
 from bayestream.state import RuleStore, StateRow, StreamIndex, encode_rows, stream_key
 from bayestream.state.rowbatch import RowBatch
@@ -89,10 +95,12 @@ class Outputs:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     evictions: list[EvictionRecord] = field(default_factory=list)
     drift: list[DriftRecord] = field(default_factory=list)
+    calibration: list[CalibrationRecord] = field(default_factory=list)
     applied: int = 0
     touched: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (rule, slots)
     scores: np.ndarray = field(default_factory=lambda: np.empty((0, N_OUT)))
     rule: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    ts: np.ndarray = field(default_factory=lambda: np.empty(0))  # event time, NaN: not applied
 
 
 class Engine:
@@ -111,6 +119,7 @@ class Engine:
         self._ttl = [rule.idle_ttl_seconds or config.engine.idle_ttl_seconds for rule in self.rules]
         self._lateness = config.engine.max_lateness_seconds
         self._pending = Outputs()  # evictions made while admitting streams, sent with the batch
+        self.monitor = CalibrationTracker(config)
 
     # --- queries ------------------------------------------------------------------------
 
@@ -192,6 +201,8 @@ class Engine:
         outputs.drift = [record for _, record in sorted(drift, key=lambda a: a[0])]
         outputs.scores = scores
         outputs.rule = np.where(status == APPLIED, rule, -1)
+        outputs.ts = np.where(status == APPLIED, ts, np.nan)
+        outputs.calibration = self.monitor.observe(outputs.rule, scores, watermark)
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()
         outputs.posteriors.extend(self._pending.posteriors)
@@ -427,6 +438,10 @@ class Engine:
 
     def _report(self, n: int, outputs: Outputs, seconds: float) -> None:
         self.sensor.on_batch(n, outputs.applied, len(outputs.anomalies), seconds)
+        if outputs.drift:
+            self.sensor.on_drift(len(outputs.drift))
+        for record in outputs.calibration:
+            self.sensor.on_calibration(record)
         if outputs.dead_letters:
             counts = Counter(d.reason.value for d in outputs.dead_letters)
             self.sensor.on_dead_letters(counts)

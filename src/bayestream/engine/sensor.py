@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from bayestream.schema.records import CalibrationRecord
+
 
 class Sensor(Protocol):
     """What the engine reports after each batch."""
@@ -15,6 +17,10 @@ class Sensor(Protocol):
     def on_dead_letters(self, by_reason: Mapping[str, int]) -> None: ...
 
     def on_streams(self, tracked: int, evicted: int) -> None: ...
+
+    def on_drift(self, alarms: int) -> None: ...
+
+    def on_calibration(self, record: CalibrationRecord) -> None: ...
 
 
 class NullSensor:
@@ -27,6 +33,12 @@ class NullSensor:
         return None
 
     def on_streams(self, tracked: int, evicted: int) -> None:
+        return None
+
+    def on_drift(self, alarms: int) -> None:
+        return None
+
+    def on_calibration(self, record: CalibrationRecord) -> None:
         return None
 
 

@@ -22,6 +22,14 @@ Metrics (base units: seconds; counters end in ``_total``):
   applied from each assigned partition.
 - ``bayestream_streams_tracked``: streams currently held in state.
 - ``bayestream_evictions_total``: streams evicted (idle TTL or stream cap).
+- ``bayestream_drift_alarms_total``: drift records emitted.
+- ``bayestream_pit_density{rule,bin}``: rolling PIT histogram of a rule, density per tenth of
+  [0, 1] (``bin`` is its lower edge; all 1 when the predictive is calibrated).
+- ``bayestream_pit_uniformity_p_value{rule}``: chi-square p-value of that histogram.
+- ``bayestream_predictive_coverage_ratio{rule,kind,nominal}``: observed coverage of each
+  published predictive quantile (``kind="quantile"``) and central interval (``"interval"``).
+- ``bayestream_anomaly_calibration_error{rule,measure}``: with labels, ``ece``, ``mce`` and
+  ``brier`` of the anomaly probability.
 - ``bayestream_restore_duration_seconds``: histogram of the time to restore state from the
   changelog after a partition assignment.
 - ``bayestream_restored_streams_total``: streams restored from the changelog.

@@ -108,6 +108,34 @@ class Metrics:
             "Streams evicted (idle past the TTL, or over the stream cap).",
             registry=r,
         )
+        self.drift_alarms = Counter(
+            "bayestream_drift_alarms_total", "Drift records emitted.", registry=r
+        )
+        # calibration, per rule (label "rule": the rule's metric pattern)
+        self.pit_density = Gauge(
+            "bayestream_pit_density",
+            "Rolling PIT histogram of a rule: density per tenth of [0, 1] (1 when calibrated).",
+            ["rule", "bin"],
+            registry=r,
+        )
+        self.pit_p_value = Gauge(
+            "bayestream_pit_uniformity_p_value",
+            "Chi-square p-value of the rolling PIT histogram against uniform.",
+            ["rule"],
+            registry=r,
+        )
+        self.coverage = Gauge(
+            "bayestream_predictive_coverage_ratio",
+            "Observed coverage of a published predictive quantile or central interval.",
+            ["rule", "kind", "nominal"],
+            registry=r,
+        )
+        self.calibration_error = Gauge(
+            "bayestream_anomaly_calibration_error",
+            "Calibration of the anomaly probability against labels: ece, mce or brier.",
+            ["rule", "measure"],
+            registry=r,
+        )
 
         # --- runtime ----------------------------------------------------------------------
         self.publish_latency = BulkHistogram(

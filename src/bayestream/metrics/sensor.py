@@ -6,10 +6,12 @@ engine at run time, so the metrics room depends on no other room.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from bayestream.metrics.instruments import Metrics
+from bayestream.schema.records import CalibrationRecord
 
 if TYPE_CHECKING:
     from bayestream.engine.sensor import Sensor
@@ -47,6 +49,25 @@ class PrometheusSensor:
         self.metrics.streams_tracked.set(tracked)
         if evicted:
             self.metrics.evictions.inc(evicted)
+
+    def on_drift(self, alarms: int) -> None:
+        self.metrics.drift_alarms.inc(alarms)
+
+    def on_calibration(self, record: CalibrationRecord) -> None:
+        m = self.metrics
+        rule = record.metric
+        for b, density in enumerate(record.pit_histogram):
+            m.pit_density.labels(rule, f"{b / 10:.1f}").set(_number(density))
+        m.pit_p_value.labels(rule).set(_number(record.pit_uniformity_p_value))
+        for row in record.coverage:
+            m.coverage.labels(rule, row["kind"], str(row["nominal"])).set(_number(row["observed"]))
+        if record.labelled:
+            for measure in ("ece", "mce", "brier"):
+                m.calibration_error.labels(rule, measure).set(_number(getattr(record, measure)))
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 if TYPE_CHECKING:

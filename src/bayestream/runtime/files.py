@@ -1,7 +1,8 @@
 """The file runner: JSON lines from a file or stdin through the engine into JSON-lines files.
 
 Each output file mirrors a topic of the Kafka runtime: ``posteriors.jsonl``,
-``anomalies.jsonl``, ``drift.jsonl``, ``dead_letter.jsonl`` and ``evicted.jsonl``. Blank lines
+``anomalies.jsonl``, ``drift.jsonl``, ``calibration.jsonl``, ``dead_letter.jsonl`` and
+``evicted.jsonl``. Blank lines
 are skipped (the one documented filter); every other line ends in an output or a dead letter.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from bayestream.engine import Engine, Outputs
 from bayestream.runtime.gcpolicy import batch_gc
+from bayestream.runtime.labels import Labels
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER, DeadLetterRecord
 from bayestream.schema.scan import split_lines
@@ -27,6 +29,7 @@ OUTPUT_FILES = {
     "posteriors": "posteriors.jsonl",
     "anomalies": "anomalies.jsonl",
     "drift": "drift.jsonl",
+    "calibration": "calibration.jsonl",
     "dead_letter": "dead_letter.jsonl",
     "evicted": "evicted.jsonl",
 }
@@ -95,6 +98,8 @@ class FileSink:
             self._files["anomalies"].write(ENCODER.encode_lines(outputs.anomalies))
         if outputs.drift:
             self._files["drift"].write(ENCODER.encode_lines(outputs.drift))
+        if outputs.calibration:
+            self._files["calibration"].write(ENCODER.encode_lines(outputs.calibration))
         if outputs.evictions:
             self._files["evicted"].write(ENCODER.encode_lines(outputs.evictions))
         if outputs.dead_letters and batch is not None:
@@ -120,8 +125,11 @@ def run_file(
     output_dir: Path,
     batch_size: int,
     on_batch: Callable[[Outputs, RunStats], None] | None = None,
+    labels: Labels | None = None,
 ) -> RunStats:
-    """Replay ``source`` (a path, or ``-`` for stdin) through ``engine`` into ``output_dir``."""
+    """Replay ``source`` (a path, or ``-`` for stdin) through ``engine`` into ``output_dir``.
+    Calibration records come every ``calibration_interval_events`` events of a rule and once
+    more per rule at the end; with ``labels``, they include the labels' reliability."""
     stats = RunStats()
     sink = FileSink(output_dir)
     started = time.perf_counter()
@@ -129,12 +137,15 @@ def run_file(
         with _open(source) as stream, batch_gc() as collector:
             for batch in read_batches(stream, batch_size):
                 outputs = engine.process(batch.raw)
+                if labels is not None:
+                    labels.join(engine, batch.raw, outputs)
                 sink.write(outputs, batch)
                 _count(stats, outputs, len(batch.raw))
                 if on_batch is not None:
                     on_batch(outputs, stats)
                 collector.after_batch()
         final = engine.flush()
+        final.calibration = engine.monitor.records(engine.watermark)
         sink.write(final, None)
         _count(stats, final, 0)
     finally:

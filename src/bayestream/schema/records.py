@@ -97,6 +97,29 @@ class DriftRecord(msgspec.Struct, gc=False):
     reference: str  # "previous" | "baseline"
 
 
+class CalibrationRecord(msgspec.Struct, gc=False):
+    """How honest a rule's predictives and anomaly probabilities have been lately
+    (``calibration``): the rolling PIT histogram (densities per tenth; all 1 when calibrated),
+    its chi-square uniformity p-value on the effective count, observed against nominal
+    coverage of the published quantiles and central intervals, and, with labels, the Brier
+    score, expected and maximum calibration error and the reliability table
+    ``[lower, upper, count, mean probability, observed frequency]`` per bin."""
+
+    metric: str  # the rule's metric pattern
+    family: str
+    events: int  # events of the rule seen by the monitor
+    watermark: float | None  # newest event time applied when the record was made
+    pit_histogram: list[float | None]
+    pit_effective_count: float
+    pit_uniformity_p_value: float | None
+    coverage: list[dict[str, Any]]  # {"kind": "interval" | "quantile", "nominal", "observed"}
+    labelled: int = 0
+    brier: float | None = None
+    ece: float | None = None
+    mce: float | None = None
+    reliability: list[list[float | None]] = msgspec.field(default_factory=list)
+
+
 class EvictionRecord(msgspec.Struct):
     """A stream dropped from state (idle past its TTL); a tombstone on Kafka."""
 
@@ -111,6 +134,7 @@ ENCODER = msgspec.json.Encoder()
 __all__ = [
     "ENCODER",
     "AnomalyRecord",
+    "CalibrationRecord",
     "DeadLetterRecord",
     "DriftRecord",
     "EvictionRecord",
