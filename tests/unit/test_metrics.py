@@ -223,8 +223,8 @@ def test_names_follow_prometheus_conventions(metrics: Metrics, registry: Collect
     text = exposition(registry)
     typed = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
     typed = {name: kind for name, kind in typed.items() if not name.endswith("_created")}
-    assert len(typed) == 14
-    assert sum(kind == "counter" for kind in typed.values()) == 6
+    assert len(typed) == 19
+    assert sum(kind == "counter" for kind in typed.values()) == 7
     for name, kind in typed.items():
         assert re.fullmatch(r"bayestream_[a-z]+(_[a-z]+)*", name), name
         assert (kind == "counter") == name.endswith("_total"), name

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from bayestream.metrics.instruments import Metrics
-from bayestream.schema.records import CalibrationRecord
 
 if TYPE_CHECKING:
     from bayestream.engine.sensor import Sensor
+    from bayestream.schema.records import CalibrationRecord
 
 
 class PrometheusSensor:
