@@ -383,3 +383,16 @@ def test_posterior_records_carry_the_last_probability_and_drift_statistic() -> N
     record = list(out.posteriors)[-1].to_dict()
     assert record["drift_statistic"] is None and record["drift_false_alarm_probability"] is None
     assert np.isnan(out.scores[:, OUT_FAP]).all()
+
+
+def test_one_wild_value_is_an_anomaly_not_a_drift_when_robust() -> None:
+    """A 30-sd spike inside a 50-event window of N(0, 1): unwinsorised, it multiplies the
+    window's variance by about 18, a sure alarm; with robust windows it enters at 4 sd."""
+    values = np.random.default_rng(6).normal(0, 1, 400)
+    values[275] = 30.0
+    drift = {"window_events": 50}
+    _, plain = _stream(values, drift=drift, robust=False)
+    _, robust = _stream(values, drift=drift, robust=True)
+    assert [d.window_start for d in plain.drift] == [250.0]
+    assert robust.drift == []
+    assert robust.scores[275, OUT_PROB] > 0.99

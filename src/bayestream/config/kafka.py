@@ -36,6 +36,8 @@ class KafkaSettings(BaseModel):
     group_id: Annotated[str, Field(min_length=1)] = "bayestream"
     posteriors_topic: str = "bayestream.posteriors"
     anomalies_topic: str = "bayestream.anomalies"
+    drift_topic: str = "bayestream.drift"
+    calibration_topic: str = "bayestream.calibration"
     dead_letter_topic: str = "bayestream.dead-letter"
     changelog_topic: str | None = None  # default: "<group_id>.changelog"
     transactional_id: str | None = None  # default: "<group_id>-<host>-<pid>"

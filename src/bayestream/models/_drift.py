@@ -17,7 +17,11 @@ M2)`` for real values (merged by Chan's formula), ``(events, sum of counts, sum 
 conjugate family of the observation kind; a window's posterior is a weak *window prior* (the
 rule's prior with its pseudo-counts scaled down) updated with the window's statistics. Windows
 see every applied event with weight 1, not the robust weight: a regime change that the robust
-posterior refuses to follow is exactly what drift detection must see.
+posterior refuses to follow is exactly what drift detection must see. With ``robust``, a real
+value enters the windows winsorised at ``WINDOW_CLIP`` predictive scales from the stream's
+predictive centre (the values a shift brings still move the window's mean by up to that much,
+while one wild value among 50 no longer fakes a variance change); counts and categories
+enter as they are.
 
 Windows tumble: in event time (``window_seconds``: aligned windows ``[k T, (k+1) T)``; a window
 closes when an event of a later window arrives) or in events (``window_events``: a window
@@ -95,6 +99,9 @@ B_FAP = 4
 B_REF_SQ = 5
 B_STATS = 6
 _TINY = 1e-300
+WINDOW_CLIP = 4.0
+"""With ``robust``, a real value enters the windows winsorised at this many predictive scales
+from the predictive's centre, so one wild value cannot fake a variance change."""
 
 
 def stats_width(kind: int, categories: int) -> int:

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from bayestream.models._divergence import kl_normal_gamma
-from bayestream.models._drift import drift_step, reset_posterior
+from bayestream.models._drift import WINDOW_CLIP, drift_step, reset_posterior
 from bayestream.models._jit import inline, kernel
 from bayestream.models._outlier import mixture_probability, t_log_ratio
 from bayestream.models._protocol import (
@@ -172,8 +172,11 @@ def update(
         out_status[i] = APPLIED
         obs_size[s] = size[i]
         row = params[s]
+        xw = x[i]  # what the drift windows see: with robust, winsorised at WINDOW_CLIP scales
+        if robust and abs(z) > WINDOW_CLIP:
+            xw = loc + scale * math.copysign(WINDOW_CLIP, z)
         if drift and drift_step(
-            row, settings, sw, fresh, ts[i], x[i], 1.0, out, i, cur_post, ref_post
+            row, settings, sw, fresh, ts[i], xw, 1.0, out, i, cur_post, ref_post
         ):
             n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
             continue

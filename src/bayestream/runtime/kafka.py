@@ -5,9 +5,12 @@ One process is one member of the consumer group ``[kafka] group_id``. Per batch:
 1. ``consume`` up to ``batch_size`` messages from the assigned input partitions;
 2. split them by partition number: each partition number has its own :class:`Engine` (state
    follows partitions), and apply each part;
-3. in ONE transaction: posterior, anomaly and dead-letter records, the changelog rows of the
-   streams the batch changed (plus tombstones of evicted ones) to the same partition number of
-   the compacted changelog topic, and the consumer offsets (``send_offsets_to_transaction``).
+3. in ONE transaction: posterior, anomaly, drift, calibration and dead-letter records, the
+   changelog rows of the streams the batch changed (plus tombstones of evicted ones) to the
+   same partition number of the compacted changelog topic, and the consumer offsets
+   (``send_offsets_to_transaction``). Calibration monitors are not in the changelog: after a
+   restart or a rollback they start over, so the calibration topic is the one output that a
+   crash can change (it describes recent behaviour; it is not state).
 
 Downstream reads with ``isolation.level=read_committed``, so a crash anywhere leaves either the
 whole batch or none of it. On assignment a partition's engine is rebuilt from its changelog
@@ -359,6 +362,12 @@ class KafkaRunner:
         for anomaly in outputs.anomalies:
             key = stream_key(anomaly.key, anomaly.metric)
             produce(settings.anomalies_topic, ENCODER.encode(anomaly), key)
+        for drift in outputs.drift:
+            key = stream_key(drift.key, drift.metric)
+            produce(settings.drift_topic, ENCODER.encode(drift), key)
+        for record in outputs.calibration:  # one engine per input partition: key by both
+            key = ENCODER.encode({"metric": record.metric, "partition": partition})
+            produce(settings.calibration_topic, ENCODER.encode(record), key)
         for dead in outputs.dead_letters:
             m = messages[dead.index]
             topic, source_partition, offset = _origin(m)

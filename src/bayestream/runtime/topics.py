@@ -33,6 +33,8 @@ def prepare_topics(common: dict[str, Any], settings: KafkaSettings) -> int:
             {"cleanup.policy": "compact"},
         ),
         settings.anomalies_topic: (settings.output_partitions, {}),
+        settings.drift_topic: (settings.output_partitions, {}),
+        settings.calibration_topic: (settings.output_partitions, {"cleanup.policy": "compact"}),
         settings.dead_letter_topic: (settings.output_partitions, {}),
         settings.changelog: (partitions, {"cleanup.policy": "compact"}),
     }
