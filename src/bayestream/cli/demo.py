@@ -19,7 +19,7 @@ from bayestream.config import parse_config
 from bayestream.engine import Engine, Outputs
 from bayestream.engine.warmup import warm_up
 from bayestream.runtime.files import RunStats, run_file
-from bayestream.schema.records import AnomalyRecord, PosteriorRecord
+from bayestream.schema.records import AnomalyRecord, DriftRecord, PosteriorRecord
 
 _LIVE_SECONDS = 8.0  # pace the live view so that a person can watch it
 
@@ -67,9 +67,10 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
         console.print(view.render())
     console.print(
         f"[green]done[/] in {time.perf_counter() - started:.1f} s: {stats.lines:,} lines, "
-        f"{stats.applied:,} applied, {stats.anomalies} anomalies, "
+        f"{stats.applied:,} applied, {stats.anomalies} anomalies, {stats.drift} drift alarms, "
         f"{stats.dead_letters} dead letters. Outputs in [bold]{output_dir}/[/]: "
-        "posteriors.jsonl, anomalies.jsonl, dead_letter.jsonl (input.jsonl and config.toml too)"
+        "posteriors.jsonl, anomalies.jsonl, drift.jsonl, calibration.jsonl, dead_letter.jsonl "
+        "(input.jsonl and config.toml too)"
     )
     return 0
 
@@ -87,12 +88,14 @@ class _View:
         self.task = self.progress.add_task("events", total=total)
         self.latest: dict[tuple[str, str], PosteriorRecord] = {}
         self.anomalies: deque[AnomalyRecord] = deque(maxlen=8)
+        self.drift: deque[DriftRecord] = deque(maxlen=3)
         self.stats = RunStats()
 
     def absorb(self, outputs: Outputs, stats: RunStats) -> None:
         for record in outputs.posteriors:
             self.latest[(record.key, record.metric)] = record
         self.anomalies.extend(outputs.anomalies)
+        self.drift.extend(outputs.drift)
         self.stats = stats
         self.progress.update(self.task, completed=stats.lines)
 
@@ -103,12 +106,19 @@ class _View:
         for (key, metric), rec in sorted(self.latest.items()):
             table.add_row(key, metric, *_describe(rec))
         lines = [
-            f"{a.ts:.0f} {a.key} {a.metric}={a.value} tail p={a.tail_probability:.2e}"
+            f"{a.ts:.0f} {a.key} {a.metric}={a.value} P(anomalous)={a.anomaly_probability:.3f} "
+            f"tail p={a.tail_probability:.2e}"
             for a in self.anomalies
         ]
         title = f"anomalies ({self.stats.anomalies}), dead letters ({self.stats.dead_letters})"
         anomalies = Panel("\n".join(lines) or "none yet", title=title)
-        return Group(self.progress, table, anomalies)
+        shifts = [
+            f"{d.key} {d.metric} {d.direction} in [{d.window_start:.0f}, {d.window_end:.0f}]: "
+            f"KL {d.kl:.1f}, false-alarm p {d.false_alarm_probability:.1e}"
+            for d in self.drift
+        ]
+        drift = Panel("\n".join(shifts) or "none yet", title=f"drift ({self.stats.drift})")
+        return Group(self.progress, table, anomalies, drift)
 
 
 def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:
