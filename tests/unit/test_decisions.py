@@ -212,6 +212,17 @@ def test_anomaly_probability_is_calibrated_when_the_model_holds() -> None:
 
 def _null_rate(rule: dict[str, Any], gen, streams: int, windows: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(comparisons, alarms) of independent no-change streams through the family kernel."""
+    faps, alarms = _null_run(rule, gen, streams, windows)
+    return faps.shape[0], alarms
+
+
+def _null_faps(rule: dict[str, Any], gen, streams: int, windows: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return _null_run(rule, gen, streams, windows)[0]
+
+
+def _null_run(rule: dict[str, Any], gen, streams: int, windows: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
+    """False-alarm probabilities of the comparisons, and alarms, of independent no-change
+    streams through the family kernel."""
     config = parse_config({"rule": [{"metric": "m", "robust": False, **rule}]})
     r = config.rule[0]
     settings, prior = decisions.settings(r), decisions.family_prior(r)
@@ -221,7 +232,8 @@ def _null_rate(rule: dict[str, Any], gen, streams: int, windows: int) -> tuple[i
     assert r.drift is not None and r.drift.window_events is not None
     n = r.drift.window_events
     rng = np.random.default_rng(3)
-    compared = alarms = 0
+    faps: list[np.ndarray] = []
+    alarms = 0
     for w in range(windows):
         m = streams * n
         out = np.full((m, N_OUT), np.nan)
@@ -232,9 +244,9 @@ def _null_rate(rule: dict[str, Any], gen, streams: int, windows: int) -> tuple[i
             np.repeat(np.arange(w * n, (w + 1) * n, dtype=float), streams), gen(rng, m),
             np.ones(m), np.full(m, -math.inf), out, status,
         )  # fmt: skip
-        compared += int((out[:, OUT_EVALUATED] == 1.0).sum())
+        faps.append(out[out[:, OUT_EVALUATED] == 1.0, OUT_FAP])
         alarms += int((out[:, OUT_ALARM] == 1.0).sum())
-    return compared, alarms
+    return np.concatenate(faps), alarms
 
 
 @pytest.mark.parametrize("reference", ["previous", "baseline"])
@@ -250,6 +262,37 @@ def test_drift_false_alarm_rate_holds_on_no_change_streams(reference: str) -> No
     compared, alarms = _null_rate(rule, lambda r, m: r.normal(7.0, 3.0, m), 1_000, 51)
     expected = far * compared
     assert abs(alarms - expected) < 4 * math.sqrt(expected * (1 - far))
+
+
+def test_sliding_windows_keep_the_false_alarm_probability_per_comparison() -> None:
+    """Each sliding comparison pits two disjoint 40-event windows, so its false-alarm
+    probability is uniform under no change: P(fap < 0.05) over the comparisons within 4
+    standard errors, inflated by sqrt(2B - 1) = sqrt(7) for the overlap of consecutive
+    comparisons. (Alarms per comparison are lower than the configured rate, because the
+    comparisons that would repeat an alarm are skipped.)"""
+    rule = {
+        "family": "normal_gamma",
+        "drift": {"window_events": 40, "hop_events": 10, "false_alarm_rate": 1e-4,
+                  "cooldown_windows": 0},
+    }  # fmt: skip
+    faps = _null_faps(rule, lambda r, m: r.normal(-2.0, 0.5, m), 1_000, 13)
+    assert faps.shape[0] >= 1_000 * 45 - 3 * 20  # one per hop once two windows are full
+    for level in (0.01, 0.05):
+        se = math.sqrt(level * (1 - level) / faps.shape[0] * 7)
+        assert abs(np.mean(faps < level) - level) < 4 * se
+
+
+def test_sliding_windows_find_a_shift_sooner_and_once() -> None:
+    rng = np.random.default_rng(12)
+    values = np.concatenate([rng.normal(10, 1, 415), rng.normal(12, 1, 200)])
+    _, tumbling = _stream(values, drift={"window_events": 50})
+    _, sliding = _stream(values, drift={"window_events": 50, "hop_events": 10})
+    assert len(tumbling.drift) == 1 and len(sliding.drift) == 1
+    at = {name: int(np.flatnonzero(out.scores[:, OUT_ALARM] == 1.0)[0])
+          for name, out in (("tumbling", tumbling), ("sliding", sliding))}  # fmt: skip
+    assert at["sliding"] < at["tumbling"]  # 449 for tumbling: the window after the shift ends
+    record = sliding.drift[0]
+    assert record.window_end - record.window_start == 49.0 and record.direction == "up"
 
 
 def test_drift_chi_square_null_holds_for_moderate_counts() -> None:
@@ -296,6 +339,8 @@ def test_drift_outputs_do_not_depend_on_batching() -> None:
          "reset_on_alarm": True, "false_alarm_rate": 0.05}},
         {"metric": "req", "family": "gamma_poisson", "drift": {"window_seconds": 25.0,
          "reference": "baseline", "false_alarm_rate": 0.05, "cooldown_windows": 0}},
+        {"metric": "slide", "family": "normal_gamma", "drift": {"window_events": 20,
+         "hop_events": 5, "reset_on_alarm": True, "false_alarm_rate": 0.05}},
     ]  # fmt: skip
     msgs = []
     for t in range(600):
@@ -305,6 +350,8 @@ def test_drift_outputs_do_not_depend_on_batching() -> None:
                                     "value": float(rng.normal(shift, 1))}).encode())  # fmt: skip
             msgs.append(json.dumps({"key": key, "metric": "req", "ts": t,
                                     "value": int(rng.poisson(5 + shift))}).encode())  # fmt: skip
+            msgs.append(json.dumps({"key": key, "metric": "slide", "ts": t,
+                                    "value": float(rng.normal(-shift, 1))}).encode())  # fmt: skip
     outputs = []
     for size in (len(msgs), 7, 1):
         engine = make_engine([{**r, "robust": True} for r in rules])
@@ -314,7 +361,7 @@ def test_drift_outputs_do_not_depend_on_batching() -> None:
             drift += out.drift
             anomalies += out.anomalies
         outputs.append((drift, anomalies, list(engine.state_rows())))
-    assert len(outputs[0][0]) >= 4  # both rules alarmed on both streams
+    assert {d.metric for d in outputs[0][0]} == {"lat", "req", "slide"}
     assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
 
 

@@ -57,6 +57,7 @@ class Drift(_Frozen):
 
     window_seconds: Positive | None = None
     window_events: Annotated[int, Field(ge=2)] | None = None
+    hop_events: Annotated[int, Field(ge=1)] | None = None  # sliding: compare every N events
     reference: Literal["previous", "baseline"] = "previous"
     baseline_windows: Annotated[float, Field(gt=1, le=1e6)] = 10.0
     false_alarm_rate: Probability = 0.001
@@ -69,7 +70,19 @@ class Drift(_Frozen):
     def _one_window(self) -> Drift:
         if (self.window_seconds is None) == (self.window_events is None):
             raise ValueError("set exactly one of window_seconds and window_events")
+        if self.hop_events is not None:
+            if self.window_events is None or self.reference != "previous":
+                raise ValueError("hop_events (sliding windows) needs window_events and "
+                                 "reference = 'previous'")  # fmt: skip
+            buckets = self.window_events // self.hop_events
+            if buckets * self.hop_events != self.window_events or not 1 < buckets <= 64:
+                raise ValueError("window_events must be 2 to 64 times hop_events")
         return self
+
+    @property
+    def buckets(self) -> int:
+        """Buckets per window of a sliding window (0: tumbling)."""
+        return 0 if self.hop_events is None else (self.window_events or 0) // self.hop_events
 
 
 _PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")

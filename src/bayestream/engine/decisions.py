@@ -30,6 +30,7 @@ from bayestream.models._protocol import (
     S_DRIFT,
     S_EXTRA,
     S_FALSE_ALARM,
+    S_HOP,
     S_KIND,
     S_MIN_EVENTS,
     S_NULL,
@@ -40,6 +41,7 @@ from bayestream.models._protocol import (
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
 )
+from bayestream.models._sliding import clear_sliding, sliding_width
 
 _KINDS = {
     "real": KIND_REAL,
@@ -106,6 +108,7 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_COOLDOWN] = drift.cooldown_windows
     head[S_RESET] = 1.0 if drift.reset_on_alarm else 0.0
     head[S_MIN_EVENTS] = drift.min_window_events
+    head[S_HOP] = drift.buckets
     k = len(rule.categories)
     head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
     out = np.concatenate([head, window_prior(rule)])
@@ -125,8 +128,13 @@ def row_prior(rule: Rule) -> np.ndarray:
         return np.concatenate([prior, extra])
     kind = window_kind(rule)
     k = len(rule.categories)
-    block = np.zeros(block_width(kind, k))
-    clear(block, 0, stats_width(kind, k))
+    sw = stats_width(kind, k)
+    if rule.drift.buckets:
+        block = np.zeros(sliding_width(rule.drift.buckets, sw))
+        clear_sliding(block, 0, rule.drift.buckets, sw)
+    else:
+        block = np.zeros(block_width(kind, k))
+        clear(block, 0, sw)
     return np.concatenate([prior, extra, block])
 
 

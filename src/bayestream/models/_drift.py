@@ -57,39 +57,36 @@ import math
 
 import numpy as np
 
-from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
 from bayestream.models._jit import inline, kernel
 from bayestream.models._protocol import (
     EXTRA,
     KIND_CATEGORY,
-    KIND_COUNT_EXPOSURE,
-    KIND_COUNT_TRIALS,
     KIND_REAL,
     N_OUT,
-    N_SETTINGS,
-    OUT_ALARM,
-    OUT_CHANGE,
     OUT_EVALUATED,
     OUT_FAP,
     OUT_KL,
-    OUT_REF_N,
     OUT_WIN_END,
-    OUT_WIN_N,
     OUT_WIN_START,
     S_BASELINE,
     S_COOLDOWN,
     S_DECAY,
-    S_DOF,
     S_EXTRA,
-    S_FALSE_ALARM,
+    S_HOP,
     S_KIND,
     S_MIN_EVENTS,
-    S_NULL,
     S_RESET,
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
 )
-from bayestream.models._special import gammaincc
+from bayestream.models._sliding import reset_sliding, slide_step
+from bayestream.models._windows import (
+    compare,
+    from_stats,
+    stats_add,
+    stats_merge,
+    stats_size,
+)
 
 B_START = 0
 B_LAST = 1
@@ -98,7 +95,6 @@ B_KL = 3
 B_FAP = 4
 B_REF_SQ = 5
 B_STATS = 6
-_TINY = 1e-300
 WINDOW_CLIP = 4.0
 """With ``robust``, a real value enters the windows winsorised at this many predictive scales
 from the predictive's centre, so one wild value cannot fake a variance change."""
@@ -112,159 +108,6 @@ def stats_width(kind: int, categories: int) -> int:
 def block_width(kind: int, categories: int) -> int:
     """Columns of the drift block."""
     return B_STATS + 2 * stats_width(kind, categories)
-
-
-def model_width(kind: int, categories: int) -> int:
-    """Parameters of the window model."""
-    return {KIND_REAL: 4, KIND_COUNT_EXPOSURE: 2, KIND_COUNT_TRIALS: 2}.get(kind, categories)
-
-
-# --- window statistics ----------------------------------------------------------------------
-
-
-@inline
-def stats_add(row: np.ndarray, off: int, kind: int, x: float, size: float) -> None:
-    """Add one observation to the statistics at ``row[off:]``."""
-    row[off] += 1.0
-    if kind == KIND_REAL:  # Welford
-        delta = x - row[off + 1]
-        row[off + 1] += delta / row[off]
-        row[off + 2] += delta * (x - row[off + 1])
-    elif kind == KIND_COUNT_EXPOSURE:
-        row[off + 1] += x
-        row[off + 2] += size
-    elif kind == KIND_COUNT_TRIALS:
-        row[off + 1] += x
-        row[off + 2] += size - x
-    else:
-        row[off + 1 + int(x)] += 1.0
-
-
-@inline
-def stats_merge(
-    dst: np.ndarray, d: int, decay: float, src: np.ndarray, o: int, kind: int, sw: int
-) -> None:
-    """``dst[d:] = decay * dst[d:] + src[o:]`` (for real values by Chan's formula)."""
-    if kind == KIND_REAL:
-        na = decay * dst[d]
-        nb = src[o]
-        n = na + nb
-        if n > 0.0:
-            diff = src[o + 1] - dst[d + 1]
-            m2 = decay * dst[d + 2] + src[o + 2] + na * nb / n * diff * diff
-            dst[d + 1] = dst[d + 1] + diff * nb / n
-            dst[d + 2] = m2
-        dst[d] = n
-        return
-    for j in range(sw):
-        dst[d + j] = decay * dst[d + j] + src[o + j]
-
-
-@inline
-def stats_size(row: np.ndarray, off: int, kind: int) -> float:
-    """Size of a window in the units of its information: events, exposure or trials."""
-    if kind == KIND_COUNT_EXPOSURE:
-        return row[off + 2]  # type: ignore[no-any-return]
-    if kind == KIND_COUNT_TRIALS:
-        return row[off + 1] + row[off + 2]  # type: ignore[no-any-return]
-    return row[off]  # type: ignore[no-any-return]
-
-
-@inline
-def from_stats(kind: int, prior: np.ndarray, row: np.ndarray, off: int, out: np.ndarray) -> None:
-    """Posterior parameters of ``prior`` updated with the statistics ``row[off:]`` (the batch
-    posterior of each family written in its statistics)."""
-    n = row[off]
-    if kind == KIND_REAL:
-        mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
-        mean = row[off + 1] if n > 0.0 else mu0
-        kappa = kappa0 + n
-        out[0] = (kappa0 * mu0 + n * mean) / kappa
-        out[1] = kappa
-        out[2] = alpha0 + 0.5 * n
-        beta = beta0 + 0.5 * row[off + 2] + kappa0 * n * (mean - mu0) ** 2 / (2.0 * kappa)
-        out[3] = max(beta, _TINY)  # constant values: a variance of (almost) zero, not NaN
-    elif kind == KIND_CATEGORY:
-        for j in range(prior.shape[0]):
-            out[j] = prior[j] + row[off + 1 + j]
-    else:
-        out[0] = prior[0] + row[off + 1]
-        out[1] = prior[1] + row[off + 2]
-
-
-@inline
-def model_kl(kind: int, p: np.ndarray, q: np.ndarray) -> float:
-    if kind == KIND_REAL:
-        return kl_normal_gamma(p, q)
-    if kind == KIND_COUNT_EXPOSURE:
-        return kl_gamma(p, q)
-    if kind == KIND_COUNT_TRIALS:
-        return kl_beta(p, q)
-    return kl_dirichlet(p, q)
-
-
-@inline
-def model_size(kind: int, p: np.ndarray) -> float:
-    """Pseudo-count of a window posterior: kappa, the Gamma rate, a + b, or sum of alpha."""
-    if kind == KIND_REAL:
-        return p[1]  # type: ignore[no-any-return]
-    if kind == KIND_COUNT_EXPOSURE:
-        return p[1]  # type: ignore[no-any-return]
-    if kind == KIND_COUNT_TRIALS:
-        return p[0] + p[1]  # type: ignore[no-any-return]
-    return p.sum()  # type: ignore[no-any-return]
-
-
-@inline
-def mean_change(kind: int, cur: np.ndarray, ref: np.ndarray) -> float:
-    """Current minus reference posterior mean; for categories, the index of the category whose
-    probability rose most."""
-    if kind == KIND_REAL:
-        return cur[0] - ref[0]  # type: ignore[no-any-return]
-    if kind == KIND_COUNT_EXPOSURE:
-        return cur[0] / cur[1] - ref[0] / ref[1]  # type: ignore[no-any-return]
-    if kind == KIND_COUNT_TRIALS:
-        return cur[0] / (cur[0] + cur[1]) - ref[0] / (ref[0] + ref[1])  # type: ignore[no-any-return]
-    best = 0
-    best_rise = -math.inf
-    total_c = cur.sum()
-    total_r = ref.sum()
-    for j in range(cur.shape[0]):
-        rise = cur[j] / total_c - ref[j] / total_r
-        if rise > best_rise:
-            best_rise = rise
-            best = j
-    return float(best)
-
-
-@inline
-def statistic(kl: float, dof: float, n_c: float, n_r: float, n_star: float) -> float:
-    """The chi-square-scale statistic X solved from the line of the module docstring
-    (asymptotically chi2_dof under no change; <= 0 means no evidence of change)."""
-    r = n_r / n_c
-    centre = 0.5 * dof * (r - 1.0 - math.log(r))
-    spread = n_r * (1.0 / n_c + 1.0 / n_star)
-    return 2.0 * (kl - centre) / spread
-
-
-@inline
-def false_alarm_probability(x: float, dof: float, table: np.ndarray) -> float:
-    """P(X >= x) under no change: chi2_dof, or a simulated null table ``[T, x_1..x_T,
-    log p_1..log p_T]`` (log-linear between points, the last two points' slope beyond)."""
-    if x <= 0.0:
-        return 1.0
-    t = int(table[0]) if table.shape[0] > 0 else 0
-    if t < 2:
-        return gammaincc(0.5 * dof, 0.5 * x)
-    xs = table[1 : 1 + t]
-    lp = table[1 + t : 1 + 2 * t]
-    if x <= xs[0]:
-        return min(math.exp(lp[0]), 1.0)
-    j = 1
-    while j < t - 1 and xs[j] < x:
-        j += 1
-    slope = (lp[j] - lp[j - 1]) / (xs[j] - xs[j - 1])
-    return min(math.exp(lp[j - 1] + slope * (x - xs[j - 1])), 1.0)
 
 
 # --- the per-event step ---------------------------------------------------------------------
@@ -298,9 +141,6 @@ def _close(
     kind = int(settings[S_KIND])
     cur = base + B_STATS
     ref = cur + sw
-    mw = 4 if kind == KIND_REAL else sw - 1 if kind == KIND_CATEGORY else 2
-    prior = settings[N_SETTINGS : N_SETTINGS + mw]
-    table = settings[N_SETTINGS + mw :]
     seconds = settings[S_WINDOW_SECONDS]
     start = row[base + B_START]
     last = row[base + B_LAST]
@@ -310,28 +150,16 @@ def _close(
     n_cur = stats_size(row, cur, kind)
     alarm = False
     if row[ref] > 0.0:
-        from_stats(kind, prior, row, cur, cur_post)
-        from_stats(kind, prior, row, ref, ref_post)
-        kl = model_kl(kind, cur_post, ref_post)
         n_ref = stats_size(row, ref, kind)
         n_star = n_ref * n_ref / row[base + B_REF_SQ] if row[base + B_REF_SQ] > 0.0 else n_ref
-        x = statistic(
-            kl, settings[S_DOF], model_size(kind, cur_post), model_size(kind, ref_post), n_star
+        quiet = row[base + B_COOLDOWN] > 0.0
+        kl, fap, alarm = compare(
+            settings, sw, row, cur, row, ref, n_star, quiet, cur_post, ref_post, out, i
         )
-        if settings[S_NULL] == 0.0:
-            fap = false_alarm_probability(x, settings[S_DOF], table[:0])
-        else:
-            fap = false_alarm_probability(x, settings[S_DOF], table)
-        alarm = fap < settings[S_FALSE_ALARM] and row[base + B_COOLDOWN] == 0.0
         row[base + B_KL] = kl
         row[base + B_FAP] = fap
-        out[i, OUT_EVALUATED] = 1.0
-        out[i, OUT_ALARM] = 1.0 if alarm else 0.0
         out[i, OUT_WIN_START] = start
         out[i, OUT_WIN_END] = last
-        out[i, OUT_CHANGE] = mean_change(kind, cur_post, ref_post)
-        out[i, OUT_WIN_N] = row[cur]
-        out[i, OUT_REF_N] = row[ref]
     if alarm:
         row[base + B_COOLDOWN] = settings[S_COOLDOWN]
         replace = True
@@ -369,6 +197,11 @@ def drift_step(
     (``reset_on_alarm``): the caller then rebuilds it with :func:`reset_posterior`."""
     base = int(settings[S_EXTRA]) + EXTRA
     kind = int(settings[S_KIND])
+    if settings[S_HOP] > 0.0:
+        alarm = slide_step(row, settings, sw, fresh, t, x, size, out, i, cur_post, ref_post)
+        out[i, OUT_KL] = row[base + B_KL]
+        out[i, OUT_FAP] = row[base + B_FAP]
+        return alarm and settings[S_RESET] == 1.0
     if fresh:
         clear(row, base, sw)
     cur = base + B_STATS
@@ -398,6 +231,8 @@ def reset_posterior(
 ) -> float:
     """Rebuild the family parameters ``row[:width]`` as ``prior`` updated with the reference
     and the current window (the new regime); returns the events behind it (the new n_eff)."""
+    if settings[S_HOP] > 0.0:
+        return reset_sliding(row, settings, sw, prior, scratch)
     base = int(settings[S_EXTRA]) + EXTRA
     kind = int(settings[S_KIND])
     cur = base + B_STATS
@@ -420,7 +255,7 @@ def replay_windows(settings: np.ndarray, sw: int, draws: np.ndarray) -> np.ndarr
     out = np.full((1, N_OUT), np.nan)
     faps = np.full((streams, windows), np.nan)
     mw = 4 if int(settings[S_KIND]) == KIND_REAL else 2
-    cur_post, ref_post = np.empty(mw), np.empty(mw)
+    cur_post, ref_post = np.empty(mw + sw), np.empty(mw + sw)
     for s in range(streams):
         clear(row, base, sw)
         for j in range(windows):

@@ -140,7 +140,7 @@ def update(
     drift = settings[S_DRIFT] == 1.0
     width = prior.shape[0]
     sw = 3
-    cur_post, ref_post, scratch = np.empty(width), np.empty(width), np.empty(sw)
+    cur_post, ref_post, scratch = np.empty(width + sw), np.empty(width + sw), np.empty(sw)
     for i in range(slots.shape[0]):
         s = slots[i]
         fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL

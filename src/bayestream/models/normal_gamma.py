@@ -133,7 +133,7 @@ def update(
     extra = int(settings[S_EXTRA])
     drift = settings[S_DRIFT] == 1.0
     sw = 3
-    cur_post, ref_post, scratch = np.empty(WIDTH), np.empty(WIDTH), np.empty(sw)
+    cur_post, ref_post, scratch = np.empty(WIDTH + sw), np.empty(WIDTH + sw), np.empty(sw)
     for i in range(slots.shape[0]):
         s = slots[i]
         fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL

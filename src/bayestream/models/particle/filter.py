@@ -268,7 +268,7 @@ def update(
     w = np.empty(p)
     z = np.empty(p)
     words = np.empty(4 * ((p + 3) // 4), dtype=np.uint64)
-    cur_post, ref_post = np.empty(4), np.empty(4)
+    cur_post, ref_post = np.empty(7), np.empty(7)  # window model + statistics
     for i in range(slots.shape[0]):
         out_status[i] = apply_event(
             params, bits, last_ts, n_eff, obs_size, p, model, obs, nu, q, per_event, r,
@@ -327,7 +327,7 @@ def update_parallel(
         w = np.empty(p)
         z = np.empty(p)
         words = np.empty(4 * ((p + 3) // 4), dtype=np.uint64)
-        cur_post, ref_post = np.empty(4), np.empty(4)
+        cur_post, ref_post = np.empty(7), np.empty(7)  # window model + statistics
         for g in range(c * groups // chunks, (c + 1) * groups // chunks):
             for k in range(starts[g], starts[g + 1]):
                 i = order[k]
