@@ -26,9 +26,15 @@ RULES: list[dict[str, Any]] = [
         "anomaly_threshold": 0.01,
         "prior": {"mu": 10.0, "kappa": 1.0, "alpha": 2.0, "beta": 2.0},
         "half_life_seconds": 50,
+        "drift": {"window_events": 10, "false_alarm_rate": 0.05, "reset_on_alarm": True},
     },
     {"metric": "err", "family": "beta_binomial", "anomaly_threshold": 0.01},
-    {"metric": "req", "family": "gamma_poisson", "anomaly_threshold": 0.01},
+    {
+        "metric": "req",
+        "family": "gamma_poisson",
+        "anomaly_threshold": 0.01,
+        "drift": {"window_events": 10, "reference": "baseline", "false_alarm_rate": 0.05},
+    },
 ]
 
 
@@ -51,6 +57,8 @@ def config_for(tmp: str, batch_size: int = 500, **kafka: Any) -> Config:
                 "group_id": f"{tmp}.group",
                 "posteriors_topic": f"{tmp}.posteriors",
                 "anomalies_topic": f"{tmp}.anomalies",
+                "drift_topic": f"{tmp}.drift",
+                "calibration_topic": f"{tmp}.calibration",
                 "dead_letter_topic": f"{tmp}.dead",
                 "batch_size": batch_size,
                 "metrics_port": None,
@@ -200,7 +208,7 @@ def file_run(tmp_path: Path, config: Config, lines: list[bytes]) -> dict[str, li
     run_file(Engine(config), source, tmp_path / "out", 64)
     return {
         name: [json.loads(x) for x in (tmp_path / "out" / f"{name}.jsonl").read_text().splitlines()]
-        for name in ("posteriors", "anomalies", "dead_letter")
+        for name in ("posteriors", "anomalies", "drift", "dead_letter")
     }
 
 
@@ -246,6 +254,8 @@ def write_config(path: Path, tmp: str, batch_size: int = 200, **kafka: Any) -> C
         "group_id": f"{tmp}.group",
         "posteriors_topic": f"{tmp}.posteriors",
         "anomalies_topic": f"{tmp}.anomalies",
+        "drift_topic": f"{tmp}.drift",
+        "calibration_topic": f"{tmp}.calibration",
         "dead_letter_topic": f"{tmp}.dead",
         "batch_size": batch_size,
         "metrics_port": 0,
@@ -260,6 +270,7 @@ def write_config(path: Path, tmp: str, batch_size: int = 200, **kafka: Any) -> C
         lines += [f"{json.dumps(k)} = {toml_value(v)}" for k, v in table.items()]
     for rule in RULES:
         lines += ["", "[[rule]]"] + [f"{k} = {toml_value(v)}" for k, v in rule.items()]
+        # (a table value such as drift is written inline: drift = { window_events = 10, ... })
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(path)
 
@@ -440,6 +451,9 @@ class Published:
         k = config.kafka
         self.anomalies: Counter[bytes] = Counter(
             m.value() for m in read_all(bootstrap, k.anomalies_topic, timeout)
+        )
+        self.drift: Counter[bytes] = Counter(
+            m.value() for m in read_all(bootstrap, k.drift_topic, timeout)
         )
         self.dead: list[dict[str, Any]] = []
         for m in read_all(bootstrap, k.dead_letter_topic, timeout):

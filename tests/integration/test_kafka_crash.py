@@ -160,6 +160,8 @@ def test_killed_process_restarts_without_loss_or_duplicates(
     got = _published(bootstrap, config)
     assert max(got.anomalies.values()) == 1, "duplicate anomalies"
     assert got.anomalies == reference.anomalies
+    assert max(got.drift.values()) == 1, "duplicate drift records"
+    assert got.drift == reference.drift
     assert {d["topic"] for d in got.dead} == {topic}
     assert got.dead_multiset() == reference.dead_multiset()
     assert got.estimates() == reference.estimates()

@@ -49,6 +49,10 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
     key = lambda a: (a["key"], a["metric"], a["ts"])  # noqa: E731
     assert sorted(anomalies, key=key) == sorted(files["anomalies"], key=key)
     assert len(anomalies) > 0
+    drift = [json.loads(m.value()) for m in read_all(kafka_bootstrap, f"{tmp}.drift")]
+    where = lambda d: (d["key"], d["metric"], d["window_end"])  # noqa: E731
+    assert sorted(drift, key=where) == sorted(files["drift"], key=where)
+    assert len(drift) > 0
     reasons = sorted(dict(m.headers())["bayestream.reason"].decode() for m in dead)
     # the file runner skips the blank line; on Kafka an empty message is a dead letter
     assert reasons == sorted([d["reason"] for d in files["dead_letter"]] + ["invalid_json"])

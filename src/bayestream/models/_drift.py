@@ -11,11 +11,11 @@ Each stream of a rule with ``[rule.drift]`` keeps, in its row from column
     D+6 ...        statistics of the current window (``sw`` columns)
     D+6+sw ...     statistics of the reference (``sw`` columns)
 
-Window statistics are linear in the observations, so windows add and scale: ``(events, mean,
-M2)`` for real values (merged by Chan's formula), ``(events, sum of counts, sum of exposures)``,
-``(events, successes, failures)``, ``(events, count_1..count_K)``. The window model is the
-conjugate family of the observation kind; a window's posterior is a weak *window prior* (the
-rule's prior with its pseudo-counts scaled down) updated with the window's statistics. Windows
+Window statistics and the window model are in :mod:`bayestream.models._windows`; a window's
+posterior is a weak *window prior* (for real values the reference prior of a normal sample, for
+counts and categories the rule's prior with its pseudo-counts scaled down) updated with the
+window's statistics. Sliding windows (``hop_events``) are in :mod:`bayestream.models._sliding`.
+Windows
 see every applied event with weight 1, not the robust weight: a regime change that the robust
 posterior refuses to follow is exactly what drift detection must see. With ``robust``, a real
 value enters the windows winsorised at ``WINDOW_CLIP`` predictive scales from the stream's
@@ -39,8 +39,10 @@ where n* is the effective size of the reference estimate: n* = n_r for the previ
 the baseline, an exponentially weighted sum of past windows with weights w_j = lambda^j, n* =
 (sum w_j n_j)^2 / sum w_j^2 n_j (Kish). For two windows of equal size this is KL ~ chi2_k, the
 remark in DESIGN.md. The false-alarm probability of an observed KL is the chi2_k survival
-function of the statistic solved from this line; an alarm is raised when it is below the
-configured ``false_alarm_rate`` and the stream is not cooling down.
+function of the statistic solved from this line, or, where a simulated null table is given
+(real values in count windows, :mod:`bayestream.engine.null`), read from that table; an alarm
+is raised when it is below the configured ``false_alarm_rate`` and the stream is not cooling
+down.
 
 After a window is compared it becomes (or, for the baseline, is added to) the reference. After
 an alarm the reference *restarts* from the alarming window, and for ``cooldown_windows``
