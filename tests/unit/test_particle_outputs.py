@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from bayestream.models import particle as pf
+from bayestream.models._protocol import OUT_PIT, OUT_PROB
 from bayestream.models.particle import resampling
 from tests.unit.test_particle_harness import Config, Rows
 
@@ -147,3 +148,53 @@ def test_resampling_is_unbiased(scheme: int) -> None:
         assert np.all(np.abs(counts - expected) < 1.0 + 1e-9)
     if scheme == pf.RESAMPLE_RESIDUAL:
         assert np.all(counts >= np.floor(expected) - 1e-9)
+
+
+def _outlier_density(cfg: Config, x: np.ndarray, w: np.ndarray, y: float, size: float) -> float:
+    """q(y): the broad component around the particles' predictive (widened 10 times)."""
+    c = 10.0
+    if cfg.model == pf.MODEL_BINOMIAL_RATE:
+        return 1.0 / (size + 1.0)
+    if cfg.model == pf.MODEL_POISSON_RATE:
+        lam = size * np.exp(x)
+        m = w @ lam
+        var = c**2 * (m + w @ (lam - m) ** 2)
+        p = m / var
+        return float(stats.nbinom.pmf(y, m * p / (1 - p), p))
+    m = w @ x
+    spread = w @ (x - m) ** 2 + cfg.r
+    if cfg.obs == pf.OBS_NORMAL:
+        return float(stats.norm.pdf(y, m, c * np.sqrt(spread)))
+    return float(stats.t.pdf(y, cfg.nu, m, c * np.sqrt(spread)))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_anomaly_probability_is_the_mixture_posterior(case: str) -> None:
+    """P(outlier | y) = e q / (e q + (1 - e) p) with p the particles' predictive density (or
+    mass) and q the broad component, e = 0.001; PIT = mid-p lower tail."""
+    cfg, size, ys = CASES[case]
+    for y in ys:
+        rows = warmed(cfg, size, seed=13)
+        x, w = rows.x()[0].copy(), rows.w()[0].copy()
+        rows.update([0], [2.0], [y], [size])
+        lower, at, _ = mixture_tails(cfg, x, w, y, size)
+        if cfg.model == pf.MODEL_LOCAL_LEVEL:
+            dist = stats.norm if cfg.obs == pf.OBS_NORMAL else stats.t(cfg.nu)
+            at = float(w @ dist.pdf((y - x) / np.sqrt(cfg.r))) / np.sqrt(cfg.r)
+        q = _outlier_density(cfg, x, w, y, size)
+        want = 0.001 * q / (0.001 * q + 0.999 * at)
+        mass = 0.0 if cfg.model == pf.MODEL_LOCAL_LEVEL else at
+        np.testing.assert_allclose(rows.last_out[0, OUT_PROB], want, rtol=1e-8, atol=1e-300)
+        np.testing.assert_allclose(rows.last_out[0, OUT_PIT], lower + 0.5 * mass, atol=1e-12)
+
+
+def test_robust_update_tempers_the_likelihood_by_one_minus_the_probability() -> None:
+    cfg = Config(p=50, per_event=False, q=0.5, r=0.7, robust=True)
+    for y in (0.4, 2.5, 9.0):
+        rows = warmed(cfg, 1.0, seed=14)
+        x, w = rows.x()[0].copy(), rows.w()[0].copy()
+        rows.update([0], [2.0], [y], [1.0])
+        weight = 1.0 - rows.last_out[0, OUT_PROB]
+        want = w * stats.norm.pdf(y, x, np.sqrt(cfg.r)) ** weight
+        np.testing.assert_allclose(rows.w()[0], want / want.sum(), rtol=1e-9)
+    assert weight < 0.01  # 9.0 is far from every particle: the weights barely move
