@@ -180,7 +180,7 @@ def _close(
     return alarm
 
 
-@inline
+@kernel
 def drift_step(
     row: np.ndarray,
     settings: np.ndarray,
@@ -227,7 +227,7 @@ def drift_step(
     return alarm and settings[S_RESET] == 1.0
 
 
-@inline
+@kernel
 def reset_posterior(
     row: np.ndarray, settings: np.ndarray, sw: int, prior: np.ndarray, scratch: np.ndarray
 ) -> float:
