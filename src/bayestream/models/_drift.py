@@ -102,6 +102,15 @@ WINDOW_CLIP = 4.0
 from the predictive's centre, so one wild value cannot fake a variance change."""
 
 
+@inline
+def window_stats_width(settings: np.ndarray) -> int:
+    """Columns of one window's statistics, from the rule's settings (categories: K + 1, the
+    family's width being K)."""
+    if int(settings[S_KIND]) == KIND_CATEGORY:
+        return int(settings[S_EXTRA]) + 1
+    return 3
+
+
 def stats_width(kind: int, categories: int) -> int:
     """Columns of one window's statistics."""
     return categories + 1 if kind == KIND_CATEGORY else 3
@@ -184,7 +193,6 @@ def _close(
 def drift_step(
     row: np.ndarray,
     settings: np.ndarray,
-    sw: int,
     fresh: bool,
     t: float,
     x: float,
@@ -199,6 +207,7 @@ def drift_step(
     (``reset_on_alarm``): the caller then rebuilds it with :func:`reset_posterior`."""
     base = int(settings[S_EXTRA]) + EXTRA
     kind = int(settings[S_KIND])
+    sw = window_stats_width(settings)
     if settings[S_HOP] > 0.0:
         alarm = slide_step(row, settings, sw, fresh, t, x, size, out, i, cur_post, ref_post)
         out[i, OUT_KL] = row[base + B_KL]
@@ -229,10 +238,11 @@ def drift_step(
 
 @kernel
 def reset_posterior(
-    row: np.ndarray, settings: np.ndarray, sw: int, prior: np.ndarray, scratch: np.ndarray
+    row: np.ndarray, settings: np.ndarray, prior: np.ndarray, scratch: np.ndarray
 ) -> float:
     """Rebuild the family parameters ``row[:width]`` as ``prior`` updated with the reference
     and the current window (the new regime); returns the events behind it (the new n_eff)."""
+    sw = window_stats_width(settings)
     if settings[S_HOP] > 0.0:
         return reset_sliding(row, settings, sw, prior, scratch)
     base = int(settings[S_EXTRA]) + EXTRA

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
-from bayestream.models._jit import inline
+from bayestream.models._jit import inline, kernel
 from bayestream.models._protocol import (
     KIND_CATEGORY,
     KIND_COUNT_EXPOSURE,
@@ -190,7 +190,7 @@ def model_width(kind: int, sw: int) -> int:
     return sw - 1 if kind == KIND_CATEGORY else 2
 
 
-@inline
+@kernel
 def compare(
     settings: np.ndarray,
     sw: int,

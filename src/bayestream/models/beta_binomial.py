@@ -174,9 +174,9 @@ def update(
         obs_size[s] = size[i]
         row = params[s]
         if drift and drift_step(
-            row, settings, sw, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
+            row, settings, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
         ):
-            n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
+            n_eff[s] = reset_posterior(row, settings, prior, scratch)
             continue
         w = 1.0 - prob if robust else 1.0
         params[s, 0] = a + w * x[i]

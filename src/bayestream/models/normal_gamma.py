@@ -175,10 +175,8 @@ def update(
         xw = x[i]  # what the drift windows see: with robust, winsorised at WINDOW_CLIP scales
         if robust and abs(z) > WINDOW_CLIP:
             xw = loc + scale * math.copysign(WINDOW_CLIP, z)
-        if drift and drift_step(
-            row, settings, sw, fresh, ts[i], xw, 1.0, out, i, cur_post, ref_post
-        ):
-            n_eff[s] = reset_posterior(row, settings, sw, prior, scratch)
+        if drift and drift_step(row, settings, fresh, ts[i], xw, 1.0, out, i, cur_post, ref_post):
+            n_eff[s] = reset_posterior(row, settings, prior, scratch)
             continue
         w = 1.0 - prob if robust else 1.0
         dev = x[i] - mu

@@ -227,7 +227,7 @@ def apply_event(
     params[s, 2 * p + 2] = prob
     if settings[S_DRIFT] == 1.0 and ok:
         # particle windows are never categorical: 3 statistics; no reset (see the config)
-        drift_step(params[s], settings, 3, fresh, t, y, size, out, i, cur_post, ref_post)
+        drift_step(params[s], settings, fresh, t, y, size, out, i, cur_post, ref_post)
     return APPLIED
 
 
