@@ -443,3 +443,23 @@ def test_one_wild_value_is_an_anomaly_not_a_drift_when_robust() -> None:
     assert [d.window_start for d in plain.drift] == [250.0]
     assert robust.drift == []
     assert robust.scores[275, OUT_PROB] > 0.99
+
+
+def test_a_stream_that_starts_with_an_outlier_does_not_lock_up() -> None:
+    """An error rate of 5% whose first event is 20 failures of 20: taken in full (the flat
+    prior's predictive is the uniform outlier component itself), it pins Beta(21, 1); if the
+    robust weights applied from the start, every clean event would then look like an outlier
+    and the posterior would never come back. Robust weighting waits for robust_min_events."""
+    rng = np.random.default_rng(21)
+    successes = np.concatenate([[20], rng.binomial(20, 0.05, 500)])
+
+    def final_mean(**rule: Any) -> float:
+        engine = make_engine([{"metric": "e", "family": "beta_binomial", **rule}])
+        msgs = [json.dumps({"key": "k", "metric": "e", "ts": t, "value": int(v), "trials": 20})
+                .encode() for t, v in enumerate(successes)]  # fmt: skip
+        engine.process(RawBatch.from_messages(msgs))
+        a, b = next(engine.state_rows()).params[:2]
+        return float(a / (a + b))
+
+    assert abs(final_mean(robust=True) - 0.05) < 0.01  # the default: robust_min_events = 10
+    assert final_mean(robust=True, robust_min_events=0) > 0.5  # locked on the first event

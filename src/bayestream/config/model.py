@@ -109,6 +109,7 @@ class Rule(_Frozen):
     robust: bool = True
     outlier_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.001
     outlier_scale: Annotated[float, Field(gt=1, le=1e6)] = 10.0
+    robust_min_events: Annotated[float, Field(ge=0)] = 10.0
     anomaly_probability_threshold: Probability | None = None
     fdr: Probability | None = None
     drift: Drift | None = None

@@ -38,6 +38,7 @@ from bayestream.models._protocol import (
     S_OUTLIER_SCALE,
     S_RESET,
     S_ROBUST,
+    S_ROBUST_MIN,
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
 )
@@ -94,6 +95,7 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_ROBUST] = 1.0 if rule.robust else 0.0
     head[S_OUTLIER_RATE] = rule.outlier_rate
     head[S_OUTLIER_SCALE] = rule.outlier_scale
+    head[S_ROBUST_MIN] = rule.robust_min_events
     head[S_EXTRA] = family_width(rule)
     kind = window_kind(rule)
     head[S_KIND] = kind

@@ -47,7 +47,8 @@ S_DOF = 13  # degrees of freedom of the chi-square null (parameters of the windo
 S_KIND = 14  # what a window accumulates: KIND_* below
 S_NULL = 15  # points T of a simulated null table (0: the chi-square null)
 S_HOP = 16  # sliding count windows: buckets per window (window_events / hop_events); 0: tumbling
-N_SETTINGS = 17  # then the window prior (window-model parameters), then the null table:
+S_ROBUST_MIN = 17  # robust weights apply once a stream's n_eff reaches this; before, weight 1
+N_SETTINGS = 18  # then the window prior (window-model parameters), then the null table:
 # T statistics x_1 < ... < x_T and the log false-alarm probabilities log P(X >= x_j)
 
 # --- what a drift window accumulates ----------------------------------------------------------

@@ -35,6 +35,7 @@ from bayestream.models._protocol import (
     S_EXTRA,
     S_OUTLIER_RATE,
     S_ROBUST,
+    S_ROBUST_MIN,
 )
 from bayestream.models._special import betaincinv, betaln, gammaln
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, mid_p_tail
@@ -135,6 +136,7 @@ def update(
 ) -> None:
     """Apply events in order (``x`` successes out of ``size`` trials); see normal_gamma.update."""
     robust = settings[S_ROBUST] == 1.0
+    robust_min = settings[S_ROBUST_MIN]
     rate = settings[S_OUTLIER_RATE]
     extra = int(settings[S_EXTRA])
     drift = settings[S_DRIFT] == 1.0
@@ -178,7 +180,7 @@ def update(
         ):
             n_eff[s] = reset_posterior(row, settings, prior, scratch)
             continue
-        w = 1.0 - prob if robust else 1.0
+        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
         params[s, 0] = a + w * x[i]
         params[s, 1] = b + w * (size[i] - x[i])
         n_eff[s] += w

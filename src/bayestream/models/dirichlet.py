@@ -32,6 +32,7 @@ from bayestream.models._protocol import (
     S_EXTRA,
     S_OUTLIER_RATE,
     S_ROBUST,
+    S_ROBUST_MIN,
 )
 from bayestream.models._special import betaincinv
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear
@@ -82,6 +83,7 @@ def update(
     """Apply events in order (``x`` a category index); see normal_gamma.update. The PIT is
     NaN: categories have no order."""
     robust = settings[S_ROBUST] == 1.0
+    robust_min = settings[S_ROBUST_MIN]
     rate = settings[S_OUTLIER_RATE]
     extra = int(settings[S_EXTRA])
     drift = settings[S_DRIFT] == 1.0
@@ -125,7 +127,7 @@ def update(
         ):
             n_eff[s] = reset_posterior(row, settings, prior, scratch)
             continue
-        w = 1.0 - prob if robust else 1.0
+        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
         params[s, k] += w
         n_eff[s] += w
 

@@ -35,6 +35,7 @@ from bayestream.models._protocol import (
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_ROBUST,
+    S_ROBUST_MIN,
 )
 from bayestream.models._special import betainc, betaincc, gammaincinv
 from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, mid_p_tail
@@ -126,6 +127,7 @@ def update(
 ) -> None:
     """Apply events in order (``x`` counts over exposure ``size``); see normal_gamma.update."""
     robust = settings[S_ROBUST] == 1.0
+    robust_min = settings[S_ROBUST_MIN]
     rate = settings[S_OUTLIER_RATE]
     widen = settings[S_OUTLIER_SCALE]
     extra = int(settings[S_EXTRA])
@@ -173,7 +175,7 @@ def update(
         ):
             n_eff[s] = reset_posterior(row, settings, prior, scratch)
             continue
-        w = 1.0 - prob if robust else 1.0
+        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
         params[s, 0] = a + w * x[i]
         params[s, 1] = b + w * e
         n_eff[s] += w

@@ -43,6 +43,7 @@ from bayestream.models._protocol import (
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_ROBUST,
+    S_ROBUST_MIN,
 )
 from bayestream.models._special import stdtr, stdtrit
 from bayestream.models._stream import APPLIED, LATE, begin_event
@@ -128,6 +129,7 @@ def update(
     ``size`` is unused (kept for a common signature)."""
     mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
     robust = settings[S_ROBUST] == 1.0
+    robust_min = settings[S_ROBUST_MIN]
     rate = settings[S_OUTLIER_RATE]
     widen = settings[S_OUTLIER_SCALE]
     extra = int(settings[S_EXTRA])
@@ -178,7 +180,7 @@ def update(
         if drift and drift_step(row, settings, fresh, ts[i], xw, 1.0, out, i, cur_post, ref_post):
             n_eff[s] = reset_posterior(row, settings, prior, scratch)
             continue
-        w = 1.0 - prob if robust else 1.0
+        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
         dev = x[i] - mu
         params[s, 0] = mu + w * dev / (kappa + w)
         params[s, 3] = beta + kappa * w * dev * dev / (2.0 * (kappa + w))

@@ -62,6 +62,7 @@ from bayestream.models._protocol import (
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_ROBUST,
+    S_ROBUST_MIN,
 )
 from bayestream.models._stream import APPLIED, LATE, side_tail
 from bayestream.models.particle.codes import (
@@ -199,7 +200,8 @@ def apply_event(
         if model == MODEL_LOCAL_LEVEL:
             log_p = top + math.log(total) + continuous_constant(obs, nu, r)
         prob = mixture_probability(log_q - log_p, settings[S_OUTLIER_RATE])
-        weight = 1.0 - prob if settings[S_ROBUST] == 1.0 else 1.0
+        robust = settings[S_ROBUST] == 1.0 and n_eff[s] >= settings[S_ROBUST_MIN]
+        weight = 1.0 - prob if robust else 1.0
         if weight != 1.0:  # temper the likelihood: lw_j + weight log p(y | x_j)
             top = -math.inf
             for j in range(p):
