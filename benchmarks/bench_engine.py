@@ -261,7 +261,7 @@ def _agree(engine: Engine, state: dict[tuple[str, str], list[float]]) -> bool:
     rows = {(r.key, r.metric): r for r in engine.state_rows()}
     if rows.keys() != state.keys():
         return False
-    return all(np.allclose(rows[k].params, v[:4], rtol=1e-9, atol=0) for k, v in state.items())
+    return all(np.allclose(rows[k].params[:4], v[:4], rtol=1e-9, atol=0) for k, v in state.items())
 
 
 if __name__ == "__main__":
