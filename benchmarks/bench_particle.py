@@ -30,6 +30,15 @@ import numpy as np
 from scipy.special import ndtr
 
 from bayestream.models import particle as pf
+from bayestream.models._protocol import (
+    N_OUT,
+    N_SETTINGS,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    S_ROBUST,
+    S_ROBUST_MIN,
+)
 
 STREAMS = 10_000
 Q, R = 0.1, 1.0
@@ -38,18 +47,28 @@ Q, R = 0.1, 1.0
 class Rows:
     def __init__(self, p: int, n: int) -> None:
         self.p = p
-        self.params = np.zeros((n, pf.row_width(p)))
+        # particles, weights, generator, then the last anomaly probability (as in the engine)
+        self.params = np.zeros((n, pf.row_width(p) + 1))
         self.last_ts = np.full(n, np.nan)
         self.n_eff = np.zeros(n)
         self.obs_size = np.full(n, np.nan)
-        pf.seed_rows(self.params, np.arange(n), np.arange(n, dtype=np.uint64) * np.uint64(7919))
+        keys = np.arange(n, dtype=np.uint64) * np.uint64(7919)
+        pf.seed_rows(self.params, p, np.arange(n), keys)
+        # the engine's defaults: robust updating (tempered likelihood) and anomaly probability
+        self.settings = np.zeros(N_SETTINGS)
+        self.settings[S_ROBUST] = 1.0
+        self.settings[S_ROBUST_MIN] = 10.0
+        self.settings[S_OUTLIER_RATE] = 0.001
+        self.settings[S_OUTLIER_SCALE] = 10.0
+        self.settings[S_EXTRA] = pf.row_width(p)
 
     def run(self, fn: Any, slots: np.ndarray, ts: np.ndarray, y: np.ndarray) -> None:
         m = slots.size
         fn(
             self.params, self.last_ts, self.n_eff, self.obs_size, self.p, pf.MODEL_LOCAL_LEVEL,
             pf.OBS_NORMAL, 5.0, Q, True, R, 0.0, 1.0, pf.RESAMPLE_SYSTEMATIC, 0.5, 0, np.inf,
-            slots, ts, y, np.ones(m), np.full(m, -np.inf), np.empty(m), np.empty(m, np.int8),
+            slots, ts, y, np.ones(m), np.full(m, -np.inf), self.settings,
+            np.full((m, N_OUT), np.nan), np.empty(m, np.int8),
         )  # fmt: skip
 
 
