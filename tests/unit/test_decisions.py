@@ -463,3 +463,12 @@ def test_a_stream_that_starts_with_an_outlier_does_not_lock_up() -> None:
 
     assert abs(final_mean(robust=True) - 0.05) < 0.01  # the default: robust_min_events = 10
     assert final_mean(robust=True, robust_min_events=0) > 0.5  # locked on the first event
+
+
+def test_rows_of_a_rule_with_drift_restore_into_one_without() -> None:
+    with_drift, _ = _stream(np.arange(40.0), drift={"window_events": 5})
+    plain = make_engine([{"metric": "m", "family": "normal_gamma"}])
+    assert plain.restore(with_drift.state_rows()) == 1
+    np.testing.assert_array_equal(
+        next(plain.state_rows()).params, next(with_drift.state_rows()).params[:5]
+    )

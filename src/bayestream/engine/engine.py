@@ -492,10 +492,11 @@ class Engine:
         for r, rule in enumerate(self.rules):
             store = self.stores[r]
             k = self._priors[r].shape[0]
+            known = (batch.width == store.width) | (batch.width == k) | (batch.width == k + EXTRA)
+            if rule.family in ("normal_gamma", "beta_binomial", "gamma_poisson"):
+                known |= batch.width > k + EXTRA  # fixed width: any drift block can be dropped
             rows = np.flatnonzero(
-                (rule_of == r)
-                & (batch.family_code == kernels.family_code(rule))
-                & ((batch.width == store.width) | (batch.width == k) | (batch.width == k + EXTRA))
+                (rule_of == r) & (batch.family_code == kernels.family_code(rule)) & known
             )
             if rows.size == 0:
                 continue
