@@ -120,6 +120,17 @@ def kafka_target() -> Iterator[KafkaTarget]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(kafka_target: KafkaTarget) -> str:
+def kafka_bootstrap(kafka_target: KafkaTarget, compiled_kernels: None) -> str:
     """``bootstrap.servers`` of the session's Kafka broker."""
     return kafka_target.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def compiled_kernels() -> None:
+    """Compile the kernels the tests' rules use once, before any test starts its clocks: the
+    ``bayestream run --kafka`` subprocesses then load them from the on-disk cache instead of
+    each spending its first seconds (tens of them with a cold cache) compiling."""
+    from bayestream.engine.warmup import warm_up
+    from tests.integration.kafka_helpers import config_for
+
+    warm_up(config_for("warm-up"))
