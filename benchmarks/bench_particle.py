@@ -31,6 +31,7 @@ from scipy.special import ndtr
 
 from bayestream.models import particle as pf
 from bayestream.models._protocol import (
+    EXTRA,
     N_OUT,
     N_SETTINGS,
     S_EXTRA,
@@ -48,7 +49,7 @@ class Rows:
     def __init__(self, p: int, n: int) -> None:
         self.p = p
         # particles, weights, generator, then the last anomaly probability (as in the engine)
-        self.params = np.zeros((n, pf.row_width(p) + 1))
+        self.params = np.zeros((n, pf.row_width(p) + EXTRA))
         self.last_ts = np.full(n, np.nan)
         self.n_eff = np.zeros(n)
         self.obs_size = np.full(n, np.nan)

@@ -272,8 +272,8 @@ class Rows:
 
     def __post_init__(self) -> None:
         self.prior = np.ascontiguousarray(self.prior, dtype=np.float64)
-        # the kernels' rows: the family's parameters, then the last anomaly probability
-        self.full = np.tile(np.append(self.prior, np.nan), (self.n, 1))
+        # the kernels' rows: the family's parameters, the last anomaly probability, the run
+        self.full = np.tile(np.append(self.prior, [np.nan, 0.0]), (self.n, 1))
         self.params = self.full[:, : self.prior.shape[0]]
         self.last_ts = np.full(self.n, np.nan)
         self.n_eff = np.zeros(self.n)

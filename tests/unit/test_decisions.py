@@ -21,6 +21,7 @@ from bayestream.engine import decisions
 from bayestream.engine.alerts import benjamini_hochberg
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
 from bayestream.models._protocol import (
+    EXTRA,
     N_OUT,
     OUT_ALARM,
     OUT_EVALUATED,
@@ -387,7 +388,7 @@ def test_rows_of_a_rule_without_drift_restore_into_one_with_drift() -> None:
     )
     assert with_drift.restore(plain.state_rows()) == 1
     row = next(with_drift.state_rows())
-    np.testing.assert_array_equal(row.params[:5], next(plain.state_rows()).params)
+    np.testing.assert_array_equal(row.params[: 4 + EXTRA], next(plain.state_rows()).params)
 
 
 # --- selection: probability threshold and FDR ----------------------------------------------
@@ -462,7 +463,9 @@ def test_a_stream_that_starts_with_an_outlier_does_not_lock_up() -> None:
         return float(a / (a + b))
 
     assert abs(final_mean(robust=True) - 0.05) < 0.01  # the default: robust_min_events = 10
-    assert final_mean(robust=True, robust_min_events=0) > 0.5  # locked on the first event
+    locked = final_mean(robust=True, robust_min_events=0, outlier_run_reset=0)
+    assert locked > 0.5  # without either protection: locked on the first event for ever
+    assert abs(final_mean(robust=True, robust_min_events=0) - 0.05) < 0.01  # the run reset
 
 
 def test_rows_of_a_rule_with_drift_restore_into_one_without() -> None:
@@ -470,5 +473,21 @@ def test_rows_of_a_rule_with_drift_restore_into_one_without() -> None:
     plain = make_engine([{"metric": "m", "family": "normal_gamma"}])
     assert plain.restore(with_drift.state_rows()) == 1
     np.testing.assert_array_equal(
-        next(plain.state_rows()).params, next(with_drift.state_rows()).params[:5]
+        next(plain.state_rows()).params, next(with_drift.state_rows()).params[: 4 + EXTRA]
     )
+
+
+def test_a_long_run_of_outliers_is_a_regime_change_not_a_burst() -> None:
+    """A robust posterior without forgetting would treat a lasting level shift as outliers
+    for ever; after outlier_run_reset (50) of them in a row it restarts from the prior. A
+    burst shorter than that leaves the posterior where it was."""
+    rng = np.random.default_rng(31)
+    shifted = np.concatenate([rng.normal(0, 1, 500), rng.normal(8, 1, 300)])
+    engine, out = _stream(shifted, robust=True)
+    assert abs(_posterior(engine)[0] - shifted[550:].mean()) < 0.2
+    assert (out.scores[650:, OUT_PROB] < 0.5).all()  # the new level is normal again
+    stuck, _ = _stream(shifted, robust=True, outlier_run_reset=0)
+    assert _posterior(stuck)[0] < 1.0  # never follows
+    burst = np.concatenate([rng.normal(0, 1, 500), np.full(40, 50.0), rng.normal(0, 1, 100)])
+    engine, _ = _stream(burst, robust=True)
+    assert abs(_posterior(engine)[0]) < 0.15

@@ -10,6 +10,7 @@ import numpy as np
 
 from bayestream.models import particle as pf
 from bayestream.models._protocol import (
+    EXTRA,
     N_OUT,
     N_SETTINGS,
     OUT_TAIL,
@@ -51,7 +52,7 @@ class Rows:
 
     def __post_init__(self) -> None:
         # the kernels' rows: particles, weights, generator, then the last anomaly probability
-        self.params = np.zeros((self.n, pf.row_width(self.cfg.p) + 1))
+        self.params = np.zeros((self.n, pf.row_width(self.cfg.p) + EXTRA))
         self.last_ts = np.full(self.n, np.nan)
         self.n_eff = np.zeros(self.n)
         self.obs_size = np.full(self.n, np.nan)

@@ -110,6 +110,7 @@ class Rule(_Frozen):
     outlier_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.001
     outlier_scale: Annotated[float, Field(gt=1, le=1e6)] = 10.0
     robust_min_events: Annotated[float, Field(ge=0)] = 10.0
+    outlier_run_reset: Annotated[int, Field(ge=0)] = 50
     anomaly_probability_threshold: Probability | None = None
     fdr: Probability | None = None
     drift: Drift | None = None

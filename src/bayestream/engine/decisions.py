@@ -39,6 +39,7 @@ from bayestream.models._protocol import (
     S_RESET,
     S_ROBUST,
     S_ROBUST_MIN,
+    S_RUN_RESET,
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
 )
@@ -96,6 +97,7 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_OUTLIER_RATE] = rule.outlier_rate
     head[S_OUTLIER_SCALE] = rule.outlier_scale
     head[S_ROBUST_MIN] = rule.robust_min_events
+    head[S_RUN_RESET] = rule.outlier_run_reset if rule.robust and rule.family != "particle" else 0
     head[S_EXTRA] = family_width(rule)
     kind = window_kind(rule)
     head[S_KIND] = kind
@@ -125,7 +127,8 @@ def row_prior(rule: Rule) -> np.ndarray:
     """The full row a new stream starts from: the family's parameters, the last anomaly
     probability (NaN) and, with drift, an empty drift block."""
     prior = family_prior(rule)
-    extra = np.full(EXTRA, np.nan)
+    extra = np.array([np.nan, 0.0])  # the last anomaly probability, the outlier run
+    assert extra.shape[0] == EXTRA
     if rule.drift is None:
         return np.concatenate([prior, extra])
     kind = window_kind(rule)

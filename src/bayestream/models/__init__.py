@@ -80,7 +80,7 @@ def warm_up() -> None:
     }
     for name, family in FAMILIES.items():
         p0 = prior[name]
-        params = np.tile(np.concatenate([p0, [np.nan]]), (1, 1))
+        params = np.tile(np.concatenate([p0, [np.nan, 0.0]]), (1, 1))
         settings = np.zeros(N_SETTINGS)
         settings[S_OUTLIER_RATE] = 0.01
         settings[S_OUTLIER_SCALE] = 10.0

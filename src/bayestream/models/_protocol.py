@@ -8,7 +8,8 @@ the layout is written down once, here.
 A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` columns:
 
     params[s, width]          the anomaly probability of the stream's newest event (NaN: none)
-    params[s, width + 1 ...]  the drift block (only when the rule has ``[rule.drift]``; see
+    params[s, width + 1]      how many of its newest events in a row had P(outlier) > 1/2
+    params[s, width + 2 ...]  the drift block (only when the rule has ``[rule.drift]``; see
                               :mod:`bayestream.models._drift`)
 """
 
@@ -48,7 +49,8 @@ S_KIND = 14  # what a window accumulates: KIND_* below
 S_NULL = 15  # points T of a simulated null table (0: the chi-square null)
 S_HOP = 16  # sliding count windows: buckets per window (window_events / hop_events); 0: tumbling
 S_ROBUST_MIN = 17  # robust weights apply once a stream's n_eff reaches this; before, weight 1
-N_SETTINGS = 18  # then the window prior (window-model parameters), then the null table:
+S_RUN_RESET = 18  # this many events in a row with P(outlier) > 1/2 restart the posterior (0: never)
+N_SETTINGS = 19  # then the window prior (window-model parameters), then the null table:
 # T statistics x_1 < ... < x_T and the log false-alarm probabilities log P(X >= x_j)
 
 # --- what a drift window accumulates ----------------------------------------------------------
@@ -57,4 +59,4 @@ KIND_COUNT_EXPOSURE = 1  # (events, sum of counts, sum of exposures): Gamma wind
 KIND_COUNT_TRIALS = 2  # (events, sum of successes, sum of failures): Beta window model
 KIND_CATEGORY = 3  # (events, count per category): Dirichlet window model
 
-EXTRA = 1  # columns after the family parameters without drift: the last anomaly probability
+EXTRA = 2  # columns after the family parameters: the last anomaly probability, the outlier run

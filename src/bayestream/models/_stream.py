@@ -100,3 +100,29 @@ def side_tail(lower: float, upper: float, side: int) -> float:
     if side == 1:
         return min(max(lower, 0.0), 1.0)
     return min(2.0 * min(lower, upper), 1.0) if min(lower, upper) > 0.0 else 0.0
+
+
+@inline
+def outlier_run(
+    params: np.ndarray,
+    n_eff: np.ndarray,
+    prior: np.ndarray,
+    s: int,
+    extra: int,
+    prob: float,
+    run_reset: float,
+) -> bool:
+    """Count the stream's events in a row with P(outlier) > 1/2 (in ``params[s, extra + 1]``);
+    at ``run_reset`` of them (0: never) the posterior restarts from the prior, ``n_eff`` from 0,
+    and True is returned: so many outliers in a row are a new regime, not a burst (a priori
+    their chance is about outlier_rate ** run_reset). The event at hand then updates the prior
+    in full (``n_eff`` is below ``robust_min_events``)."""
+    run = params[s, extra + 1] + 1.0 if prob > 0.5 else 0.0
+    if run_reset > 0.0 and run >= run_reset:
+        for j in range(prior.shape[0]):
+            params[s, j] = prior[j]
+        n_eff[s] = 0.0
+        params[s, extra + 1] = 0.0
+        return True
+    params[s, extra + 1] = run
+    return False

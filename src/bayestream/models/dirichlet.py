@@ -33,9 +33,10 @@ from bayestream.models._protocol import (
     S_OUTLIER_RATE,
     S_ROBUST,
     S_ROBUST_MIN,
+    S_RUN_RESET,
 )
 from bayestream.models._special import betaincinv
-from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear
+from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, outlier_run
 
 kl = kl_dirichlet  # closed-form KL between two posteriors (drift detection)
 
@@ -84,6 +85,7 @@ def update(
     NaN: categories have no order."""
     robust = settings[S_ROBUST] == 1.0
     robust_min = settings[S_ROBUST_MIN]
+    run_reset = settings[S_RUN_RESET]
     rate = settings[S_OUTLIER_RATE]
     extra = int(settings[S_EXTRA])
     drift = settings[S_DRIFT] == 1.0
@@ -119,6 +121,7 @@ def update(
         out[i, OUT_PIT] = pit
         out[i, OUT_PROB] = prob
         params[s, extra] = prob
+        outlier_run(params, n_eff, prior, s, extra, prob, run_reset)  # (a restart: in full)
         out_status[i] = APPLIED
         obs_size[s] = size[i]
         row = params[s]

@@ -36,9 +36,17 @@ from bayestream.models._protocol import (
     S_OUTLIER_SCALE,
     S_ROBUST,
     S_ROBUST_MIN,
+    S_RUN_RESET,
 )
 from bayestream.models._special import betainc, betaincc, gammaincinv
-from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, mid_p_tail
+from bayestream.models._stream import (
+    APPLIED,
+    LATE,
+    begin_event,
+    forget_linear,
+    mid_p_tail,
+    outlier_run,
+)
 
 PARAM_NAMES = ("alpha", "beta")
 WIDTH = 2
@@ -128,6 +136,7 @@ def update(
     """Apply events in order (``x`` counts over exposure ``size``); see normal_gamma.update."""
     robust = settings[S_ROBUST] == 1.0
     robust_min = settings[S_ROBUST_MIN]
+    run_reset = settings[S_RUN_RESET]
     rate = settings[S_OUTLIER_RATE]
     widen = settings[S_OUTLIER_SCALE]
     extra = int(settings[S_EXTRA])
@@ -167,6 +176,8 @@ def update(
         out[i, OUT_PIT] = pit
         out[i, OUT_PROB] = prob
         params[s, extra] = prob
+        if outlier_run(params, n_eff, prior, s, extra, prob, run_reset):
+            a, b = prior[0], prior[1]  # a regime change: the event then counts in full
         out_status[i] = APPLIED
         obs_size[s] = size[i]
         row = params[s]

@@ -44,9 +44,10 @@ from bayestream.models._protocol import (
     S_OUTLIER_SCALE,
     S_ROBUST,
     S_ROBUST_MIN,
+    S_RUN_RESET,
 )
 from bayestream.models._special import stdtr, stdtrit
-from bayestream.models._stream import APPLIED, LATE, begin_event
+from bayestream.models._stream import APPLIED, LATE, begin_event, outlier_run
 
 PARAM_NAMES = ("mu", "kappa", "alpha", "beta")
 WIDTH = 4
@@ -130,6 +131,7 @@ def update(
     mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
     robust = settings[S_ROBUST] == 1.0
     robust_min = settings[S_ROBUST_MIN]
+    run_reset = settings[S_RUN_RESET]
     rate = settings[S_OUTLIER_RATE]
     widen = settings[S_OUTLIER_SCALE]
     extra = int(settings[S_EXTRA])
@@ -171,6 +173,8 @@ def update(
         out[i, OUT_PIT] = t_pit(tail, z, side)
         out[i, OUT_PROB] = prob
         params[s, extra] = prob
+        if outlier_run(params, n_eff, prior, s, extra, prob, run_reset):
+            mu, kappa, alpha, beta = mu0, kappa0, alpha0, beta0  # a regime change
         out_status[i] = APPLIED
         obs_size[s] = size[i]
         row = params[s]
