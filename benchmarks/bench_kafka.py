@@ -22,6 +22,7 @@ embedded broker. Run: ``python benchmarks/bench_kafka.py [--events N] [--quick] 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -463,6 +464,11 @@ def main() -> None:
         )
         if args.no_quix:
             report["quix_streams_baseline"] = "not run: --no-quix"
+        elif importlib.util.find_spec("quixstreams") is None:
+            report["quix_streams_baseline"] = (
+                "not run: quixstreams is not installed (pip install -e '.[quix]', best in a "
+                "separate virtualenv: it pins confluent-kafka < 2.13)"
+            )
         else:
             report["quix_streams_baseline"] = quix_baseline(
                 bootstrap, lines[: args.baseline_events]
