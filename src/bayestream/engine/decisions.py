@@ -9,6 +9,7 @@ a stream's row (:mod:`bayestream.models._protocol`).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -67,20 +68,25 @@ def window_prior(rule: Rule) -> np.ndarray:
     """The weak prior of a drift window. Real values: the reference prior of a normal sample
     (kappa = alpha = beta = 0, proper once a window holds two distinct values), so that window
     posteriors, and the KL between them, do not depend on the data's location or scale. Counts
-    and categories: the rule's prior with its pseudo-counts scaled by ``window_prior_weight``
-    (0.5 turns the default Beta(1, 1) and Dirichlet(1, ..., 1) into Jeffreys priors); for a
-    particle rule, centred on ``initial.mean`` (a log rate or a logit)."""
+    over an exposure: Gamma(``window_prior_weight`` alpha, 0), no prior exposure (Jeffreys'
+    Gamma(1/2, 0) by default), so the KL depends on the counts, not on the exposure's unit.
+    Successes and categories: the rule's prior with its pseudo-counts scaled by
+    ``window_prior_weight`` (0.5 turns the default Beta(1, 1) and Dirichlet(1, ..., 1) into
+    Jeffreys priors); for a particle rule, centred on ``initial.mean`` (a logit)."""
     assert rule.drift is not None
     w = rule.drift.window_prior_weight
     kind = window_kind(rule)
     if kind == KIND_REAL:
         return np.zeros(4)
     if rule.family != "particle":
-        return family_prior(rule) * w
+        prior = family_prior(rule) * w
+        if kind == KIND_COUNT_EXPOSURE:  # no prior exposure: the KL depends on counts only
+            prior[1] = 0.0
+        return prior
     assert rule.initial is not None
     m = max(min(rule.initial.mean, 700.0), -700.0)
     if kind == KIND_COUNT_EXPOSURE:
-        return np.array([w, w * math.exp(-m)])
+        return np.array([w, 0.0])
     p = 1.0 / (1.0 + math.exp(-m))
     return np.array([w * max(p, 1e-6), w * max(1.0 - p, 1e-6)])
 
@@ -117,10 +123,27 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
     out = np.concatenate([head, window_prior(rule)])
     if null.needs_table(rule, out):
-        table = null.simulate(rule, out)
+        table = _cached(null.simulate, rule, out)
         out[S_NULL] = table[0]
         out = np.concatenate([out, table])
+    elif null.needs_count_tables(rule, out):
+        tables = _cached(null.simulate_counts, rule, out)
+        out[S_NULL] = -float(null.COUNT_GRID.shape[0])  # negative: one table per expected count
+        out = np.concatenate([out, tables])
     return out
+
+
+_TABLES: dict[bytes, np.ndarray] = {}
+
+
+def _cached(make: Any, rule: Rule, settings: np.ndarray) -> np.ndarray:
+    """A simulated null depends only on the settings vector (and a fixed seed): simulate it
+    once per process (engines are made per partition, per rebalance, per test)."""
+    key = make.__name__.encode() + settings.tobytes()
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = make(rule, settings)
+    return table
 
 
 def row_prior(rule: Rule) -> np.ndarray:

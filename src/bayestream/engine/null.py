@@ -23,6 +23,7 @@ from scipy.special import chdtri
 from bayestream.config import Rule
 from bayestream.models._drift import replay_windows
 from bayestream.models._protocol import (
+    KIND_COUNT_EXPOSURE,
     KIND_REAL,
     S_COOLDOWN,
     S_DOF,
@@ -39,6 +40,16 @@ def needs_table(rule: Rule, settings: np.ndarray) -> bool:
     """Does this rule get a simulated null (real-valued count windows)?"""
     drift = rule.drift
     return drift is not None and drift.window_events is not None and settings[S_KIND] == KIND_REAL
+
+
+def needs_count_tables(rule: Rule, settings: np.ndarray) -> bool:
+    """Does this rule get simulated nulls per expected count (Gamma-Poisson count windows)?"""
+    drift = rule.drift
+    return (
+        drift is not None
+        and drift.window_events is not None
+        and settings[S_KIND] == KIND_COUNT_EXPOSURE
+    )
 
 
 def simulate(rule: Rule, settings: np.ndarray, samples: int | None = None) -> np.ndarray:
@@ -68,9 +79,15 @@ def simulate(rule: Rule, settings: np.ndarray, samples: int | None = None) -> np
     draws[:, :, 0] = n
     draws[:, :, 1] = rng.normal(0.0, 1.0 / math.sqrt(n), (streams, windows))
     draws[:, :, 2] = rng.chisquare(n - 1.0, (streams, windows))
-    fap = replay_windows(chi, 3, draws)[:, warm:].ravel()
+    return _table(replay_windows(chi, 3, draws)[:, warm:], settings[S_DOF])
+
+
+def _table(fap: np.ndarray, dof: float) -> np.ndarray:
+    """``[T, x_1..x_T, log p_1..log p_T]`` from the chi-square false-alarm probabilities of
+    simulated comparisons (NaN: none made)."""
+    fap = fap.ravel()
     fap = fap[~np.isnan(fap)]
-    x_null = np.where(fap < 1.0, chdtri(settings[S_DOF], np.maximum(fap, 1e-300)), 0.0)
+    x_null = np.where(fap < 1.0, chdtri(dof, np.maximum(fap, 1e-300)), 0.0)
     m = x_null.shape[0]
     p = np.geomspace(0.5, 20.0 / m, POINTS)
     xs = np.quantile(x_null, 1.0 - p)
@@ -79,4 +96,41 @@ def simulate(rule: Rule, settings: np.ndarray, samples: int | None = None) -> np
     return np.concatenate([[xs.shape[0]], xs, np.log(p)])
 
 
-__all__ = ["needs_table", "simulate"]
+COUNT_GRID = 2.0 ** np.arange(-1, 13)  # expected counts per window: 0.5 .. 4096
+
+
+def simulate_counts(rule: Rule, settings: np.ndarray) -> np.ndarray:
+    """Tables for count windows (Gamma-Poisson): ``[mu_1..mu_G, block_1..block_G]``, block g
+    the null table (padded to ``1 + 2 POINTS``) when a window's expected count is mu_g.
+
+    The null of the KL between Gamma window posteriors depends on how many counts a window
+    holds (few counts: discrete and skewed; many: the chi-square), but not on the exposure's
+    unit, so windows of N events with exposure 1 each and Poisson(mu_g) counts are drawn whole
+    and replayed through the kernels' closing step, with the rule's window prior, reference
+    and baseline. A comparison reads the two tables around the expected count of its current
+    window under the reference's rate and interpolates log p in log mu."""
+    drift = rule.drift
+    assert drift is not None and drift.window_events is not None
+    far = drift.false_alarm_rate
+    samples = int(min(max(200.0 / far, 20_000), 200_000))
+    n = float(drift.window_events)
+    warm = int(3 * drift.baseline_windows) if drift.reference == "baseline" else 1
+    streams = 1_000
+    windows = warm + math.ceil(samples / streams)
+    chi = settings.copy()
+    chi[S_NULL] = 0.0
+    chi[S_COOLDOWN] = 0.0
+    rng = np.random.default_rng(SEED)
+    width = 1 + 2 * POINTS
+    blocks = np.zeros((COUNT_GRID.shape[0], width))
+    for g, mu in enumerate(COUNT_GRID):
+        draws = np.empty((streams, windows, 3))
+        draws[:, :, 0] = n
+        draws[:, :, 1] = rng.poisson(mu, (streams, windows))
+        draws[:, :, 2] = n
+        table = _table(replay_windows(chi, 3, draws)[:, warm:], settings[S_DOF])
+        blocks[g, : table.shape[0]] = table
+    return np.concatenate([COUNT_GRID, blocks.ravel()])
+
+
+__all__ = ["needs_count_tables", "needs_table", "simulate", "simulate_counts"]

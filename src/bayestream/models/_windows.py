@@ -190,6 +190,30 @@ def model_width(kind: int, sw: int) -> int:
     return sw - 1 if kind == KIND_CATEGORY else 2
 
 
+@inline
+def count_false_alarm(
+    x: float, dof: float, table: np.ndarray, grid: int, ref_post: np.ndarray, cur: np.ndarray,
+    c: int,
+) -> float:  # fmt: skip
+    """False-alarm probability from the null tables ``table = [mu_1..mu_G, blocks]`` around
+    mu, the current window's expected count under the reference's rate (log p interpolated in
+    log mu; the end tables beyond the grid)."""
+    width = (table.shape[0] - grid) // grid
+    mu = ref_post[0] / ref_post[1] * cur[c + 2]
+    g = 0
+    while g < grid - 2 and table[g + 1] <= mu:
+        g += 1
+    lo = table[grid + g * width : grid + (g + 1) * width]
+    hi = table[grid + (g + 1) * width : grid + (g + 2) * width]
+    f_lo = max(false_alarm_probability(x, dof, lo), 1e-300)
+    f_hi = max(false_alarm_probability(x, dof, hi), 1e-300)
+    w = (math.log(max(mu, 1e-300)) - math.log(table[g])) / (
+        math.log(table[g + 1]) - math.log(table[g])
+    )
+    w = min(max(w, 0.0), 1.0)
+    return min(math.exp((1.0 - w) * math.log(f_lo) + w * math.log(f_hi)), 1.0)
+
+
 @kernel
 def compare(
     settings: np.ndarray,
@@ -221,8 +245,10 @@ def compare(
     x = statistic(kl, settings[S_DOF], model_size(kind, p), model_size(kind, q), n_star)
     if settings[S_NULL] == 0.0:
         fap = false_alarm_probability(x, settings[S_DOF], table[:0])
-    else:
+    elif settings[S_NULL] > 0.0:
         fap = false_alarm_probability(x, settings[S_DOF], table)
+    else:  # tables per expected count of the current window (counts over an exposure)
+        fap = count_false_alarm(x, settings[S_DOF], table, -int(settings[S_NULL]), q, cur, c)
     alarm = fap < settings[S_FALSE_ALARM] and not quiet
     out[i, OUT_EVALUATED] = 1.0
     out[i, OUT_ALARM] = 1.0 if alarm else 0.0
