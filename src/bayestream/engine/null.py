@@ -62,24 +62,41 @@ def simulate(rule: Rule, settings: np.ndarray, samples: int | None = None) -> np
     kernels' own closing step (:func:`bayestream.models._drift.replay_windows`), with the
     rule's window prior and reference, in chi-square mode; each comparison's statistic is
     recovered from its chi-square false-alarm probability."""
-    drift = rule.drift
-    assert drift is not None and drift.window_events is not None
-    far = drift.false_alarm_rate
-    samples = samples or int(min(max(400.0 / far, 50_000), 2_000_000))
-    n = float(drift.window_events)
-    warm = int(3 * drift.baseline_windows) if drift.reference == "baseline" else 1
-    streams = 1_000
-    windows = warm + math.ceil(samples / streams)
-    chi = settings.copy()
-    chi[S_NULL] = 0.0
-    chi[S_COOLDOWN] = 0.0
-    chi[S_EXTRA] = 4
-    rng = np.random.default_rng(SEED)
-    draws = np.empty((streams, windows, 3))
-    draws[:, :, 0] = n
-    draws[:, :, 1] = rng.normal(0.0, 1.0 / math.sqrt(n), (streams, windows))
-    draws[:, :, 2] = rng.chisquare(n - 1.0, (streams, windows))
-    return _table(replay_windows(chi, 3, draws)[:, warm:], settings[S_DOF])
+    far = rule.drift.false_alarm_rate if rule.drift else 0.001
+    plan = _Plan(rule, settings, samples or int(min(max(400.0 / far, 50_000), 2_000_000)))
+    plan.chi[S_EXTRA] = 4  # a Normal-Gamma row's width, whatever the rule's family
+    n = plan.n
+    draws = plan.draws()
+    draws[:, :, 1] = plan.rng.normal(0.0, 1.0 / math.sqrt(n), draws.shape[:2])
+    draws[:, :, 2] = plan.rng.chisquare(n - 1.0, draws.shape[:2])
+    return plan.table(draws)
+
+
+class _Plan:
+    """What both simulations share: streams of whole windows replayed in chi-square mode
+    without cool-down, the baseline's warm-up windows dropped."""
+
+    def __init__(self, rule: Rule, settings: np.ndarray, samples: int) -> None:
+        drift = rule.drift
+        assert drift is not None and drift.window_events is not None
+        self.n = float(drift.window_events)
+        self.warm = int(3 * drift.baseline_windows) if drift.reference == "baseline" else 1
+        self.streams = 1_000
+        self.windows = self.warm + math.ceil(samples / self.streams)
+        self.chi = settings.copy()
+        self.chi[S_NULL] = 0.0
+        self.chi[S_COOLDOWN] = 0.0
+        self.dof = float(settings[S_DOF])
+        self.rng = np.random.default_rng(SEED)
+
+    def draws(self) -> np.ndarray:
+        """``[streams, windows, 3]`` window statistics, the event counts filled in."""
+        draws = np.empty((self.streams, self.windows, 3))
+        draws[:, :, 0] = self.n
+        return draws
+
+    def table(self, draws: np.ndarray) -> np.ndarray:
+        return _table(replay_windows(self.chi, 3, draws)[:, self.warm :], self.dof)
 
 
 def _table(fap: np.ndarray, dof: float) -> np.ndarray:
@@ -109,26 +126,14 @@ def simulate_counts(rule: Rule, settings: np.ndarray) -> np.ndarray:
     and replayed through the kernels' closing step, with the rule's window prior, reference
     and baseline. A comparison reads the two tables around the expected count of its current
     window under the reference's rate and interpolates log p in log mu."""
-    drift = rule.drift
-    assert drift is not None and drift.window_events is not None
-    far = drift.false_alarm_rate
-    samples = int(min(max(200.0 / far, 20_000), 200_000))
-    n = float(drift.window_events)
-    warm = int(3 * drift.baseline_windows) if drift.reference == "baseline" else 1
-    streams = 1_000
-    windows = warm + math.ceil(samples / streams)
-    chi = settings.copy()
-    chi[S_NULL] = 0.0
-    chi[S_COOLDOWN] = 0.0
-    rng = np.random.default_rng(SEED)
-    width = 1 + 2 * POINTS
-    blocks = np.zeros((COUNT_GRID.shape[0], width))
+    far = rule.drift.false_alarm_rate if rule.drift else 0.001
+    plan = _Plan(rule, settings, int(min(max(200.0 / far, 20_000), 200_000)))
+    blocks = np.zeros((COUNT_GRID.shape[0], 1 + 2 * POINTS))
     for g, mu in enumerate(COUNT_GRID):
-        draws = np.empty((streams, windows, 3))
-        draws[:, :, 0] = n
-        draws[:, :, 1] = rng.poisson(mu, (streams, windows))
-        draws[:, :, 2] = n
-        table = _table(replay_windows(chi, 3, draws)[:, warm:], settings[S_DOF])
+        draws = plan.draws()
+        draws[:, :, 1] = plan.rng.poisson(mu, draws.shape[:2])
+        draws[:, :, 2] = plan.n  # exposure 1 per event
+        table = plan.table(draws)
         blocks[g, : table.shape[0]] = table
     return np.concatenate([COUNT_GRID, blocks.ravel()])
 
