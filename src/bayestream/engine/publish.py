@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -132,12 +133,14 @@ def _write_lines(
 class PosteriorBatch:
     """The posterior records of some streams of one rule, summarised at one moment."""
 
-    __slots__ = ("_layout", "_records", "family", "name_json", "names", "table")
+    __slots__ = ("_layout", "_records", "family", "name_ends", "name_json", "table")
 
     def __init__(self, rule: Rule, store: RuleStore, slots: np.ndarray) -> None:
         self.family = rule.family
-        self.names = [store.names[s] for s in slots.tolist()]
-        self.name_json = [store.name_json[s] for s in slots.tolist()]
+        # the names are copied now (a slot may be reused after an eviction), in C: itemgetter
+        # gathers without a Python frame per record
+        self.name_json: tuple[bytes, ...] = _gather(store.name_json, slots)
+        self.name_ends = np.cumsum(store.name_len[slots])
         self.table = summary_table(rule, store, slots)
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
@@ -168,15 +171,12 @@ class PosteriorBatch:
     def _write(self) -> tuple[np.ndarray, np.ndarray]:
         layout = self._layout
         names = b"".join(self.name_json)
-        name_ends = np.cumsum(
-            np.fromiter(map(len, self.name_json), dtype=np.int64, count=len(self.name_json))
-        )
         m, k = self.table.shape
         room = len(names) + m * (2 + int(layout.offsets[-1]) + k * MAX_FLOAT_BYTES)
         return _write_lines(
             self.table,
             np.frombuffer(names, dtype=np.uint8),
-            name_ends,
+            self.name_ends,
             layout.fragments,
             layout.offsets,
             room,
@@ -220,6 +220,15 @@ class PosteriorBatch:
             fap,
             ess,
         )
+
+
+def _gather(items: list[bytes], slots: np.ndarray) -> tuple[bytes, ...]:
+    """``items[s]`` for each slot, as a tuple."""
+    if slots.shape[0] == 0:
+        return ()
+    if slots.shape[0] == 1:
+        return (items[int(slots[0])],)
+    return itemgetter(*slots.tolist())(items)  # type: ignore[no-any-return]
 
 
 def _dirichlet_record(

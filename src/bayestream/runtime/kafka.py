@@ -151,6 +151,9 @@ class KafkaRunner:
             **reveal(self.settings.producer),
             "transactional.id": transactional_id,
             "enable.idempotence": True,
+            # delivery reports only for failed messages: no callback per message on the hot
+            # path, and a failed delivery fails its transaction (see _check_deliveries)
+            "delivery.report.only.error": True,
         }
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
@@ -160,6 +163,8 @@ class KafkaRunner:
         # new producer of the same transactional.id fences it and ends the transaction
         self._replace_producer = False
         self._collector = BatchCollector()
+        # the first failed delivery of the open transaction, if any (set by _on_delivery)
+        self._delivery_error: KafkaError | None = None
         self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
 
     def _maybe_crash(self, point: str) -> None:
@@ -203,9 +208,29 @@ class KafkaRunner:
     def _new_producer(self) -> Producer:
         """A transactional producer, initialised: this fences any earlier producer of the same
         ``transactional.id`` and ends (completes or aborts) its open transaction."""
-        producer = Producer(self._producer_conf)
+        producer = Producer({**self._producer_conf, "on_delivery": self._on_delivery})
         self._bounded("init_transactions", producer, INIT_TIMEOUT, producer.init_transactions)
         return producer
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        """Delivery report of a failed message (only failures are reported)."""
+        if err is not None and self._delivery_error is None:
+            log.warning("delivery to %s[%s] failed: %s", msg.topic(), msg.partition(), err)
+            self._delivery_error = err
+
+    def _check_deliveries(self) -> None:
+        """Fail the transaction when any of its messages failed delivery: librdkafka aborts
+        such a transaction itself in current versions, but a transaction that would commit
+        with a message missing must never commit (confluentinc/librdkafka#3087)."""
+        error, self._delivery_error = self._delivery_error, None
+        if error is not None:
+            raise KafkaException(
+                KafkaError(
+                    error.code(),
+                    f"a message of the transaction failed delivery: {error.str()}",
+                    txn_requires_abort=True,
+                )
+            )
 
     def _bounded(
         self, what: str, producer: Producer, timeout: float, call: Callable[[float], Any]
@@ -311,6 +336,7 @@ class KafkaRunner:
         returns the batch's messages by partition number."""
         assert self.consumer is not None and self.producer is not None
         producer = self.producer
+        self._delivery_error = None  # reports of an earlier, ended transaction
         producer.begin_transaction()
         self._in_txn = True
         by_partition: dict[int, list[Message]] = defaultdict(list)
@@ -335,6 +361,7 @@ class KafkaRunner:
             self._replace_producer = True
             raise
         producer.flush(FLUSH_TIMEOUT)
+        self._check_deliveries()
         self._maybe_crash("before_commit")
         self._bounded("commit_transaction", producer, COMMIT_TIMEOUT, producer.commit_transaction)
         self._in_txn = False

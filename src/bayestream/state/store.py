@@ -48,6 +48,7 @@ class RuleStore:
         "live",
         "n_eff",
         "name_json",
+        "name_len",
         "names",
         "obs_size",
         "params",
@@ -69,6 +70,7 @@ class RuleStore:
         self.count = 0
         self.names: list[tuple[str, str] | None] = []
         self.name_json: list[bytes] = []  # the JSON "key":..,"metric":.. members of records
+        self.name_len = np.empty(0, dtype=np.int64)  # len(name_json[slot])
         self.free: list[int] = []
         self._grow(capacity)
 
@@ -98,7 +100,9 @@ class RuleStore:
         encode = msgspec.json.encode
         for slot, key, metric in zip(slots.tolist(), keys, metrics, strict=True):
             self.names[slot] = (key, metric)
-            self.name_json[slot] = b'"key":' + encode(key) + b',"metric":' + encode(metric)
+            name = b'"key":' + encode(key) + b',"metric":' + encode(metric)
+            self.name_json[slot] = name
+            self.name_len[slot] = len(name)
         return slots
 
     def evict(self, slot: int) -> tuple[str, str]:
@@ -107,6 +111,7 @@ class RuleStore:
         assert name is not None, "evicting a free slot"
         self.names[slot] = None
         self.name_json[slot] = b""
+        self.name_len[slot] = 0
         self.live[slot] = False
         self.count -= 1
         self.last_ts[slot] = np.nan
@@ -151,6 +156,7 @@ class RuleStore:
         self.last_emit_ts = np.concatenate([self.last_emit_ts, np.full(extra, np.nan)])
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
         self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
+        self.name_len = np.concatenate([self.name_len, np.zeros(extra, dtype=np.int64)])
         self._seen = np.zeros(capacity, dtype=np.bool_)
         self.names.extend([None] * extra)
         self.name_json.extend([b""] * extra)

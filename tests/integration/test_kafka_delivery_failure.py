@@ -1,0 +1,85 @@
+"""A message the broker refuses fails its whole transaction: nothing commits without it.
+
+The anomalies topic is created beforehand with a ``max.message.bytes`` too small for any
+anomaly record, so every batch with an anomaly fails delivery (MESSAGE_TOO_LARGE, not
+retriable). The runtime must abort and retry such a batch rather than commit its offsets with
+the record missing; once the topic accepts the records, everything commits exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
+
+from tests.integration.kafka_helpers import (
+    committed_count,
+    config_for,
+    create_topic,
+    events,
+    file_run,
+    produce,
+    read_all,
+    running,
+    unique,
+    wait_for,
+)
+
+
+def test_refused_message_fails_the_transaction(kafka_bootstrap: str, tmp_path: Path) -> None:
+    tmp = unique("refused")
+    create_topic(kafka_bootstrap, f"{tmp}.in", 2)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    small = {"max.message.bytes": "120"}  # an anomaly record is ~200 bytes
+    for future in admin.create_topics([NewTopic(f"{tmp}.anomalies", 2, 1, config=small)]).values():
+        future.result(30)
+    evs = events(600, seed=5)
+    lines = [json.dumps(e).encode() for e in evs]
+    produce(kafka_bootstrap, f"{tmp}.in", lines, [e["key"].encode() for e in evs])
+    config = config_for(tmp, batch_size=100)
+    expected = file_run(tmp_path, config, lines)
+    assert expected["anomalies"], "the input must have anomalies for this test to mean anything"
+    with running(config, kafka_bootstrap) as runner:
+        time.sleep(8.0)  # many attempts, each refused
+        assert committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == 0
+        assert read_all(kafka_bootstrap, f"{tmp}.anomalies", timeout=5) == []
+        assert read_all(kafka_bootstrap, f"{tmp}.posteriors", timeout=5) == []
+        resource = ConfigResource(
+            "topic",
+            f"{tmp}.anomalies",
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes",
+                    "1048588",
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(30)
+        wait_for(
+            lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines),
+            90,
+        )
+        assert runner.engines  # still the same process: it rode the failures out
+    anomalies = sorted(
+        json.dumps(json.loads(m.value()), sort_keys=True)
+        for m in read_all(kafka_bootstrap, f"{tmp}.anomalies")
+    )
+    assert anomalies == sorted(json.dumps(a, sort_keys=True) for a in expected["anomalies"])
+    posteriors = {
+        (p["key"], p["metric"]): p
+        for p in (json.loads(m.value()) for m in read_all(kafka_bootstrap, f"{tmp}.posteriors"))
+    }
+    final = {(p["key"], p["metric"]): p for p in expected["posteriors"]}  # the last wins
+    assert posteriors.keys() == final.keys()
+    for name, record in final.items():
+        assert posteriors[name]["params"] == record["params"], name
