@@ -75,7 +75,20 @@ def test_broker_restart_mid_stream(own_broker: EmbeddedBroker, tmp_path: Path) -
     anomalies = Counter(
         json.dumps(json.loads(v), sort_keys=True) for v in published.anomalies.elements()
     )
-    assert anomalies == Counter(json.dumps(a, sort_keys=True) for a in expected["anomalies"])
+    want_anomalies = Counter(json.dumps(a, sort_keys=True) for a in expected["anomalies"])
+    # (this comparison failed once in CI, an anomaly of the first batch missing; the
+    # runtime's log says what the rollbacks did, for the next time)
+    assert anomalies == want_anomalies, (
+        f"missing: {sorted(want_anomalies - anomalies)}\n"
+        f"extra: {sorted(anomalies - want_anomalies)}\n"
+        f"runtime log:\n{_warnings(runtime.text())}"
+    )
     assert max(anomalies.values(), default=1) == 1  # no duplicates
     reasons = sorted(d["reason"] for d in published.dead)
     assert reasons == sorted([d["reason"] for d in expected["dead_letter"]] + ["invalid_json"])
+
+
+def _warnings(log: str) -> str:
+    """The runtime's INFO-and-above lines about the group, transactions and restores."""
+    keep = ("bayestream.kafka", "TXN", "REBALANCE", "ASSIGN", "GETPID")
+    return "\n".join(line for line in log.splitlines() if any(k in line for k in keep))
