@@ -2,7 +2,8 @@
 histograms of well-specified streams.
 
 Prints one JSON document and writes ``benchmarks/results/reliability.png`` (reliability
-diagrams) and ``benchmarks/results/pit_hist.png`` (PIT histograms).
+diagrams) and ``benchmarks/results/pit_hist.png`` (PIT histograms); ``--quick`` writes them to
+a temporary folder instead (or to ``--plots DIR``).
 Run: ``python benchmarks/bench_calibration.py [--quick]``.
 
 Anomaly probability (``out.scores[:, OUT_PROB]``) against labels, per data set:
@@ -50,6 +51,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -422,7 +424,16 @@ def main() -> None:
     parser.add_argument("--pit-streams", type=int, default=2000)
     parser.add_argument("--pit-events", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI smoke runs")
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        help="folder for the PNGs (default benchmarks/results; with --quick a temporary one, "
+        "so that smoke runs leave the committed plots alone)",
+    )
     args = parser.parse_args()
+    if args.plots is None:
+        args.plots = Path(tempfile.mkdtemp(prefix="bayestream-plots-")) if args.quick else RESULTS
     if args.quick:
         args.streams, args.events = 200, 500
         args.pit_streams, args.pit_events = 200, 200
@@ -438,9 +449,10 @@ def main() -> None:
         pit_results[name], pits[name] = run_pit(name, args.pit_streams, args.pit_events)
     check = crosscheck(3, 300)
 
-    RESULTS.mkdir(exist_ok=True)
-    plot_reliability(RESULTS / "reliability.png", sets)
-    plot_pit(RESULTS / "pit_hist.png", pits, pit_results)
+    plots: Path = args.plots
+    plots.mkdir(parents=True, exist_ok=True)
+    plot_reliability(plots / "reliability.png", sets)
+    plot_pit(plots / "pit_hist.png", pits, pit_results)
 
     ece = {name: sets[name]["after_burn_in"]["ece"] for name in sets}
     well = WELL_SPECIFIED
@@ -450,7 +462,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
         },
-        "args": vars(args),
+        "args": {**vars(args), "plots": str(args.plots)},
         "bayestream": source_info(),
         "design": {
             "seed": SEED,
@@ -481,7 +493,7 @@ def main() -> None:
                 pit_results[n]["uniform_at_1pct"] for n in PIT_SETS if "misspecified" not in n
             ),
             "engine_path_identical_to_kernel_path": all(check.values()),
-            "plots": [str(RESULTS / "reliability.png"), str(RESULTS / "pit_hist.png")],
+            "plots": [str(plots / "reliability.png"), str(plots / "pit_hist.png")],
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
