@@ -109,6 +109,7 @@ BACKOFF_MAX = 30.0
 CRASH_ENV = "BAYESTREAM_CRASH_AT"
 
 _TIMED_OUT = KafkaError._TIMED_OUT
+_PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 
 HEADER_REASON = "bayestream.reason"
 HEADER_DETAIL = "bayestream.detail"
@@ -216,8 +217,12 @@ class KafkaRunner:
         return producer
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        """Delivery report of a failed message (only failures are reported)."""
-        if err is not None and self._delivery_error is None:
+        """Delivery report of a failed message (only failures are reported). Purged messages
+        are those of a transaction this runner aborted: their reports may arrive during the
+        next transaction and must not fail it."""
+        if err is None or err.code() in _PURGED:
+            return
+        if self._delivery_error is None:
             log.warning("delivery to %s[%s] failed: %s", msg.topic(), msg.partition(), err)
             self._delivery_error = err
 
