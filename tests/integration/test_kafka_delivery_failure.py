@@ -83,3 +83,44 @@ def test_refused_message_fails_the_transaction(kafka_bootstrap: str, tmp_path: P
     assert posteriors.keys() == final.keys()
     for name, record in final.items():
         assert posteriors[name]["params"] == record["params"], name
+
+
+def test_oversized_dead_letter_is_truncated_not_stuck(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """An input message that fits its topic but whose dead letter (plus headers) is over the
+    producer's message.max.bytes: dead-lettered with a prefix and its size, the stream goes on."""
+    from confluent_kafka import Producer
+
+    from bayestream.runtime.kafka import DEAD_LETTER_KEEP_BYTES, HEADER_TRUNCATED
+
+    tmp = unique("oversized")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    roomy = {"max.message.bytes": str(4 << 20)}
+    for future in admin.create_topics([NewTopic(f"{tmp}.in", 1, 1, config=roomy)]).values():
+        future.result(30)
+    huge = b"x" * 1_000_000  # not JSON; with its headers over the default 1,000,000 bytes
+    evs = events(60, seed=7)
+    lines = (
+        [json.dumps(e).encode() for e in evs[:30]]
+        + [huge]
+        + [json.dumps(e).encode() for e in evs[30:]]
+    )
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 4 << 20})
+    for line in lines:
+        producer.produce(f"{tmp}.in", line, b"k")
+    assert producer.flush(30) == 0
+    config = config_for(tmp, batch_size=20)
+    with running(config, kafka_bootstrap):
+        wait_for(
+            lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines),
+            60,
+        )
+    dead = read_all(kafka_bootstrap, f"{tmp}.dead")
+    assert len(dead) == 1
+    headers = {name: value.decode() for name, value in dead[0].headers() or []}
+    assert headers["bayestream.reason"] == "invalid_json"
+    assert headers["bayestream.source.offset"] == "30"
+    assert headers[HEADER_TRUNCATED] == str(len(huge))
+    assert dead[0].value() == huge[:DEAD_LETTER_KEEP_BYTES]
+    posteriors = {m.key() for m in read_all(kafka_bootstrap, f"{tmp}.posteriors")}
+    expected = file_run(tmp_path, config, lines)
+    assert len(posteriors) == len({(p["key"], p["metric"]) for p in expected["posteriors"]})

@@ -116,6 +116,10 @@ HEADER_DETAIL = "bayestream.detail"
 HEADER_TOPIC = "bayestream.source.topic"
 HEADER_PARTITION = "bayestream.source.partition"
 HEADER_OFFSET = "bayestream.source.offset"
+HEADER_TRUNCATED = "bayestream.truncated"
+# A dead letter the producer refuses as too large (the original plus headers over the
+# client's message.max.bytes) keeps this many bytes of the original and says so in a header.
+DEAD_LETTER_KEEP_BYTES = 65_536
 
 
 class KafkaRunner:
@@ -413,11 +417,29 @@ class KafkaRunner:
                 (HEADER_PARTITION, str(source_partition).encode()),
                 (HEADER_OFFSET, str(offset).encode()),
             ]
-            produce(settings.dead_letter_topic, m.value(), m.key(), headers=headers)
+            self._dead_letter(m, headers)
         changelog = settings.changelog
         for key, row in engine.changelog(outputs):
             produce(changelog, row, key, partition=partition)
         self.producer.poll(0)
+
+    def _dead_letter(self, m: Message, headers: list[tuple[str, str | bytes | None]]) -> None:
+        """Produce the dead letter of ``m``; one too large to produce (a poison pill that would
+        otherwise fail every retry of its batch) keeps the first DEAD_LETTER_KEEP_BYTES bytes
+        and a ``bayestream.truncated`` header with the original size."""
+        assert self.producer is not None
+        topic = self.settings.dead_letter_topic
+        value = m.value()
+        try:
+            self.producer.produce(topic, value, m.key(), headers=headers)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or value is None:
+                raise
+            headers = [*headers, (HEADER_TRUNCATED, str(len(value)).encode())]
+            key = m.key()
+            if key is not None and len(key) > DEAD_LETTER_KEEP_BYTES:
+                key = key[:DEAD_LETTER_KEEP_BYTES]
+            self.producer.produce(topic, value[:DEAD_LETTER_KEEP_BYTES], key, headers=headers)
 
     def _recover(self, error: KafkaError, partitions: list[tuple[str, int]]) -> None:
         """Roll back to the last commit: end the failed transaction, rebuild the batch's
