@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bayestream import Reason
+from bayestream.state import decode_row, encode_row
 from tests.conftest import batch, event, make_engine
 
 GOOD = [
@@ -26,7 +27,10 @@ CASES: list[tuple[bytes, Reason]] = [
     (b'{"metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_KEY),
     (b'{"key": 7, "metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_KEY),
     (b'{"key": "", "metric": "lat", "ts": 101, "value": 1}', Reason.INVALID_KEY),
+    (event("k" * 65_536, "lat", 101, 1.0), Reason.INVALID_KEY),  # > 65535 UTF-8 bytes
+    (event("\U0001f600" * 16_384, "lat", 101, 1.0), Reason.INVALID_KEY),  # 4 bytes a char
     (b'{"key": "k", "ts": 101, "value": 1}', Reason.INVALID_METRIC),
+    (event("k", "l" * 65_536, 101, 1.0), Reason.INVALID_METRIC),
     (b'{"key": "k", "metric": ["lat"], "ts": 101, "value": 1}', Reason.INVALID_METRIC),
     (event("k", "cpu", 101, 1.0), Reason.UNKNOWN_METRIC),
     (b'{"key": "k", "metric": "lat", "value": 1}', Reason.INVALID_TS),
@@ -91,6 +95,17 @@ def test_bad_events_between_good_ones_do_not_change_good_results() -> None:
     out = dirty.process(batch(mixed))
     assert len(out.dead_letters) == len(GOOD) and out.applied == len(GOOD)
     assert list(clean.state_rows()) == list(dirty.state_rows())
+
+
+def test_longest_key_is_applied_and_its_state_row_round_trips() -> None:
+    key = "\u00e9" * (65_535 // 2) + "k"  # 65535 UTF-8 bytes: the most a state row holds
+    engine = make_engine()
+    out = engine.process(batch([event(key, "lat", 101, 1.0)]))
+    assert out.applied == 1 and not out.dead_letters
+    (row,) = engine.state_rows()
+    restored = make_engine()
+    restored.restore([decode_row(encode_row(row))])
+    assert list(restored.state_rows()) == [row]
 
 
 def test_stream_limit() -> None:

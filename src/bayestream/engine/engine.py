@@ -54,8 +54,8 @@ _SLOT_BITS = 40
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
 
 _DETAIL = {
-    Reason.INVALID_KEY: "key must be a non-empty string",
-    Reason.INVALID_METRIC: "metric must be a non-empty string",
+    Reason.INVALID_KEY: "key must be a non-empty string of at most 65535 UTF-8 bytes",
+    Reason.INVALID_METRIC: "metric must be a non-empty string of at most 65535 UTF-8 bytes",
     Reason.INVALID_TS: "ts must be seconds since the epoch or an RFC 3339 string, in range",
     Reason.INVALID_VALUE: "value has the wrong type or is not finite",
     Reason.INVALID_TRIALS: "trials must be an integer from 1 to the engine's max_trials",

@@ -35,6 +35,14 @@ def _reject(reason: np.ndarray, mask: np.ndarray, why: Reason) -> None:
     reason[(reason == 0) & mask] = REASON_CODE[why]
 
 
+MAX_NAME_BYTES = 0xFFFF  # a key or metric longer than this does not fit a state row (state.rows)
+
+
+def _bad_name(name: str) -> bool:
+    """Empty, or longer than ``MAX_NAME_BYTES`` in UTF-8 (at most 4 bytes a character)."""
+    return not name or (4 * len(name) > MAX_NAME_BYTES and len(name.encode()) > MAX_NAME_BYTES)
+
+
 def check_names(
     reason: np.ndarray,
     stream: np.ndarray,
@@ -42,18 +50,22 @@ def check_names(
     metrics: list[str],
     decoded: DecodedBatch,
 ) -> None:
-    """Key and metric must be non-empty strings."""
+    """Key and metric must be non-empty strings of at most ``MAX_NAME_BYTES`` UTF-8 bytes.
+
+    The bound keeps every stream's changelog row and output records well inside Kafka's
+    default 1 MB message size, so no valid event can make a record the broker refuses.
+    """
     kind = decoded.kind
     _reject(reason, kind[:, FIELD["key"]] != KIND_STRING, Reason.INVALID_KEY)
     _reject(reason, kind[:, FIELD["metric"]] != KIND_STRING, Reason.INVALID_METRIC)
     if keys:
-        empty_key = np.fromiter((not k for k in keys), dtype=np.bool_, count=len(keys))
-        empty_metric = np.fromiter((not m for m in metrics), dtype=np.bool_, count=len(metrics))
+        unfit_key = np.fromiter(map(_bad_name, keys), dtype=np.bool_, count=len(keys))
+        unfit_metric = np.fromiter(map(_bad_name, metrics), dtype=np.bool_, count=len(metrics))
         has = stream >= 0
         bad_key = np.zeros(stream.shape[0], dtype=np.bool_)
         bad_metric = np.zeros(stream.shape[0], dtype=np.bool_)
-        bad_key[has] = empty_key[stream[has]]
-        bad_metric[has] = empty_metric[stream[has]]
+        bad_key[has] = unfit_key[stream[has]]
+        bad_metric[has] = unfit_metric[stream[has]]
         _reject(reason, bad_key, Reason.INVALID_KEY)
         _reject(reason, bad_metric, Reason.INVALID_METRIC)
 

@@ -13,8 +13,8 @@ class Reason(StrEnum):
     """Why an input message became a dead letter."""
 
     INVALID_JSON = "invalid_json"  # not UTF-8 JSON, or not a JSON object
-    INVALID_KEY = "invalid_key"  # key missing, not a string, or empty
-    INVALID_METRIC = "invalid_metric"  # metric missing, not a string, or empty
+    INVALID_KEY = "invalid_key"  # key missing, not a string, empty, or > 65535 UTF-8 bytes
+    INVALID_METRIC = "invalid_metric"  # metric missing, not a string, empty, or > 65535 UTF-8 bytes
     INVALID_TS = "invalid_ts"  # ts missing, not a number / RFC 3339 string, or out of range
     INVALID_VALUE = "invalid_value"  # value missing, wrong type, or not finite
     INVALID_TRIALS = "invalid_trials"  # beta_binomial: trials missing, not a positive integer
