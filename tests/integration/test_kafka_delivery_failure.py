@@ -124,3 +124,36 @@ def test_oversized_dead_letter_is_truncated_not_stuck(kafka_bootstrap: str, tmp_
     posteriors = {m.key() for m in read_all(kafka_bootstrap, f"{tmp}.posteriors")}
     expected = file_run(tmp_path, config, lines)
     assert len(posteriors) == len({(p["key"], p["metric"]) for p in expected["posteriors"]})
+
+
+def test_batch_larger_than_the_producer_queue(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A batch with more output records than ``queue.buffering.max.messages`` holds: the
+    runtime drains the queue inside the transaction (BufferError) instead of failing the batch;
+    the outputs equal the file runner's."""
+    tmp = unique("queue")
+    create_topic(kafka_bootstrap, f"{tmp}.in", 1)
+    evs = events(400, seed=11)
+    lines = [json.dumps(e).encode() for e in evs]
+    produce(kafka_bootstrap, f"{tmp}.in", lines, [e["key"].encode() for e in evs])
+    config = config_for(
+        tmp, batch_size=400, producer={"queue.buffering.max.messages": 16, "linger.ms": 0}
+    )
+    expected = file_run(tmp_path, config, lines)
+    records = len(expected["posteriors"]) + len(expected["anomalies"])
+    assert records > 16 * 2, "each batch must hold several queues' worth of records"
+    with running(config, kafka_bootstrap) as runner:
+        wait_for(
+            lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines),
+            60,
+        )
+        assert runner.engines  # no crash, no restart
+    anomalies = sorted(
+        json.dumps(json.loads(m.value()), sort_keys=True)
+        for m in read_all(kafka_bootstrap, f"{tmp}.anomalies")
+    )
+    assert anomalies == sorted(json.dumps(a, sort_keys=True) for a in expected["anomalies"])
+    posteriors = {
+        (p["key"], p["metric"]): p["params"]
+        for p in (json.loads(m.value()) for m in read_all(kafka_bootstrap, f"{tmp}.posteriors"))
+    }
+    assert posteriors == {(p["key"], p["metric"]): p["params"] for p in expected["posteriors"]}

@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -393,20 +393,25 @@ class KafkaRunner:
         self, partition: int, messages: list[Message], outputs: Outputs, engine: Engine
     ) -> None:
         assert self.producer is not None
-        produce = self.producer.produce
         settings = self.settings
+        send = self._send_all
         for batch in outputs.posteriors.batches:
-            for key, value in zip(batch.keys(), batch.json_values(), strict=True):
-                produce(settings.posteriors_topic, value, key)
-        for anomaly in outputs.anomalies:
-            key = stream_key(anomaly.key, anomaly.metric)
-            produce(settings.anomalies_topic, ENCODER.encode(anomaly), key)
-        for drift in outputs.drift:
-            key = stream_key(drift.key, drift.metric)
-            produce(settings.drift_topic, ENCODER.encode(drift), key)
-        for record in outputs.calibration:  # one engine per input partition: key by both
-            key = ENCODER.encode({"metric": record.metric, "partition": partition})
-            produce(settings.calibration_topic, ENCODER.encode(record), key)
+            send(settings.posteriors_topic, zip(batch.keys(), batch.json_values(), strict=True))
+        send(
+            settings.anomalies_topic,
+            ((stream_key(a.key, a.metric), ENCODER.encode(a)) for a in outputs.anomalies),
+        )
+        send(
+            settings.drift_topic,
+            ((stream_key(d.key, d.metric), ENCODER.encode(d)) for d in outputs.drift),
+        )
+        send(  # one engine per input partition: key by both
+            settings.calibration_topic,
+            (
+                (ENCODER.encode({"metric": r.metric, "partition": partition}), ENCODER.encode(r))
+                for r in outputs.calibration
+            ),
+        )
         for dead in outputs.dead_letters:
             m = messages[dead.index]
             topic, source_partition, offset = _origin(m)
@@ -418,10 +423,31 @@ class KafkaRunner:
                 (HEADER_OFFSET, str(offset).encode()),
             ]
             self._dead_letter(m, headers)
-        changelog = settings.changelog
-        for key, row in engine.changelog(outputs):
-            produce(changelog, row, key, partition=partition)
+        send(settings.changelog, engine.changelog(outputs), partition)
         self.producer.poll(0)
+
+    def _send_all(
+        self, topic: str, records: Iterable[tuple[bytes, bytes | None]], partition: int = -1
+    ) -> None:
+        """Produce (key, value) records to ``topic`` (value None: a tombstone; partition -1:
+        the partitioner's choice)."""
+        assert self.producer is not None
+        produce = self.producer.produce
+        for key, value in records:
+            try:
+                produce(topic, value, key, partition=partition)
+            except BufferError:
+                self._make_room()
+                produce(topic, value, key, partition=partition)
+
+    def _make_room(self) -> None:
+        """The producer's queue is full (``queue.buffering.max.*``, e.g. a batch with more
+        records than it holds): deliver what it has, inside the open transaction."""
+        assert self.producer is not None
+        if self.producer.flush(FLUSH_TIMEOUT):
+            raise KafkaException(
+                KafkaError(KafkaError._QUEUE_FULL, "producer queue still full after a flush")
+            )
 
     def _dead_letter(self, m: Message, headers: list[tuple[str, str | bytes | None]]) -> None:
         """Produce the dead letter of ``m``; one too large to produce (a poison pill that would
@@ -431,7 +457,11 @@ class KafkaRunner:
         topic = self.settings.dead_letter_topic
         value = m.value()
         try:
-            self.producer.produce(topic, value, m.key(), headers=headers)
+            try:
+                self.producer.produce(topic, value, m.key(), headers=headers)
+            except BufferError:
+                self._make_room()
+                self.producer.produce(topic, value, m.key(), headers=headers)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or value is None:
                 raise
