@@ -76,12 +76,15 @@ def _run(args: argparse.Namespace) -> int:
     from bayestream.engine import Engine
     from bayestream.engine.warmup import warm_up
     from bayestream.runtime.files import run_file
-    from bayestream.runtime.labels import Labels
+    from bayestream.runtime.labels import LabelJoin
 
     config = load_config(args.config)
     if args.kafka:
-        if args.input or args.output_dir:
-            raise BayestreamError("--kafka reads and writes topics: no --input/--output-dir")
+        if args.input or args.output_dir or args.labels:
+            raise BayestreamError(
+                "--kafka reads and writes topics: no --input/--output-dir/--labels "
+                "(labels come from [kafka] labels_topic)"
+            )
         from bayestream.runtime.service import run_kafka
 
         warm_up(config)
@@ -93,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         raise BayestreamError("--batch-size must be at least 1")
     if args.input != "-" and not Path(args.input).is_file():
         raise BayestreamError(f"--input {args.input}: no such file")
-    labels = Labels.load(args.labels) if args.labels else None
+    labels = LabelJoin.load(args.labels) if args.labels else None
     warm_up(config)
     stats = run_file(Engine(config), args.input, args.output_dir, batch_size, labels=labels)
     rate = stats.lines / stats.seconds if stats.seconds > 0 else 0.0
@@ -104,6 +107,11 @@ def _run(args: argparse.Namespace) -> int:
         f"({rate:,.0f} lines/s) -> {args.output_dir}",
         file=sys.stderr,
     )
+    if labels is not None:
+        print(
+            f"bayestream: {labels.matched} of {labels.received} labels joined to events",
+            file=sys.stderr,
+        )
     return 0
 
 

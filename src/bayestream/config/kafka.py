@@ -40,6 +40,8 @@ class KafkaSettings(BaseModel):
     calibration_topic: str = "bayestream.calibration"
     dead_letter_topic: str = "bayestream.dead-letter"
     changelog_topic: str | None = None  # default: "<group_id>.changelog"
+    labels_topic: str | None = None  # labels (key, metric, ts, is_anomaly); None: no labels
+    labels_capacity: Annotated[int, Field(ge=1)] = 1_000_000  # waiting labels / recent events
     transactional_id: str | None = None  # default: "<group_id>-<host>-<pid>"
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
     poll_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 0.1

@@ -88,6 +88,7 @@ class Outputs:
     :mod:`bayestream.models._protocol`: tail probability, anomaly probability, PIT, drift
     statistic, ...; NaN for messages that were not applied), and ``rule`` the index of each
     message's rule (-1: none): what calibration monitoring and ``score-csv`` read.
+    ``stream`` is each applied message's stream id (:meth:`Engine.stream_id`; -1: none).
     """
 
     posteriors: Posteriors = field(default_factory=Posteriors)
@@ -101,6 +102,7 @@ class Outputs:
     scores: np.ndarray = field(default_factory=lambda: np.empty((0, N_OUT)))
     rule: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     ts: np.ndarray = field(default_factory=lambda: np.empty(0))  # event time, NaN: not applied
+    stream: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 class Engine:
@@ -136,6 +138,20 @@ class Engine:
             if len(self._rule_cache) < 100_000:
                 self._rule_cache[metric] = index
         return index
+
+    def stream_id(self, key: str, metric: str) -> int:
+        """The id of a tracked stream (as in ``Outputs.stream``), or -1. An id names its
+        stream until the stream is evicted or the engine is rebuilt."""
+        return self.index.get(key, metric)
+
+    def stream_name(self, stream_id: int) -> tuple[str, str] | None:
+        """(key, metric) of a tracked stream's id, or None."""
+        return self.stores[stream_id >> _SLOT_BITS].names[stream_id & _SLOT_MASK]
+
+    @staticmethod
+    def stream_rule(stream_id: int) -> int:
+        """The index of the rule of a stream's id."""
+        return stream_id >> _SLOT_BITS
 
     # --- the batch step -------------------------------------------------------------------
 
@@ -202,6 +218,7 @@ class Engine:
         outputs.scores = scores
         outputs.rule = np.where(status == APPLIED, rule, -1)
         outputs.ts = np.where(status == APPLIED, ts, np.nan)
+        outputs.stream = np.where(status == APPLIED, rule << _SLOT_BITS | slot, -1)
         outputs.calibration = self.monitor.observe(outputs.rule, scores, watermark)
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()

@@ -20,7 +20,7 @@ import numpy as np
 
 from bayestream.engine import Engine, Outputs
 from bayestream.runtime.gcpolicy import batch_gc
-from bayestream.runtime.labels import Labels
+from bayestream.runtime.labels import LabelJoin
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER, DeadLetterRecord
 from bayestream.schema.scan import split_lines
@@ -125,7 +125,7 @@ def run_file(
     output_dir: Path,
     batch_size: int,
     on_batch: Callable[[Outputs, RunStats], None] | None = None,
-    labels: Labels | None = None,
+    labels: LabelJoin | None = None,
 ) -> RunStats:
     """Replay ``source`` (a path, or ``-`` for stdin) through ``engine`` into ``output_dir``.
     Calibration records come every ``calibration_interval_events`` events of a rule and once
@@ -138,7 +138,7 @@ def run_file(
             for batch in read_batches(stream, batch_size):
                 outputs = engine.process(batch.raw)
                 if labels is not None:
-                    labels.join(engine, batch.raw, outputs)
+                    labels.join(0, engine, outputs)
                 sink.write(outputs, batch)
                 _count(stats, outputs, len(batch.raw))
                 if on_batch is not None:

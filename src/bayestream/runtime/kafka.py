@@ -55,6 +55,8 @@ from bayestream.engine import Engine, NullSensor, Outputs, Sensor
 from bayestream.runtime.changelog import read_changelog
 from bayestream.runtime.gcpolicy import BatchCollector
 from bayestream.runtime.hooks import Hooks, NoHooks
+from bayestream.runtime.label_feed import LabelFeed
+from bayestream.runtime.labels import LabelJoin
 from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER
@@ -174,6 +176,9 @@ class KafkaRunner:
         # the first failed delivery of the open transaction, if any (set by _on_delivery)
         self._delivery_error: KafkaError | None = None
         self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
+        # labels (``labels_topic``) joined to the anomaly probabilities of the engines
+        self.labels = LabelJoin(self.settings.labels_capacity)
+        self._label_feed: LabelFeed | None = None
 
     def _maybe_crash(self, point: str) -> None:
         if point != self._crash_point:
@@ -196,6 +201,16 @@ class KafkaRunner:
         self.producer = self._new_producer()
         consumer = Consumer(self._consumer_conf)
         self.consumer = consumer
+        if self.settings.labels_topic:
+            self._label_feed = LabelFeed(
+                {
+                    **self._common,
+                    **reveal(self.settings.consumer),
+                    **REQUIRED_CONSUMER,
+                    "group.id": f"{self.settings.group_id}.labels",  # it commits nothing
+                },
+                self.settings.labels_topic,
+            )
         consumer.subscribe(
             list(self.settings.input_topics),
             on_assign=self._on_assign,
@@ -209,6 +224,8 @@ class KafkaRunner:
         finally:
             self.hooks.set_ready(False)
             consumer.close()  # leaves the group: partitions are revoked (nothing is pending)
+            if self._label_feed is not None:
+                self._label_feed.close()
             if self.producer is not None:
                 self.producer.flush(10)
         return 0
@@ -323,6 +340,8 @@ class KafkaRunner:
             for m in messages:
                 if m.error() is not None:
                     log.warning("consumer: %s", m.error())
+        if self._label_feed is not None:
+            self.labels.add(self._label_feed.poll(), self.engines)
         if not data:
             self.hooks.set_ready(bool(self.engines))
             return 0
@@ -387,6 +406,8 @@ class KafkaRunner:
             engine = self._restore(partition)
         batch = RawBatch.from_messages([m.value() or b"" for m in messages])
         outputs = engine.process(batch)
+        if self._label_feed is not None:
+            self.labels.join(partition, engine, outputs)
         self._produce(partition, messages, outputs, engine)
 
     def _produce(
@@ -489,6 +510,7 @@ class KafkaRunner:
             "replacing the producer" if self._replace_producer else "aborting",
         )
         numbers = sorted({p for _, p in partitions} & set(self.engines))
+        self.labels.forget(numbers)  # their engines are rebuilt: stream ids change
         started = time.monotonic()
         self._retrying("ending the failed transaction", self._end_transaction)
         if numbers:
@@ -565,6 +587,7 @@ class KafkaRunner:
             self.hooks.drop_partition(tp.topic, tp.partition)
             if tp.partition not in remaining:
                 self.engines.pop(tp.partition, None)
+                self.labels.forget([tp.partition])
 
     def _restore_progress(self) -> None:
         self._maybe_crash("restore")

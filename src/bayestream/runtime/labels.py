@@ -1,16 +1,29 @@
-"""Labels joined to anomaly probabilities, as a run goes (file runner ``--labels``).
+"""Labels joined to anomaly probabilities as a run goes, whichever of the two comes first.
 
-A labels file has one JSON object per line: ``key``, ``metric``, ``ts`` (seconds since the
-epoch, or RFC 3339) and ``is_anomaly`` (true/false or 1/0). It is loaded whole (labels are
-few next to events); each applied event whose exact (key, metric, ts) is labelled feeds its
-rule's reliability monitor (:class:`bayestream.engine.monitoring.CalibrationTracker`), which
+A label is one JSON object: ``key``, ``metric``, ``ts`` (seconds since the epoch, or RFC 3339)
+and ``is_anomaly`` (true/false or 1/0). The file runner reads them from ``--labels FILE``
+before the run; the Kafka runtime reads ``[kafka] labels_topic`` as labels arrive. A label
+matches the applied events of its exact (key, metric, ts); each match feeds the event's
+anomaly probability and the label to the reliability monitor of the event's rule
+(:class:`bayestream.engine.monitoring.CalibrationTracker` of the engine that scored it), which
 reports the Brier score, ECE, MCE and reliability table in the calibration records.
+
+- Label first: it waits (at most ``capacity`` waiting labels; the oldest is dropped first) and
+  joins every later event of its triple.
+- Event first: the last ``capacity`` applied events (engine, stream id, ts, probability) are
+  kept in a ring of columns; a label that arrives later joins the newest of them with its
+  triple, once.
+
+Calibration is monitoring, not output: a batch rolled back and replayed on Kafka is joined
+again (its engine's monitor is rebuilt with it, so nothing counts twice in one monitor).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -18,73 +31,205 @@ import numpy as np
 from bayestream.engine import Engine, Outputs
 from bayestream.errors import BayestreamError
 from bayestream.models._protocol import OUT_PROB
-from bayestream.schema.batch import RawBatch
 from bayestream.schema.wire import parse_rfc3339
 
+DEFAULT_CAPACITY = 1_000_000
 
-class _Label(msgspec.Struct):
+
+class Label(NamedTuple):
+    key: str
+    metric: str
+    ts: float
+    is_anomaly: bool
+
+
+class _Wire(msgspec.Struct):
     key: str
     metric: str
     ts: float | str
     is_anomaly: bool | int
 
 
-class _Names(msgspec.Struct):
-    key: str
-    metric: str
+_DECODER = msgspec.json.Decoder(_Wire)
 
 
-_NAMES = msgspec.json.Decoder(_Names)
+def decode_label(data: bytes) -> Label:
+    """One label from JSON; raises :class:`BayestreamError` naming what is wrong."""
+    try:
+        wire = _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise BayestreamError(str(exc)) from exc
+    ts = wire.ts if isinstance(wire.ts, float) else parse_rfc3339(wire.ts)
+    if ts is None or ts != ts:
+        raise BayestreamError(f"bad ts {wire.ts!r}")
+    if not isinstance(wire.is_anomaly, bool) and wire.is_anomaly not in (0, 1):
+        raise BayestreamError(f"is_anomaly must be true/false or 1/0, not {wire.is_anomaly!r}")
+    return Label(wire.key, wire.metric, float(ts), bool(wire.is_anomaly))
 
 
-@dataclass
-class Labels:
-    """Labels by (key, metric, ts), and how many of them were joined."""
+class _Waiting:
+    """A label waiting for its events; ``matched`` once one of them came."""
 
-    by_event: dict[tuple[str, str, float], bool]
-    matched: set[tuple[str, str, float]] = field(default_factory=set)
+    __slots__ = ("is_anomaly", "matched")
+
+    def __init__(self, is_anomaly: bool) -> None:
+        self.is_anomaly = is_anomaly
+        self.matched = False
+
+
+class LabelJoin:
+    """Labels by (key, metric, ts) and recent scored events, joined either way round."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.waiting: dict[tuple[str, str], dict[float, _Waiting]] = {}
+        self._order: deque[tuple[str, str, float]] = deque()  # waiting labels, oldest first
+        self.received = 0
+        self.matched = 0  # labels that joined at least one event
+        self.dropped = 0  # waiting labels dropped unmatched to stay within capacity
+        self._engine = np.full(capacity, -1, dtype=np.int64)  # ring: who scored the event
+        self._stream = np.full(capacity, -1, dtype=np.int64)
+        self._ts = np.full(capacity, np.nan)
+        self._prob = np.full(capacity, np.nan)
+        self._head = 0  # the next ring position to write
 
     @classmethod
-    def load(cls, path: str | Path) -> Labels:
-        decoder = msgspec.json.Decoder(_Label)
-        out: dict[tuple[str, str, float], bool] = {}
+    def load(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY) -> LabelJoin:
+        """All labels of a JSON-lines file, waiting for their events (file runner)."""
         try:
             lines = Path(path).read_bytes().splitlines()
         except OSError as exc:
             raise BayestreamError(f"--labels {path}: {exc.strerror}") from exc
+        labels = []
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                label = decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                raise BayestreamError(f"--labels {path}, line {number}: {exc}") from exc
-            ts = label.ts if isinstance(label.ts, float) else parse_rfc3339(label.ts)
-            if ts is None:
-                raise BayestreamError(f"--labels {path}, line {number}: bad ts {label.ts!r}")
-            out[(label.key, label.metric, float(ts))] = bool(label.is_anomaly)
-        return cls(out)
+            if line.strip():
+                try:
+                    labels.append(decode_label(line))
+                except BayestreamError as exc:
+                    raise BayestreamError(f"--labels {path}, line {number}: {exc}") from exc
+        join = cls(max(capacity, len(labels)))
+        join.add(labels, {})
+        return join
 
-    def join(self, engine: Engine, raw: RawBatch, outputs: Outputs) -> None:
-        """Feed the labelled events of one processed batch to the engine's monitors."""
-        applied = np.flatnonzero(outputs.rule >= 0)
-        found: dict[int, tuple[list[float], list[bool]]] = {}
-        for i in applied.tolist():
-            names = _NAMES.decode(raw.message(i))
-            event = (names.key, names.metric, float(outputs.ts[i]))
-            label = self.by_event.get(event)
-            if label is None:
-                continue
-            self.matched.add(event)
-            probs, marks = found.setdefault(int(outputs.rule[i]), ([], []))
-            probs.append(float(outputs.scores[i, OUT_PROB]))
-            marks.append(label)
-        for r, (probs, marks) in found.items():
-            engine.monitor.label(r, np.array(probs), np.array(marks, dtype=np.float64))
+    @property
+    def waiting_count(self) -> int:
+        return len(self._order)
 
     @property
     def unmatched(self) -> int:
-        return len(self.by_event) - len(self.matched)
+        """Labels received that have not joined an event (yet)."""
+        return self.received - self.matched
+
+    # --- labels arrive ------------------------------------------------------------------
+
+    def add(self, labels: Iterable[Label], engines: Mapping[int, Engine]) -> None:
+        """Join new labels to the recent events ``engines`` scored, or let them wait."""
+        labels = list(labels)
+        self.received += len(labels)
+        late: list[tuple[int, int, Label]] = []  # (engine, stream id, label)
+        for label in labels:
+            for number, engine in engines.items():
+                stream = engine.stream_id(label.key, label.metric)
+                if stream >= 0:
+                    late.append((number, stream, label))
+        joined = self._join_recent(late, engines)
+        for label in labels:
+            if (label.key, label.metric, label.ts) not in joined:
+                self._wait(label)
+
+    def _join_recent(
+        self, late: list[tuple[int, int, Label]], engines: Mapping[int, Engine]
+    ) -> set[tuple[str, str, float]]:
+        if not late:
+            return set()
+        candidates = np.flatnonzero(np.isin(self._stream, [stream for _, stream, _ in late]))
+        age = (candidates - self._head) % self.capacity  # oldest first
+        newest: dict[tuple[int, int, float], int] = {}
+        for i in candidates[np.argsort(age, kind="stable")].tolist():
+            newest[(int(self._engine[i]), int(self._stream[i]), float(self._ts[i]))] = i
+        joined: set[tuple[str, str, float]] = set()
+        for number, stream, label in late:
+            i = newest.pop((number, stream, label.ts), -1)
+            if i < 0:
+                continue
+            self._stream[i] = -1  # joined once
+            engines[number].monitor.label(
+                Engine.stream_rule(stream),
+                np.array([self._prob[i]]),
+                np.array([float(label.is_anomaly)]),
+            )
+            self.matched += 1
+            joined.add((label.key, label.metric, label.ts))
+        return joined
+
+    def _wait(self, label: Label) -> None:
+        by_ts = self.waiting.setdefault((label.key, label.metric), {})
+        if label.ts in by_ts:  # a newer label of the same event replaces the older
+            by_ts[label.ts].is_anomaly = label.is_anomaly
+            self.received -= 1
+            return
+        by_ts[label.ts] = _Waiting(label.is_anomaly)
+        self._order.append((label.key, label.metric, label.ts))
+        while len(self._order) > self.capacity:
+            key, metric, ts = self._order.popleft()
+            gone = self.waiting[(key, metric)].pop(ts)
+            if not self.waiting[(key, metric)]:
+                del self.waiting[(key, metric)]
+            if not gone.matched:
+                self.dropped += 1
+                self.received -= 1
+
+    # --- events arrive ------------------------------------------------------------------
+
+    def join(self, number: int, engine: Engine, outputs: Outputs) -> None:
+        """After ``engine`` (number ``number``, e.g. its input partition) applied a batch:
+        join its events to the labels waiting for them, and keep them for later labels."""
+        applied = np.flatnonzero(outputs.stream >= 0)
+        if applied.size == 0:
+            return
+        if self.waiting:
+            self._join_waiting(engine, outputs, applied)
+        self._remember(number, outputs, applied)
+
+    def _join_waiting(self, engine: Engine, outputs: Outputs, applied: np.ndarray) -> None:
+        streams = outputs.stream[applied]
+        wanted: dict[int, dict[float, _Waiting]] = {}
+        for stream in np.unique(streams).tolist():
+            name = engine.stream_name(stream)
+            by_ts = self.waiting.get(name) if name is not None else None
+            if by_ts is not None:
+                wanted[stream] = by_ts
+        if not wanted:
+            return
+        found: dict[int, tuple[list[float], list[float]]] = {}
+        for i in applied[np.isin(streams, list(wanted))].tolist():
+            stream = int(outputs.stream[i])
+            waiting = wanted[stream].get(float(outputs.ts[i]))
+            if waiting is None:
+                continue
+            if not waiting.matched:
+                waiting.matched = True
+                self.matched += 1
+            probs, marks = found.setdefault(Engine.stream_rule(stream), ([], []))
+            probs.append(float(outputs.scores[i, OUT_PROB]))
+            marks.append(float(waiting.is_anomaly))
+        for rule, (probs, marks) in found.items():
+            engine.monitor.label(rule, np.array(probs), np.array(marks))
+
+    def _remember(self, number: int, outputs: Outputs, applied: np.ndarray) -> None:
+        applied = applied[-self.capacity :]
+        at = (self._head + np.arange(applied.size)) % self.capacity
+        self._engine[at] = number
+        self._stream[at] = outputs.stream[applied]
+        self._ts[at] = outputs.ts[applied]
+        self._prob[at] = outputs.scores[applied, OUT_PROB]
+        self._head = int((self._head + applied.size) % self.capacity)
+
+    def forget(self, numbers: Iterable[int]) -> None:
+        """Drop the recent events of engines that are gone or rebuilt (their ids are void)."""
+        self._stream[np.isin(self._engine, list(numbers))] = -1
 
 
-__all__ = ["Labels"]
+__all__ = ["DEFAULT_CAPACITY", "Label", "LabelJoin", "decode_label"]

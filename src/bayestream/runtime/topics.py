@@ -38,6 +38,8 @@ def prepare_topics(common: dict[str, Any], settings: KafkaSettings) -> int:
         settings.dead_letter_topic: (settings.output_partitions, {}),
         settings.changelog: (partitions, {"cleanup.policy": "compact"}),
     }
+    if settings.labels_topic:  # not compacted: labels of one key are all kept
+        wanted[settings.labels_topic] = (settings.output_partitions, {})
     missing = [
         NewTopic(
             name,
