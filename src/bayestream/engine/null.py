@@ -9,8 +9,9 @@ F-distributed variance ratio): for 50-event windows the chi2_2 tail at 0.001 is 
 twice as often. So for count windows (``window_events``) of real values the engine simulates
 the null at start-up, through the kernels' own window-closing step with the rule's reference
 and cool-down-free settings, and maps each window's statistic to a false-alarm probability
-through this table. Time windows (whose sizes vary) and the discrete families keep the
-chi-square; their measured false-alarm rates are in the README.
+through this table. Count windows of the count families (Gamma-Poisson, Beta-Binomial) get
+one table per expected count of a window (:func:`simulate_counts`). Time windows (whose sizes
+vary) and Dirichlet keep the chi-square; the measured false-alarm rates are in the README.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bayestream.config import Rule
 from bayestream.models._drift import replay_windows
 from bayestream.models._protocol import (
     KIND_COUNT_EXPOSURE,
+    KIND_COUNT_TRIALS,
     KIND_REAL,
     S_COOLDOWN,
     S_DOF,
@@ -43,12 +45,13 @@ def needs_table(rule: Rule, settings: np.ndarray) -> bool:
 
 
 def needs_count_tables(rule: Rule, settings: np.ndarray) -> bool:
-    """Does this rule get simulated nulls per expected count (Gamma-Poisson count windows)?"""
+    """Does this rule get simulated nulls per expected count (count windows of Gamma-Poisson
+    or Beta-Binomial)?"""
     drift = rule.drift
     return (
         drift is not None
         and drift.window_events is not None
-        and settings[S_KIND] == KIND_COUNT_EXPOSURE
+        and settings[S_KIND] in (KIND_COUNT_EXPOSURE, KIND_COUNT_TRIALS)
     )
 
 
@@ -114,25 +117,37 @@ def _table(fap: np.ndarray, dof: float) -> np.ndarray:
 
 
 COUNT_GRID = 2.0 ** np.arange(-1, 13)  # expected counts per window: 0.5 .. 4096
+TRIALS_SHARE = 0.05  # the rarer outcome's share in the Beta-Binomial simulations
 
 
 def simulate_counts(rule: Rule, settings: np.ndarray) -> np.ndarray:
-    """Tables for count windows (Gamma-Poisson): ``[mu_1..mu_G, block_1..block_G]``, block g
-    the null table (padded to ``1 + 2 POINTS``) when a window's expected count is mu_g.
+    """Tables for count windows: ``[mu_1..mu_G, block_1..block_G]``, block g the null table
+    (padded to ``1 + 2 POINTS``) when a window's expected count is mu_g.
 
     The null of the KL between Gamma window posteriors depends on how many counts a window
     holds (few counts: discrete and skewed; many: the chi-square), but not on the exposure's
-    unit, so windows of N events with exposure 1 each and Poisson(mu_g) counts are drawn whole
-    and replayed through the kernels' closing step, with the rule's window prior, reference
-    and baseline. A comparison reads the two tables around the expected count of its current
-    window under the reference's rate and interpolates log p in log mu."""
+    unit, so windows of N events with exposure 1 each and Poisson(mu_g) counts are drawn whole.
+    Between Beta window posteriors it depends chiefly on the count of the rarer outcome, so
+    windows of mu_g / TRIALS_SHARE trials (rounded) with Binomial successes of that share are
+    drawn (a rare outcome is the common case: error rates; with shares near one half both
+    counts are larger and the null is closer to the chi-square anyway). Windows are replayed
+    through the kernels' closing step, with the rule's window prior, reference and baseline.
+    A comparison reads the two tables around the expected count of its current window under
+    the reference (see :func:`bayestream.models._windows.count_false_alarm`) and interpolates
+    log p in log mu."""
     far = rule.drift.false_alarm_rate if rule.drift else 0.001
     plan = _Plan(rule, settings, int(min(max(200.0 / far, 20_000), 200_000)))
     blocks = np.zeros((COUNT_GRID.shape[0], 1 + 2 * POINTS))
+    trials = settings[S_KIND] == KIND_COUNT_TRIALS
     for g, mu in enumerate(COUNT_GRID):
         draws = plan.draws()
-        draws[:, :, 1] = plan.rng.poisson(mu, draws.shape[:2])
-        draws[:, :, 2] = plan.n  # exposure 1 per event
+        if trials:
+            n = max(round(mu / TRIALS_SHARE), 1)
+            draws[:, :, 1] = plan.rng.binomial(n, mu / n, draws.shape[:2])
+            draws[:, :, 2] = n - draws[:, :, 1]
+        else:
+            draws[:, :, 1] = plan.rng.poisson(mu, draws.shape[:2])
+            draws[:, :, 2] = plan.n  # exposure 1 per event
         table = plan.table(draws)
         blocks[g, : table.shape[0]] = table
     return np.concatenate([COUNT_GRID, blocks.ravel()])

@@ -192,14 +192,20 @@ def model_width(kind: int, sw: int) -> int:
 
 @inline
 def count_false_alarm(
-    x: float, dof: float, table: np.ndarray, grid: int, ref_post: np.ndarray, cur: np.ndarray,
-    c: int,
+    x: float, dof: float, table: np.ndarray, grid: int, kind: int, ref_post: np.ndarray,
+    cur: np.ndarray, c: int,
 ) -> float:  # fmt: skip
     """False-alarm probability from the null tables ``table = [mu_1..mu_G, blocks]`` around
-    mu, the current window's expected count under the reference's rate (log p interpolated in
+    mu, the current window's expected count under the reference: counts over an exposure, the
+    reference's rate times the window's exposure; successes out of trials, the reference's
+    rarer outcome (successes or failures) times the window's trials (log p interpolated in
     log mu; the end tables beyond the grid)."""
     width = (table.shape[0] - grid) // grid
-    mu = ref_post[0] / ref_post[1] * cur[c + 2]
+    if kind == KIND_COUNT_TRIALS:
+        share = ref_post[0] / (ref_post[0] + ref_post[1])
+        mu = min(share, 1.0 - share) * (cur[c + 1] + cur[c + 2])
+    else:
+        mu = ref_post[0] / ref_post[1] * cur[c + 2]
     g = 0
     while g < grid - 2 and table[g + 1] <= mu:
         g += 1
@@ -247,8 +253,9 @@ def compare(
         fap = false_alarm_probability(x, settings[S_DOF], table[:0])
     elif settings[S_NULL] > 0.0:
         fap = false_alarm_probability(x, settings[S_DOF], table)
-    else:  # tables per expected count of the current window (counts over an exposure)
-        fap = count_false_alarm(x, settings[S_DOF], table, -int(settings[S_NULL]), q, cur, c)
+    else:  # tables per expected count of the current window (the count families)
+        grid = -int(settings[S_NULL])
+        fap = count_false_alarm(x, settings[S_DOF], table, grid, kind, q, cur, c)
     alarm = fap < settings[S_FALSE_ALARM] and not quiet
     out[i, OUT_EVALUATED] = 1.0
     out[i, OUT_ALARM] = 1.0 if alarm else 0.0
