@@ -8,7 +8,7 @@ chi-square limit is approached slowly from above (the precision part is a functi
 F-distributed variance ratio): for 50-event windows the chi2_2 tail at 0.001 is exceeded about
 twice as often. So for count windows (``window_events``) of real values the engine simulates
 the null at start-up, through the kernels' own window-closing step with the rule's reference
-and cool-down-free settings, and maps each window's statistic to a false-alarm probability
+and cool-down, and maps each window's statistic to a false-alarm probability
 through this table. Count windows of the count families (Gamma-Poisson, Beta-Binomial) get
 one table per expected count of a window (:func:`simulate_counts`). Time windows (whose sizes
 vary) and Dirichlet keep the chi-square; the measured false-alarm rates are in the README.
@@ -77,7 +77,7 @@ def simulate(rule: Rule, settings: np.ndarray, samples: int | None = None) -> np
 
 class _Plan:
     """What both simulations share: streams of whole windows replayed in chi-square mode
-    without cool-down, the baseline's warm-up windows dropped."""
+    with the rule's cool-down, the baseline's warm-up windows dropped."""
 
     def __init__(self, rule: Rule, settings: np.ndarray, samples: int) -> None:
         drift = rule.drift
@@ -88,7 +88,9 @@ class _Plan:
         self.windows = self.warm + math.ceil(samples / self.streams)
         self.chi = settings.copy()
         self.chi[S_NULL] = 0.0
-        self.chi[S_COOLDOWN] = 0.0
+        # the rule's cool-down: the reference restarts after each (chi-square) alarm and is
+        # replaced while cooling down, as live; comparisons cooling down are left out
+        self.chi[S_COOLDOWN] = float(drift.cooldown_windows)
         self.dof = float(settings[S_DOF])
         self.rng = np.random.default_rng(SEED)
 

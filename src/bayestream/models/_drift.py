@@ -260,7 +260,8 @@ def replay_windows(settings: np.ndarray, sw: int, draws: np.ndarray) -> np.ndarr
     """False-alarm probabilities of the comparisons made when streams' windows have the
     statistics ``draws[s, j, :sw]`` (stream s, window j, in order), through the same closing
     step as live events; NaN where no comparison was made. Used to simulate null
-    distributions quickly: a window's statistics can be drawn without its events."""
+    distributions quickly: a window's statistics can be drawn without its events. Comparisons
+    made while cooling down (which cannot alarm) are NaN too."""
     streams, windows = draws.shape[0], draws.shape[1]
     base = int(settings[S_EXTRA]) + EXTRA
     row = np.empty(base + B_STATS + 2 * sw)
@@ -276,7 +277,8 @@ def replay_windows(settings: np.ndarray, sw: int, draws: np.ndarray) -> np.ndarr
             row[base + B_START] = float(j)
             row[base + B_LAST] = float(j)
             out[0, OUT_EVALUATED] = 0.0
+            quiet = row[base + B_COOLDOWN] > 0.0
             _close(row, base, sw, settings, out, 0, cur_post, ref_post)
-            if out[0, OUT_EVALUATED] == 1.0:
+            if out[0, OUT_EVALUATED] == 1.0 and not quiet:
                 faps[s, j] = row[base + B_FAP]
     return faps
