@@ -53,6 +53,12 @@ def test_labels_topic_joins_before_and_after_events(kafka_bootstrap: str) -> Non
         wait_for(lambda: runner.labels.matched == len(early) + len(late), 30)
         assert runner._label_feed is not None and runner._label_feed.invalid == 1
         assert runner.labels.unmatched == 1  # the stray
+        assert runner.labels.counts() == {
+            "joined": len(early) + len(late),
+            "unmatched": 1,
+            "waiting": len(early) + 1,  # a label that came first waits for later events too
+            "dropped": 0,
+        }
         counts = []
         for engine in runner.engines.values():
             monitor = engine.monitor.monitors[0]

@@ -158,6 +158,15 @@ def test_publish_latency_matches_a_native_histogram(
     )
 
 
+def test_label_counts_by_state(metrics: Metrics, registry: CollectorRegistry) -> None:
+    metrics.set_labels({"joined": 3, "unmatched": 2, "waiting": 4, "dropped": 0, "invalid": 1})
+    metrics.set_labels({"joined": 5, "unmatched": 0})
+    assert value(registry, "bayestream_labels", state="joined") == 5
+    assert value(registry, "bayestream_labels", state="unmatched") == 0
+    assert value(registry, "bayestream_labels", state="waiting") == 4
+    assert value(registry, "bayestream_labels", state="invalid") == 1
+
+
 def test_lag_and_freshness_per_partition_and_drop(
     metrics: Metrics, registry: CollectorRegistry
 ) -> None:
@@ -223,7 +232,7 @@ def test_names_follow_prometheus_conventions(metrics: Metrics, registry: Collect
     text = exposition(registry)
     typed = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
     typed = {name: kind for name, kind in typed.items() if not name.endswith("_created")}
-    assert len(typed) == 19
+    assert len(typed) == 20
     assert sum(kind == "counter" for kind in typed.values()) == 7
     for name, kind in typed.items():
         assert re.fullmatch(r"bayestream_[a-z]+(_[a-z]+)*", name), name

@@ -30,6 +30,9 @@ Metrics (base units: seconds; counters end in ``_total``):
   published predictive quantile (``kind="quantile"``) and central interval (``"interval"``).
 - ``bayestream_anomaly_calibration_error{rule,measure}``: with labels, ``ece``, ``mce`` and
   ``brier`` of the anomaly probability.
+- ``bayestream_labels{state}``: with a labels topic, labels ``joined`` (to at least one event),
+  ``unmatched``, ``waiting`` (for their events), ``dropped`` (unmatched, over
+  ``labels_capacity``) and ``invalid`` (not a label).
 - ``bayestream_restore_duration_seconds``: histogram of the time to restore state from the
   changelog after a partition assignment.
 - ``bayestream_restored_streams_total``: streams restored from the changelog.

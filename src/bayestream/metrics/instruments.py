@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -173,6 +173,14 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.label_states = Gauge(
+            "bayestream_labels",
+            "Labels read from the labels topic, by state: joined (to at least one event), "
+            "unmatched (not yet), waiting (for their events), dropped (unmatched, over "
+            "labels_capacity), invalid (not a label).",
+            ["state"],
+            registry=r,
+        )
         self.ready_gauge = Gauge(
             "bayestream_ready",
             "1 when assigned partitions are restored and the loop is processing, else 0.",
@@ -209,6 +217,11 @@ class Metrics:
         for gauge in (self.consumer_lag, self.freshness):
             with contextlib.suppress(KeyError):  # older prometheus_client raises when absent
                 gauge.remove(topic, str(partition))
+
+    def set_labels(self, counts: Mapping[str, int]) -> None:
+        """Set the label counts by state (see the ``bayestream_labels`` help)."""
+        for state, count in counts.items():
+            self.label_states.labels(state).set(count)
 
     def observe_restore(self, seconds: float, streams: int) -> None:
         """Record one restore: its duration and the number of streams it brought back."""

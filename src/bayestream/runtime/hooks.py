@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 
@@ -24,6 +24,8 @@ class Hooks(Protocol):
     def set_freshness(self, topic: str, partition: int, seconds: float) -> None: ...
 
     def drop_partition(self, topic: str, partition: int) -> None: ...
+
+    def set_labels(self, counts: Mapping[str, int]) -> None: ...
 
 
 class NoHooks:
@@ -51,6 +53,9 @@ class NoHooks:
         return None
 
     def drop_partition(self, topic: str, partition: int) -> None:
+        return None
+
+    def set_labels(self, counts: Mapping[str, int]) -> None:
         return None
 
 

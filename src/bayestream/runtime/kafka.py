@@ -342,6 +342,7 @@ class KafkaRunner:
                     log.warning("consumer: %s", m.error())
         if self._label_feed is not None:
             self.labels.add(self._label_feed.poll(), self.engines)
+            self.hooks.set_labels({**self.labels.counts(), "invalid": self._label_feed.invalid})
         if not data:
             self.hooks.set_ready(bool(self.engines))
             return 0

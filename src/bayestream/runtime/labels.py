@@ -122,6 +122,15 @@ class LabelJoin:
         """Labels received that have not joined an event (yet)."""
         return self.received - self.matched
 
+    def counts(self) -> dict[str, int]:
+        """Labels by state: joined, unmatched, waiting, dropped."""
+        return {
+            "joined": self.matched,
+            "unmatched": self.unmatched,
+            "waiting": self.waiting_count,
+            "dropped": self.dropped,
+        }
+
     # --- labels arrive ------------------------------------------------------------------
 
     def add(self, labels: Iterable[Label], engines: Mapping[int, Engine]) -> None:
