@@ -47,15 +47,23 @@ from bayestream.schema.records import (
     EvictionRecord,
 )
 from bayestream.schema.scan import KIND_NUMBER
-from bayestream.state import RuleStore, StateRow, StreamIndex, encode_rows, stream_key
+from bayestream.state import (
+    MAX_NAME_BYTES,
+    RuleStore,
+    StateRow,
+    StreamIndex,
+    encode_rows,
+    stream_key,
+)
 from bayestream.state.rowbatch import RowBatch
 
 _SLOT_BITS = 40
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
 
 _DETAIL = {
-    Reason.INVALID_KEY: "key must be a non-empty string of at most 65535 UTF-8 bytes",
-    Reason.INVALID_METRIC: "metric must be a non-empty string of at most 65535 UTF-8 bytes",
+    Reason.INVALID_KEY: f"key must be a non-empty string of at most {MAX_NAME_BYTES} UTF-8 bytes",
+    Reason.INVALID_METRIC: f"metric must be a non-empty string of at most {MAX_NAME_BYTES} "
+    "UTF-8 bytes",
     Reason.INVALID_TS: "ts must be seconds since the epoch or an RFC 3339 string, in range",
     Reason.INVALID_VALUE: "value has the wrong type or is not finite",
     Reason.INVALID_TRIALS: "trials must be an integer from 1 to the engine's max_trials",

@@ -18,6 +18,7 @@ from bayestream.schema.batch import FIELD, REASON_CODE, DecodedBatch, RawBatch
 from bayestream.schema.reasons import Reason
 from bayestream.schema.scan import KIND_ABSENT, KIND_NUMBER, KIND_STRING
 from bayestream.schema.wire import parse_rfc3339
+from bayestream.state import MAX_NAME_BYTES
 
 _TS, _VALUE, _TRIALS, _EXPOSURE = FIELD["ts"], FIELD["value"], FIELD["trials"], FIELD["exposure"]
 
@@ -33,9 +34,6 @@ class Columns:
 
 def _reject(reason: np.ndarray, mask: np.ndarray, why: Reason) -> None:
     reason[(reason == 0) & mask] = REASON_CODE[why]
-
-
-MAX_NAME_BYTES = 0xFFFF  # a key or metric longer than this does not fit a state row (state.rows)
 
 
 def _bad_name(name: str) -> bool:

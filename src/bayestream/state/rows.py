@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 MAGIC = b"BS"
 VERSION = 1
 _HEADER = struct.Struct("<2sBBHHHdddd")
+MAX_NAME_BYTES = 0xFFFF  # a key or metric longer (in UTF-8) does not fit its 16-bit length
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def encode_row(row: StateRow) -> bytes:
     key = row.key.encode("utf-8")
     metric = row.metric.encode("utf-8")
     params = np.ascontiguousarray(row.params, dtype="<f8")
-    if len(key) > 0xFFFF or len(metric) > 0xFFFF or params.shape[0] > 0xFFFF:
+    if len(key) > MAX_NAME_BYTES or len(metric) > MAX_NAME_BYTES or params.shape[0] > 0xFFFF:
         raise StateError("key, metric or parameter vector too long for a state row")
     header = _HEADER.pack(
         MAGIC,
@@ -146,6 +147,7 @@ def decode_row(data: bytes) -> StateRow:
 
 __all__ = [
     "MAGIC",
+    "MAX_NAME_BYTES",
     "VERSION",
     "StateRow",
     "decode_row",
