@@ -10,9 +10,9 @@ reports the Brier score, ECE, MCE and reliability table in the calibration recor
 
 - Label first: it waits (at most ``capacity`` waiting labels; the oldest is dropped first) and
   joins every later event of its triple.
-- Event first: the last ``capacity`` applied events (engine, stream id, ts, probability) are
+- Event first: the last ``recent`` applied events (engine, stream id, ts, probability) are
   kept in a ring of columns; a label that arrives later joins the newest of them with its
-  triple, once.
+  triple, once. The file runner, whose labels all come first, keeps no ring.
 
 Calibration is monitoring, not output: a batch rolled back and replayed on Kafka is joined
 again (its engine's monitor is rebuilt with it, so nothing counts twice in one monitor).
@@ -80,19 +80,23 @@ class _Waiting:
 class LabelJoin:
     """Labels by (key, metric, ts) and recent scored events, joined either way round."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, recent: int | None = None) -> None:
+        """``capacity`` waiting labels at most; a ring of the last ``recent`` applied events
+        (default: ``capacity``; 0: none, so late labels only wait)."""
+        recent = capacity if recent is None else recent
+        if capacity < 1 or recent < 0:
+            raise ValueError("capacity must be at least 1, recent at least 0")
         self.capacity = capacity
+        self.recent = recent
         self.waiting: dict[tuple[str, str], dict[float, _Waiting]] = {}
         self._order: deque[tuple[str, str, float]] = deque()  # waiting labels, oldest first
         self.received = 0
         self.matched = 0  # labels that joined at least one event
         self.dropped = 0  # waiting labels dropped unmatched to stay within capacity
-        self._engine = np.full(capacity, -1, dtype=np.int64)  # ring: who scored the event
-        self._stream = np.full(capacity, -1, dtype=np.int64)
-        self._ts = np.full(capacity, np.nan)
-        self._prob = np.full(capacity, np.nan)
+        self._engine = np.full(recent, -1, dtype=np.int64)  # ring: who scored the event
+        self._stream = np.full(recent, -1, dtype=np.int64)
+        self._ts = np.full(recent, np.nan)
+        self._prob = np.full(recent, np.nan)
         self._head = 0  # the next ring position to write
 
     @classmethod
@@ -109,7 +113,7 @@ class LabelJoin:
                     labels.append(decode_label(line))
                 except BayestreamError as exc:
                     raise BayestreamError(f"--labels {path}, line {number}: {exc}") from exc
-        join = cls(max(capacity, len(labels)))
+        join = cls(max(capacity, len(labels)), recent=0)
         join.add(labels, {})
         return join
 
@@ -138,7 +142,7 @@ class LabelJoin:
         labels = list(labels)
         self.received += len(labels)
         late: list[tuple[int, int, Label]] = []  # (engine, stream id, label)
-        for label in labels:
+        for label in labels if self.recent else ():
             for number, engine in engines.items():
                 stream = engine.stream_id(label.key, label.metric)
                 if stream >= 0:
@@ -153,8 +157,11 @@ class LabelJoin:
     ) -> set[tuple[str, str, float]]:
         if not late:
             return set()
-        candidates = np.flatnonzero(np.isin(self._stream, [stream for _, stream, _ in late]))
-        age = (candidates - self._head) % self.capacity  # oldest first
+        candidates = np.flatnonzero(
+            np.isin(self._stream, [stream for _, stream, _ in late])
+            & np.isin(self._ts, [label.ts for _, _, label in late])
+        )
+        age = (candidates - self._head) % self.recent  # oldest first
         newest: dict[tuple[int, int, float], int] = {}
         for i in candidates[np.argsort(age, kind="stable")].tolist():
             newest[(int(self._engine[i]), int(self._stream[i]), float(self._ts[i]))] = i
@@ -200,7 +207,8 @@ class LabelJoin:
             return
         if self.waiting:
             self._join_waiting(engine, outputs, applied)
-        self._remember(number, outputs, applied)
+        if self.recent:
+            self._remember(number, outputs, applied)
 
     def _join_waiting(self, engine: Engine, outputs: Outputs, applied: np.ndarray) -> None:
         streams = outputs.stream[applied]
@@ -228,13 +236,13 @@ class LabelJoin:
             engine.monitor.label(rule, np.array(probs), np.array(marks))
 
     def _remember(self, number: int, outputs: Outputs, applied: np.ndarray) -> None:
-        applied = applied[-self.capacity :]
-        at = (self._head + np.arange(applied.size)) % self.capacity
+        applied = applied[-self.recent :]
+        at = (self._head + np.arange(applied.size)) % self.recent
         self._engine[at] = number
         self._stream[at] = outputs.stream[applied]
         self._ts[at] = outputs.ts[applied]
         self._prob[at] = outputs.scores[applied, OUT_PROB]
-        self._head = int((self._head + applied.size) % self.capacity)
+        self._head = int((self._head + applied.size) % self.recent)
 
     def forget(self, numbers: Iterable[int]) -> None:
         """Drop the recent events of engines that are gone or rebuilt (their ids are void)."""
