@@ -449,18 +449,22 @@ class KafkaRunner:
         self.producer.poll(0)
 
     def _send_all(
-        self, topic: str, records: Iterable[tuple[bytes, bytes | None]], partition: int = -1
+        self,
+        topic: str,
+        records: Iterable[tuple[bytes | None, bytes | None]],
+        partition: int = -1,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> None:
         """Produce (key, value) records to ``topic`` (value None: a tombstone; partition -1:
-        the partitioner's choice)."""
+        the partitioner's choice), each with ``headers``."""
         assert self.producer is not None
         produce = self.producer.produce
         for key, value in records:
             try:
-                produce(topic, value, key, partition=partition)
+                produce(topic, value, key, partition=partition, headers=headers)
             except BufferError:
                 self._make_room()
-                produce(topic, value, key, partition=partition)
+                produce(topic, value, key, partition=partition, headers=headers)
 
     def _make_room(self) -> None:
         """The producer's queue is full (``queue.buffering.max.*``, e.g. a batch with more
@@ -475,15 +479,10 @@ class KafkaRunner:
         """Produce the dead letter of ``m``; one too large to produce (a poison pill that would
         otherwise fail every retry of its batch) keeps the first DEAD_LETTER_KEEP_BYTES bytes
         and a ``bayestream.truncated`` header with the original size."""
-        assert self.producer is not None
         topic = self.settings.dead_letter_topic
         value = m.value()
         try:
-            try:
-                self.producer.produce(topic, value, m.key(), headers=headers)
-            except BufferError:
-                self._make_room()
-                self.producer.produce(topic, value, m.key(), headers=headers)
+            self._send_all(topic, [(m.key(), value)], headers=headers)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or value is None:
                 raise
@@ -491,7 +490,7 @@ class KafkaRunner:
             key = m.key()
             if key is not None and len(key) > DEAD_LETTER_KEEP_BYTES:
                 key = key[:DEAD_LETTER_KEEP_BYTES]
-            self.producer.produce(topic, value[:DEAD_LETTER_KEEP_BYTES], key, headers=headers)
+            self._send_all(topic, [(key, value[:DEAD_LETTER_KEEP_BYTES])], headers=headers)
 
     def _recover(self, error: KafkaError, partitions: list[tuple[str, int]]) -> None:
         """Roll back to the last commit: end the failed transaction, rebuild the batch's
