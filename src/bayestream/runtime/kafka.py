@@ -53,7 +53,7 @@ from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
 from bayestream.runtime.changelog import read_changelog
-from bayestream.runtime.gcpolicy import BatchCollector
+from bayestream.runtime.gcpolicy import BatchCollector, batch_gc, gc_paused
 from bayestream.runtime.hooks import Hooks, NoHooks
 from bayestream.runtime.label_feed import LabelFeed
 from bayestream.runtime.labels import LabelJoin
@@ -218,9 +218,11 @@ class KafkaRunner:
             on_lost=self._on_lost,
         )
         try:
-            while not self._stopping.is_set():
-                self.hooks.heartbeat()
-                self.step()
+            with batch_gc() as collector:  # automatic GC off: collected between batches
+                self._collector = collector
+                while not self._stopping.is_set():
+                    self.hooks.heartbeat()
+                    self.step()
         finally:
             self.hooks.set_ready(False)
             consumer.close()  # leaves the group: partitions are revoked (nothing is pending)
@@ -601,6 +603,14 @@ class KafkaRunner:
         """New engines holding the committed state of these changelog partitions, read to
         their ends (read_committed) with one consumer."""
         started = time.monotonic()
+        with gc_paused():
+            engines, total = self._rebuild(partitions)
+        seconds = time.monotonic() - started
+        self.hooks.observe_restore(seconds, total)
+        log.info("partitions %s: restored %d streams in %.2f s", partitions, total, seconds)
+        return engines
+
+    def _rebuild(self, partitions: list[int]) -> tuple[dict[int, Engine], int]:
         rows = read_changelog(
             self._common,
             self.settings.changelog,
@@ -622,10 +632,7 @@ class KafkaRunner:
                 )
             total += engine.restore_batch(batch)
             engines[p] = engine
-        seconds = time.monotonic() - started
-        self.hooks.observe_restore(seconds, total)
-        log.info("partitions %s: restored %d streams in %.2f s", partitions, total, seconds)
-        return engines
+        return engines, total
 
     # --- topics and metrics -------------------------------------------------------------------
 

@@ -314,11 +314,10 @@ class StreamIndex:
         n = len(keys)
         if n == 0:
             return
-        names = [
-            k.encode("utf-8") + b"\x00" + m.encode("utf-8")
-            for k, m in zip(keys, metrics, strict=True)
-        ]
-        klen = np.fromiter((len(k.encode("utf-8")) for k in keys), dtype=np.int32, count=n)
+        encoded = [k.encode("utf-8") for k in keys]
+        klen = np.fromiter(map(len, encoded), dtype=np.int32, count=n)
+        tails = {m: b"\x00" + m.encode("utf-8") for m in set(metrics)}  # metrics repeat
+        names = [k + tails[m] for k, m in zip(encoded, metrics, strict=True)]
         nlen = np.fromiter(map(len, names), dtype=np.int64, count=n)
         data = b"".join(names)
         while 2 * (self.count + n) > self.t_hash.shape[0]:

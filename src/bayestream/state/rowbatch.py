@@ -118,11 +118,16 @@ def decode_rows(values: list[bytes]) -> RowBatch:
     _parse(buf, starts, ends, ok, code, width, params_at, key, metric)
     keys: list[str] = []
     metrics: list[str] = []
-    for i, good, (ks, ke), (ms, me) in zip(
-        range(n), ok.tolist(), key.tolist(), metric.tolist(), strict=True
-    ):
-        if not good:
-            continue
+    good = np.flatnonzero(ok)
+    spans = zip(  # flat lists of ints: no Python list per row
+        good.tolist(),
+        key[good, 0].tolist(),
+        key[good, 1].tolist(),
+        metric[good, 0].tolist(),
+        metric[good, 1].tolist(),
+        strict=True,
+    )
+    for i, ks, ke, ms, me in spans:
         try:
             k, m = data[ks:ke].decode("utf-8"), data[ms:me].decode("utf-8")
         except UnicodeDecodeError:

@@ -98,11 +98,15 @@ class RuleStore:
         self.live[slots] = True
         self.count += n
         encode = msgspec.json.encode
+        tails = {m: b',"metric":' + encode(m) for m in set(metrics)}  # metrics repeat
+        names, name_json = self.names, self.name_json
+        lengths = []
         for slot, key, metric in zip(slots.tolist(), keys, metrics, strict=True):
-            self.names[slot] = (key, metric)
-            name = b'"key":' + encode(key) + b',"metric":' + encode(metric)
-            self.name_json[slot] = name
-            self.name_len[slot] = len(name)
+            names[slot] = (key, metric)
+            name = b'"key":' + encode(key) + tails[metric]
+            name_json[slot] = name
+            lengths.append(len(name))
+        self.name_len[slots] = lengths
         return slots
 
     def evict(self, slot: int) -> tuple[str, str]:
