@@ -92,6 +92,22 @@ def test_forgotten_engines_join_no_late_labels() -> None:
     assert join.matched == 0 and join.waiting_count == 1
 
 
+def test_a_late_label_never_joins_an_evicted_stream_whose_id_was_reused() -> None:
+    engine = make_engine([{**RULES[0], "idle_ttl_seconds": 10.0}])
+    join = LabelJoin(capacity=1_000)
+    join.join(0, engine, engine.process(batch([event("gone", "lat", 100.0, 1.0)])))
+    gone_id = engine.stream_id("gone", "lat")
+    join.join(0, engine, engine.process(batch([event("other", "lat", 200.0, 1.0)])))
+    assert engine.stream_id("gone", "lat") == -1  # idle past its TTL: evicted
+    join.join(0, engine, engine.process(batch([event("new", "lat", 205.0, 1.0)])))
+    assert engine.stream_id("new", "lat") == gone_id, "the test needs the slot reused"
+    # the evicted stream's ring entry has the new stream's id and the label's ts
+    join.add([Label("new", "lat", 100.0, True)], {0: engine})
+    assert join.matched == 0 and join.waiting_count == 1
+    join.add([Label("new", "lat", 205.0, True)], {0: engine})
+    assert join.matched == 1  # its own event joins
+
+
 def test_waiting_labels_are_bounded_oldest_dropped_first() -> None:
     join = LabelJoin(capacity=10)
     join.add([Label("k", "lat", float(t), False) for t in range(15)], {})

@@ -156,6 +156,18 @@ class Engine:
         """(key, metric) of a tracked stream's id, or None."""
         return self.stores[stream_id >> _SLOT_BITS].names[stream_id & _SLOT_MASK]
 
+    def generations(self, stream_ids: np.ndarray) -> np.ndarray:
+        """The admission generation of each tracked stream id: an id that an evicted stream
+        leaves to a later one comes back with a higher generation, so (id, generation) names
+        one stream for the life of the engine."""
+        ids = np.asarray(stream_ids, dtype=np.int64)
+        out = np.empty(ids.shape[0], dtype=np.int64)
+        rules = ids >> _SLOT_BITS
+        for r in np.unique(rules).tolist():
+            mine = rules == r
+            out[mine] = self.stores[r].generation[ids[mine] & _SLOT_MASK]
+        return out
+
     @staticmethod
     def stream_rule(stream_id: int) -> int:
         """The index of the rule of a stream's id."""

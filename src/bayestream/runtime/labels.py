@@ -10,9 +10,11 @@ reports the Brier score, ECE, MCE and reliability table in the calibration recor
 
 - Label first: it waits (at most ``capacity`` waiting labels; the oldest is dropped first) and
   joins every later event of its triple.
-- Event first: the last ``recent`` applied events (engine, stream id, ts, probability) are
-  kept in a ring of columns; a label that arrives later joins the newest of them with its
-  triple, once. The file runner, whose labels all come first, keeps no ring.
+- Event first: the last ``recent`` applied events (engine, stream id and its admission
+  generation, ts, probability) are kept in a ring of columns; a label that arrives later joins
+  the newest of them with its triple, once. The generation keeps a label from joining an event
+  of an evicted stream whose id a later stream took over. The file runner, whose labels all
+  come first, keeps no ring.
 
 Calibration is monitoring, not output: a batch rolled back and replayed on Kafka is joined
 again (its engine's monitor is rebuilt with it, so nothing counts twice in one monitor).
@@ -95,6 +97,7 @@ class LabelJoin:
         self.dropped = 0  # waiting labels dropped unmatched to stay within capacity
         self._engine = np.full(recent, -1, dtype=np.int64)  # ring: who scored the event
         self._stream = np.full(recent, -1, dtype=np.int64)
+        self._generation = np.zeros(recent, dtype=np.int64)
         self._ts = np.full(recent, np.nan)
         self._prob = np.full(recent, np.nan)
         self._head = 0  # the next ring position to write
@@ -141,33 +144,35 @@ class LabelJoin:
         """Join new labels to the recent events ``engines`` scored, or let them wait."""
         labels = list(labels)
         self.received += len(labels)
-        late: list[tuple[int, int, Label]] = []  # (engine, stream id, label)
+        late: list[tuple[int, int, int, Label]] = []  # (engine, stream id, generation, label)
         for label in labels if self.recent else ():
             for number, engine in engines.items():
                 stream = engine.stream_id(label.key, label.metric)
                 if stream >= 0:
-                    late.append((number, stream, label))
+                    generation = int(engine.generations(np.array([stream]))[0])
+                    late.append((number, stream, generation, label))
         joined = self._join_recent(late, engines)
         for label in labels:
             if (label.key, label.metric, label.ts) not in joined:
                 self._wait(label)
 
     def _join_recent(
-        self, late: list[tuple[int, int, Label]], engines: Mapping[int, Engine]
+        self, late: list[tuple[int, int, int, Label]], engines: Mapping[int, Engine]
     ) -> set[tuple[str, str, float]]:
         if not late:
             return set()
         candidates = np.flatnonzero(
-            np.isin(self._stream, [stream for _, stream, _ in late])
-            & np.isin(self._ts, [label.ts for _, _, label in late])
+            np.isin(self._stream, [stream for _, stream, _, _ in late])
+            & np.isin(self._ts, [label.ts for _, _, _, label in late])
         )
         age = (candidates - self._head) % self.recent  # oldest first
-        newest: dict[tuple[int, int, float], int] = {}
+        newest: dict[tuple[int, int, int, float], int] = {}
         for i in candidates[np.argsort(age, kind="stable")].tolist():
-            newest[(int(self._engine[i]), int(self._stream[i]), float(self._ts[i]))] = i
+            entry = (self._engine[i], self._stream[i], self._generation[i], self._ts[i])
+            newest[(int(entry[0]), int(entry[1]), int(entry[2]), float(entry[3]))] = i
         joined: set[tuple[str, str, float]] = set()
-        for number, stream, label in late:
-            i = newest.pop((number, stream, label.ts), -1)
+        for number, stream, generation, label in late:
+            i = newest.pop((number, stream, generation, label.ts), -1)
             if i < 0:
                 continue
             self._stream[i] = -1  # joined once
@@ -208,7 +213,7 @@ class LabelJoin:
         if self.waiting:
             self._join_waiting(engine, outputs, applied)
         if self.recent:
-            self._remember(number, outputs, applied)
+            self._remember(number, engine, outputs, applied)
 
     def _join_waiting(self, engine: Engine, outputs: Outputs, applied: np.ndarray) -> None:
         streams = outputs.stream[applied]
@@ -235,11 +240,14 @@ class LabelJoin:
         for rule, (probs, marks) in found.items():
             engine.monitor.label(rule, np.array(probs), np.array(marks))
 
-    def _remember(self, number: int, outputs: Outputs, applied: np.ndarray) -> None:
+    def _remember(
+        self, number: int, engine: Engine, outputs: Outputs, applied: np.ndarray
+    ) -> None:
         applied = applied[-self.recent :]
         at = (self._head + np.arange(applied.size)) % self.recent
         self._engine[at] = number
         self._stream[at] = outputs.stream[applied]
+        self._generation[at] = engine.generations(outputs.stream[applied])
         self._ts[at] = outputs.ts[applied]
         self._prob[at] = outputs.scores[applied, OUT_PROB]
         self._head = int((self._head + applied.size) % self.recent)

@@ -43,6 +43,7 @@ class RuleStore:
         "count",
         "dirty",
         "free",
+        "generation",
         "last_emit_ts",
         "last_ts",
         "live",
@@ -71,6 +72,9 @@ class RuleStore:
         self.names: list[tuple[str, str] | None] = []
         self.name_json: list[bytes] = []  # the JSON "key":..,"metric":.. members of records
         self.name_len = np.empty(0, dtype=np.int64)  # len(name_json[slot])
+        # admissions per slot: a slot reused by another stream has a new generation, so
+        # (slot, generation) names one stream for the life of the store
+        self.generation = np.empty(0, dtype=np.int64)
         self.free: list[int] = []
         self._grow(capacity)
 
@@ -96,6 +100,7 @@ class RuleStore:
         self.n_eff[slots] = 0.0
         self.dirty[slots] = False
         self.live[slots] = True
+        self.generation[slots] += 1
         self.count += n
         encode = msgspec.json.encode
         tails = {m: b',"metric":' + encode(m) for m in set(metrics)}  # metrics repeat
@@ -161,6 +166,7 @@ class RuleStore:
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
         self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
         self.name_len = np.concatenate([self.name_len, np.zeros(extra, dtype=np.int64)])
+        self.generation = np.concatenate([self.generation, np.zeros(extra, dtype=np.int64)])
         self._seen = np.zeros(capacity, dtype=np.bool_)
         self.names.extend([None] * extra)
         self.name_json.extend([b""] * extra)
