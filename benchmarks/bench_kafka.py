@@ -4,6 +4,8 @@ latency at a fixed offered rate, and restore time, against a hand-written exactl
 Prints one JSON document. Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts the project's
 embedded broker. Run: ``python benchmarks/bench_kafka.py [--events N] [--quick] [--no-quix]``.
 
+- consume-only: the same events consumed with the runtime's consumer settings and nothing
+  else, the ceiling of any loop on this machine and broker;
 - throughput: a pre-filled input topic (Normal-Gamma workload, Zipf-popular streams, keyed by
   stream key, 6 partitions) consumed by one process with exactly-once, default emit policy;
   and again publishing one anomaly record per event (as the baselines publish one per event);
@@ -50,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bayestream import Engine, RawBatch, parse_config
 from bayestream.engine.warmup import warm_up
-from bayestream.runtime.kafka import KafkaRunner
+from bayestream.runtime.kafka import REQUIRED_CONSUMER, TUNED_CONSUMER, KafkaRunner
 from bayestream.state import StateRow, encode_row
 from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
 
@@ -189,6 +191,34 @@ def engine_throughput(
     }
 
 
+def consume_only(bootstrap: str, lines: list[bytes], batch_size: int) -> dict[str, Any]:
+    """The ceiling of any consumer loop here: consume the same events with the runtime's
+    consumer settings (read_committed, tuned fetch) and do nothing else."""
+    tag = f"cons-{uuid.uuid4().hex[:6]}"
+    _topic(bootstrap, f"{tag}.in", 6)
+    _fill(bootstrap, f"{tag}.in", lines)
+    consumer = Consumer(
+        {**TUNED_CONSUMER, **REQUIRED_CONSUMER, "bootstrap.servers": bootstrap, "group.id": tag}
+    )
+    consumer.subscribe([f"{tag}.in"])
+    got = 0
+    started = 0.0
+    while got < len(lines):
+        polled = time.perf_counter()
+        messages = consumer.consume(batch_size, 0.1)
+        if messages and not started:
+            started = polled
+        got += len(messages)
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return {
+        "events": len(lines),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(lines) / seconds),
+        "note": "consume() alone, from the first batch with data: no decoding, no producing",
+    }
+
+
 def _records_per_event(lines: list[bytes], batch_size: int, record_per_event: bool) -> float:
     """Anomaly records per event of this configuration, counted by the engine in process."""
     engine = Engine(_config("count", batch_size, record_per_event))
@@ -233,6 +263,9 @@ def handwritten_baseline(
             "transactional.id": f"{tag}.tx",
             "linger.ms": 5,
             "queue.buffering.max.messages": 2_000_000,
+            # the runtime's retry backoff too: librdkafka's 100 ms default costs ~100 ms per
+            # transaction (see bayestream.runtime.kafka.TUNED_PRODUCER)
+            "retry.backoff.ms": 5,
         }
     )
     producer.init_transactions(30)
@@ -539,6 +572,7 @@ def main() -> None:
         # whichever measurement ran first: both run once on a slice first, unreported.
         engine_throughput(bootstrap, lines[: len(lines) // 5], args.batch_size)
         handwritten_baseline(bootstrap, lines[: args.baseline_events // 3], args.batch_size)
+        report["consume_only"] = consume_only(bootstrap, lines, args.batch_size)
         report["engine"] = engine_throughput(bootstrap, lines, args.batch_size, broker_pid=pid)
         report["engine_record_per_event"] = engine_throughput(
             bootstrap, lines, args.batch_size, record_per_event=True, broker_pid=pid

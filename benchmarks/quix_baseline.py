@@ -41,7 +41,13 @@ CONSUMER_CONFIG = {
     "max.partition.fetch.bytes": 8 << 20,
     "fetch.max.bytes": 64 << 20,
 }
-PRODUCER_CONFIG = {"linger.ms": 5, "queue.buffering.max.messages": 2_000_000}
+# ... and the same producer retry backoff (librdkafka's 100 ms default costs ~100 ms per
+# transaction: see bayestream.runtime.kafka.TUNED_PRODUCER)
+PRODUCER_CONFIG = {
+    "linger.ms": 5,
+    "queue.buffering.max.messages": 2_000_000,
+    "retry.backoff.ms": 5,
+}
 
 
 def main() -> None:

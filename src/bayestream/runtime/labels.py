@@ -240,9 +240,7 @@ class LabelJoin:
         for rule, (probs, marks) in found.items():
             engine.monitor.label(rule, np.array(probs), np.array(marks))
 
-    def _remember(
-        self, number: int, engine: Engine, outputs: Outputs, applied: np.ndarray
-    ) -> None:
+    def _remember(self, number: int, engine: Engine, outputs: Outputs, applied: np.ndarray) -> None:
         applied = applied[-self.recent :]
         at = (self._head + np.arange(applied.size)) % self.recent
         self._engine[at] = number

@@ -32,7 +32,7 @@ class RawBatch:
 
     @classmethod
     def from_messages(cls, messages: Sequence[bytes]) -> RawBatch:
-        lengths = np.fromiter((len(m) for m in messages), dtype=np.int64, count=len(messages))
+        lengths = np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
         ends = np.cumsum(lengths)
         return cls(b"".join(messages), ends - lengths, ends)
 
