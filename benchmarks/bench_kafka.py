@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bayestream import Engine, RawBatch, parse_config
 from bayestream.engine.warmup import warm_up
+from bayestream.runtime.gcpolicy import batch_gc
 from bayestream.runtime.kafka import REQUIRED_CONSUMER, TUNED_CONSUMER, KafkaRunner
 from bayestream.state import StateRow, encode_row
 from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
@@ -527,8 +528,10 @@ def restore(bootstrap: str, streams: int, partitions: int = 6) -> dict[str, Any]
     hooks = _Latency()
     runner = KafkaRunner(_config(tag, 1000), bootstrap, hooks=hooks)
     started = time.perf_counter()
-    # what an assignment of every partition does (KafkaRunner._on_assign): one restore
-    engines = runner._restore_many(list(range(partitions)))
+    # what an assignment of every partition does (KafkaRunner._on_assign): one restore,
+    # under the GC policy of KafkaRunner.run
+    with batch_gc():
+        engines = runner._restore_many(list(range(partitions)))
     seconds = time.perf_counter() - started
     return {
         "streams": sum(len(e) for e in engines.values()),

@@ -166,10 +166,11 @@ class LabelJoin:
             & np.isin(self._ts, [label.ts for _, _, _, label in late])
         )
         age = (candidates - self._head) % self.recent  # oldest first
-        newest: dict[tuple[int, int, int, float], int] = {}
-        for i in candidates[np.argsort(age, kind="stable")].tolist():
-            entry = (self._engine[i], self._stream[i], self._generation[i], self._ts[i])
-            newest[(int(entry[0]), int(entry[1]), int(entry[2]), float(entry[3]))] = i
+        order = candidates[np.argsort(age, kind="stable")]
+        columns = (self._engine, self._stream, self._generation, self._ts)
+        entries = zip(*(column[order].tolist() for column in columns), strict=True)
+        # the newest entry of each (engine, stream, generation, ts) wins
+        newest = {entry: i for entry, i in zip(entries, order.tolist(), strict=True)}
         joined: set[tuple[str, str, float]] = set()
         for number, stream, generation, label in late:
             i = newest.pop((number, stream, generation, label.ts), -1)
