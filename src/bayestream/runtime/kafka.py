@@ -73,7 +73,8 @@ from bayestream.state.rowbatch import decode_rows
 log = logging.getLogger("bayestream.kafka")
 
 # Measured on a 2-core machine (1 M JSON events, 4 partitions): librdkafka's defaults consume
-# 0.23 M ev/s, these 1.7 - 2.1 M ev/s. Every one can be overridden in [kafka.consumer].
+# 0.23 M ev/s, these 1.7 - 2.1 M ev/s (bench_kafka's consume-only run, 6 partitions, GC off as
+# in the runtime: 0.55 - 0.87 M ev/s here). Every one can be overridden in [kafka.consumer].
 TUNED_CONSUMER: dict[str, Any] = {
     "fetch.wait.max.ms": 10,
     "queued.min.messages": 1_000_000,
