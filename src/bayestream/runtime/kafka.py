@@ -27,7 +27,7 @@ engines of the batch's partitions are rebuilt from the changelog and the consume
 the committed offsets, so state and input agree again. Every step is retried with backoff
 while the broker is away (readiness false, a WARNING per attempt), and no call into librdkafka
 may block longer than its timeout plus a grace: a transactional call that has not returned by
-then is given up with its producer (see :meth:`KafkaRunner._bounded`). Only this module and
+then is given up with its producer (see :meth:`KafkaRunner._await`). Only this module and
 the broker launcher know about Kafka.
 """
 
@@ -168,6 +168,38 @@ class _Call:
             self.done.set()
 
 
+class _Deliveries:
+    """The ``on_delivery`` of one producer: the first failed delivery of its open transaction
+    (only failures are reported). One per producer, so a given-up producer's reports and
+    checks never touch its successor's transaction."""
+
+    def __init__(self) -> None:
+        self.error: KafkaError | None = None
+
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
+        # purged messages are those of a transaction this runner aborted: their reports may
+        # arrive during the next transaction and must not fail it
+        if err is None or err.code() in _PURGED:
+            return
+        if self.error is None:
+            log.warning("delivery to %s[%s] failed: %s", msg.topic(), msg.partition(), err)
+            self.error = err
+
+    def check(self) -> None:
+        """Fail the transaction when any of its messages failed delivery: librdkafka aborts
+        such a transaction itself in current versions, but a transaction that would commit
+        with a message missing must never commit (confluentinc/librdkafka#3087)."""
+        error, self.error = self.error, None
+        if error is not None:
+            raise KafkaException(
+                KafkaError(
+                    error.code(),
+                    f"a message of the transaction failed delivery: {error.str()}",
+                    txn_requires_abort=True,
+                )
+            )
+
+
 class _InFlight:
     """A batch whose transaction is committing in the background while the next batch is
     consumed and applied (see :meth:`KafkaRunner._settle`)."""
@@ -225,7 +257,7 @@ class KafkaRunner:
             "transactional.id": transactional_id,
             "enable.idempotence": True,
             # delivery reports only for failed messages: no callback per message on the hot
-            # path, and a failed delivery fails its transaction (see _check_deliveries)
+            # path, and a failed delivery fails its transaction (see _Deliveries)
             "delivery.report.only.error": True,
         }
         self.consumer: Consumer | None = None
@@ -243,8 +275,8 @@ class KafkaRunner:
         # a commit that failed while a rebalance callback waited for it, with its partitions:
         # rolled back by the next step (a callback cannot discard what its consume returns)
         self._failed_commit: tuple[KafkaError, set[tuple[str, int]]] | None = None
-        # the first failed delivery of the open transaction, if any (set by _on_delivery)
-        self._delivery_error: KafkaError | None = None
+        # failed deliveries of self.producer's open transaction
+        self._deliveries = _Deliveries()
         self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
         # labels (``labels_topic``) joined to the anomaly probabilities of the engines
         self.labels = LabelJoin(self.settings.labels_capacity)
@@ -299,7 +331,14 @@ class KafkaRunner:
                 self._settle_or_recover()  # the last batch's commit
         finally:
             self.hooks.set_ready(False)
-            consumer.close()  # leaves the group: partitions are revoked (nothing is pending)
+            self._stopping.set()  # also after an error: recovery steps are tried once, not retried
+            # leaves the group: revocation waits for a commit still under way (after an error)
+            consumer.close()
+            if self._in_txn:  # an error left a transaction open: end it rather than let it
+                try:  # hold back read_committed readers until transaction.timeout.ms
+                    self._end_transaction()
+                except KafkaException as exc:
+                    log.error("ending the open transaction at shutdown failed: %s", exc)
             if self._label_feed is not None:
                 self._label_feed.close()
             if self.producer is not None:
@@ -309,33 +348,11 @@ class KafkaRunner:
     def _new_producer(self) -> Producer:
         """A transactional producer, initialised: this fences any earlier producer of the same
         ``transactional.id`` and ends (completes or aborts) its open transaction."""
-        producer = Producer({**self._producer_conf, "on_delivery": self._on_delivery})
+        deliveries = _Deliveries()
+        producer = Producer({**self._producer_conf, "on_delivery": deliveries})
         self._bounded("init_transactions", producer, INIT_TIMEOUT, producer.init_transactions)
+        self._deliveries = deliveries
         return producer
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        """Delivery report of a failed message (only failures are reported). Purged messages
-        are those of a transaction this runner aborted: their reports may arrive during the
-        next transaction and must not fail it."""
-        if err is None or err.code() in _PURGED:
-            return
-        if self._delivery_error is None:
-            log.warning("delivery to %s[%s] failed: %s", msg.topic(), msg.partition(), err)
-            self._delivery_error = err
-
-    def _check_deliveries(self) -> None:
-        """Fail the transaction when any of its messages failed delivery: librdkafka aborts
-        such a transaction itself in current versions, but a transaction that would commit
-        with a message missing must never commit (confluentinc/librdkafka#3087)."""
-        error, self._delivery_error = self._delivery_error, None
-        if error is not None:
-            raise KafkaException(
-                KafkaError(
-                    error.code(),
-                    f"a message of the transaction failed delivery: {error.str()}",
-                    txn_requires_abort=True,
-                )
-            )
 
     def _bounded(
         self, what: str, producer: Producer, timeout: float, call: Callable[[float], Any]
@@ -420,7 +437,7 @@ class KafkaRunner:
             # returned lies past the rolled-back batch, so it goes back too
             failed_error, failed_partitions = self._failed_commit
             self._failed_commit = None
-            self._recover(failed_error, sorted(failed_partitions | touched))
+            self._recover(failed_error, failed_partitions, unapplied=touched, ended=True)
             return len(data)
         if not data:
             self._settle_or_recover()  # idle: nothing to overlap the commit with
@@ -443,7 +460,7 @@ class KafkaRunner:
             except KafkaException as exc:
                 error = exc.args[0]  # exc (and with it the failed producer's frames) goes here
         if error is not None:
-            self._recover(error, sorted(touched))
+            self._recover(error, touched)
         return len(data)
 
     def _apply_all(self, data: list[Message]) -> dict[int, tuple[list[Message], Outputs]]:
@@ -474,8 +491,8 @@ class KafkaRunner:
         """Produce a batch's outputs, changelog rows and offsets in one transaction and start
         its commit, which runs in the background until :meth:`_settle`."""
         assert self.consumer is not None and self.producer is not None
-        producer = self.producer
-        self._delivery_error = None  # reports of an earlier, ended transaction
+        producer, deliveries = self.producer, self._deliveries
+        deliveries.error = None  # reports of an earlier, ended transaction
         producer.begin_transaction()
         self._in_txn = True
         for partition, (part, outputs) in prepared.items():
@@ -503,12 +520,15 @@ class KafkaRunner:
 
         def commit(timeout: float) -> None:
             producer.flush(FLUSH_TIMEOUT)
-            self._check_deliveries()
+            deliveries.check()
             self._maybe_crash("before_commit")
-            producer.commit_transaction(timeout)
+            producer.commit_transaction(COMMIT_TIMEOUT)
             inflight.committed_at = self.clock()
 
-        inflight.commit = _Call("commit_transaction", producer, COMMIT_TIMEOUT, commit)
+        # one deadline for both steps: their two timeouts (plus the grace)
+        inflight.commit = _Call(
+            "commit_transaction", producer, FLUSH_TIMEOUT + COMMIT_TIMEOUT, commit
+        )
         self._inflight = inflight
 
     def _settle(self) -> tuple[KafkaError, set[tuple[str, int]]] | None:
@@ -533,7 +553,7 @@ class KafkaRunner:
         """:meth:`_settle`, rolling the batch back when its commit failed."""
         failed = self._settle()
         if failed is not None:
-            self._recover(failed[0], sorted(failed[1]))
+            self._recover(*failed)
 
     def _produce(
         self, partition: int, messages: list[Message], outputs: Outputs, engine: Engine
@@ -620,14 +640,41 @@ class KafkaRunner:
                 key = key[:DEAD_LETTER_KEEP_BYTES]
             self._send_all(topic, [(key, value[:DEAD_LETTER_KEEP_BYTES])], headers=headers)
 
-    def _recover(self, error: KafkaError, partitions: list[tuple[str, int]]) -> None:
-        """Roll back to the last commit: end the failed transaction, rebuild the batch's
-        engines from the changelog, rewind the consumer to the committed offsets. Each step is
+    def _recover(
+        self,
+        error: KafkaError,
+        partitions: Iterable[tuple[str, int]],
+        unapplied: Iterable[tuple[str, int]] = (),
+        ended: bool = False,
+    ) -> None:
+        """Roll back to the last commit: end the failed transaction (unless ``ended``), rebuild
+        the engines of ``partitions`` from the changelog, rewind the consumer to the committed
+        offsets on those and on ``unapplied`` (consumed past, never applied). Each step is
         retried with backoff while the broker is away (readiness is false meanwhile) and runs
         only once the step before it succeeded, so state is read back only after the failed
         transaction is resolved on the broker; nothing of the failed batch is kept."""
         self.hooks.transaction(False)
         self.hooks.set_ready(False)
+        started = time.monotonic()
+        if not ended:
+            self._end_failed(error)
+        numbers = sorted({p for _, p in partitions} & set(self.engines))
+        self.labels.forget(numbers)  # their engines are rebuilt: stream ids change
+        if numbers:
+            restored = self._retrying(
+                f"rebuilding partitions {numbers} from the changelog",
+                lambda: self._restore_many(numbers),
+            )
+            self.engines.update(restored)
+        rewind = sorted({*partitions, *unapplied})
+        self._retrying(
+            "rewinding the consumer to the committed offsets",
+            lambda: self._rewind([TopicPartition(t, p) for t, p in rewind]),
+        )
+        log.warning("rolled back to the last commit in %.1f s", time.monotonic() - started)
+
+    def _end_failed(self, error: KafkaError) -> None:
+        """End the transaction that failed with ``error``, retrying while the broker is away."""
         if error.fatal() or not error.txn_requires_abort() or error.code() == _TIMED_OUT:
             # fenced or fatal; or not an abortable error; or a timeout, after which requests of
             # this transaction may still be under way: a new producer epoch fences them all
@@ -637,21 +684,7 @@ class KafkaRunner:
             error,
             "replacing the producer" if self._replace_producer else "aborting",
         )
-        numbers = sorted({p for _, p in partitions} & set(self.engines))
-        self.labels.forget(numbers)  # their engines are rebuilt: stream ids change
-        started = time.monotonic()
         self._retrying("ending the failed transaction", self._end_transaction)
-        if numbers:
-            restored = self._retrying(
-                f"rebuilding partitions {numbers} from the changelog",
-                lambda: self._restore_many(numbers),
-            )
-            self.engines.update(restored)
-        self._retrying(
-            "rewinding the consumer to the committed offsets",
-            lambda: self._rewind([TopicPartition(t, p) for t, p in partitions]),
-        )
-        log.warning("rolled back to the last commit in %.1f s", time.monotonic() - started)
 
     def _end_transaction(self) -> None:
         """End the failed transaction. An abortable error is aborted by the producer itself;
@@ -709,10 +742,13 @@ class KafkaRunner:
         self._drop(partitions)
 
     def _settle_in_callback(self) -> None:
-        """Wait for the commit under way before partitions go; a failure is left to the next
-        step's rollback (see ``_failed_commit``)."""
+        """Wait for the commit under way before partitions go; a failed one is ended at once,
+        its rollback left to the next step (see ``_failed_commit``)."""
         failed = self._settle()
         if failed is not None:
+            # ended now: no transaction of ours may stay open on partitions another member
+            # is about to restore (its read_committed restore would stop before it)
+            self._end_failed(failed[0])
             self._failed_commit = failed
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
