@@ -431,7 +431,11 @@ class KafkaRunner:
         if self._label_feed is not None:
             self.labels.add(self._label_feed.poll(), self.engines)
             self.hooks.set_labels({**self.labels.counts(), "invalid": self._label_feed.invalid})
-        touched = {_origin(m)[:2] for m in data}
+        by_partition: dict[int, list[Message]] = defaultdict(list)
+        for m in data:
+            by_partition[m.partition()].append(m)  # type: ignore[index]
+        offsets = _next_offsets(by_partition, len(self.settings.input_topics) == 1)
+        touched = {(tp.topic, tp.partition) for tp in offsets}
         if self._failed_commit is not None:
             # a rebalance waited for the commit under way and it failed: what this consume
             # returned lies past the rolled-back batch, so it goes back too
@@ -445,9 +449,10 @@ class KafkaRunner:
             return 0
         self.hooks.set_ready(True)
         error: KafkaError | None = None
-        prepared: dict[int, tuple[list[Message], Outputs]] = {}
+        outputs: dict[int, Outputs] = {}
         try:
-            prepared = self._apply_all(data)
+            # while the previous batch's transaction commits: nothing is produced yet
+            outputs = {p: self._apply(p, part) for p, part in by_partition.items()}
         except KafkaException as exc:  # a restore that could not read the changelog
             error = exc.args[0]
         settled = self._settle()
@@ -456,21 +461,12 @@ class KafkaRunner:
             touched |= settled[1]
         elif error is None:
             try:
-                self._publish(data, prepared, touched)
+                self._publish(data, by_partition, outputs, offsets, touched)
             except KafkaException as exc:
                 error = exc.args[0]  # exc (and with it the failed producer's frames) goes here
         if error is not None:
             self._recover(error, touched)
         return len(data)
-
-    def _apply_all(self, data: list[Message]) -> dict[int, tuple[list[Message], Outputs]]:
-        """Apply a batch to the engines of its partitions; their outputs, by partition number.
-
-        This runs while the previous batch's transaction commits: nothing is produced yet."""
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        for m in data:
-            by_partition[m.partition()].append(m)  # type: ignore[index]
-        return {p: (part, self._apply(p, part)) for p, part in by_partition.items()}
 
     def _apply(self, partition: int, messages: list[Message]) -> Outputs:
         engine = self.engines.get(partition)
@@ -485,7 +481,9 @@ class KafkaRunner:
     def _publish(
         self,
         data: list[Message],
-        prepared: dict[int, tuple[list[Message], Outputs]],
+        by_partition: dict[int, list[Message]],
+        outputs: dict[int, Outputs],
+        offsets: list[TopicPartition],
         touched: set[tuple[str, int]],
     ) -> None:
         """Produce a batch's outputs, changelog rows and offsets in one transaction and start
@@ -495,11 +493,9 @@ class KafkaRunner:
         deliveries.error = None  # reports of an earlier, ended transaction
         producer.begin_transaction()
         self._in_txn = True
-        for partition, (part, outputs) in prepared.items():
-            self._produce(partition, part, outputs, self.engines[partition])
+        for partition, part in by_partition.items():
+            self._produce(partition, part, outputs[partition], self.engines[partition])
             self._maybe_crash("mid_batch")
-        by_partition = {p: part for p, (part, _) in prepared.items()}
-        offsets = _next_offsets(by_partition, len(self.settings.input_topics) == 1)
         group = self.consumer.consumer_group_metadata()
         try:
             # here, not in the background: the group generation it commits under is the one
