@@ -114,11 +114,16 @@ BAD = [
 ]
 
 
+def input_producer(bootstrap: str) -> Producer:
+    """The producer of test input: idempotent, so that a retried request (a new topic's leader
+    not yet ready, a slow broker) can neither reorder nor duplicate messages of a partition.
+    Without it two runs over "the same" input may not see the same input."""
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+
+
 def produce(bootstrap: str, topic: str, lines: list[bytes], keys: list[bytes | None]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for key, line in zip(keys, lines, strict=True):
-        producer.produce(topic, line, key)
-    producer.flush(30)
+    """Produce in order, every message acknowledged, each partition's in production order."""
+    produce_tracked(bootstrap, topic, lines, keys)
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[Any]:
@@ -421,8 +426,9 @@ def produce_tracked(
     lines: list[bytes] | list[bytes | None],
     keys: list[bytes | None],
 ) -> list[tuple[int, int]]:
-    """Produce in order; the (partition, offset) each message got."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    """Produce in order; the (partition, offset) each message got. Fails unless every message
+    was acknowledged and each partition holds its messages in production order."""
+    producer = input_producer(bootstrap)
     where: dict[int, tuple[int, int]] = {}
     errors: list[Any] = []
 
@@ -439,7 +445,12 @@ def produce_tracked(
         producer.produce(topic, line, key, on_delivery=delivered(i))
         producer.poll(0)
     assert producer.flush(30) == 0 and not errors, errors
-    return [where[i] for i in range(len(lines))]
+    positions = [where[i] for i in range(len(lines))]
+    last: dict[int, int] = {}
+    for partition, offset in positions:
+        assert offset > last.get(partition, -1), f"input out of order on partition {partition}"
+        last[partition] = offset
+    return positions
 
 
 class Published:

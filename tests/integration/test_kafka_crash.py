@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,14 +160,26 @@ def test_killed_process_restarts_without_loss_or_duplicates(
             runtime.kill()
 
     got = _published(bootstrap, config)
-    assert max(got.anomalies.values()) == 1, "duplicate anomalies"
-    assert got.anomalies == reference.anomalies
-    assert max(got.drift.values()) == 1, "duplicate drift records"
-    assert got.drift == reference.drift
-    assert {d["topic"] for d in got.dead} == {topic}
-    assert got.dead_multiset() == reference.dead_multiset()
-    assert got.estimates() == reference.estimates()
-    assert got.changelog == reference.changelog
+    with _logs_on_failure(runs):
+        assert max(got.anomalies.values()) == 1, "duplicate anomalies"
+        assert got.anomalies == reference.anomalies
+        assert max(got.drift.values()) == 1, "duplicate drift records"
+        assert got.drift == reference.drift
+        assert {d["topic"] for d in got.dead} == {topic}
+        assert got.dead_multiset() == reference.dead_multiset()
+        assert got.estimates() == reference.estimates()
+        assert got.changelog == reference.changelog
+
+
+@contextmanager
+def _logs_on_failure(runs: list[Runtime]) -> Iterator[None]:
+    """A failed comparison carries the processes' logs (restores, rollbacks, the crash)."""
+    try:
+        yield
+    except AssertionError as exc:
+        for runtime in runs:
+            exc.add_note(f"--- {runtime.log.name}\n{runtime.tail(80)}")
+        raise
 
 
 # --- bad input --------------------------------------------------------------------------------
