@@ -14,6 +14,10 @@ log = logging.getLogger("bayestream.kafka")
 # A restore that receives neither a record nor the end of a partition for this long gives up
 # with a retriable timeout (the broker is away), instead of waiting without a word.
 STALL_TIMEOUT = 30.0
+# A restore held back by a transaction another producer left open (see read_changelog) waits
+# for it this long at most: the broker's default transaction.max.timeout.ms, the longest any
+# transaction can stay open before the coordinator aborts it.
+HOLD_TIMEOUT = 900.0
 
 
 def read_changelog(
@@ -23,13 +27,23 @@ def read_changelog(
     partitions: list[int],
     on_batch: Callable[[], None] | None = None,
     stall_timeout: float = STALL_TIMEOUT,
+    hold_timeout: float = HOLD_TIMEOUT,
 ) -> dict[int, dict[bytes, bytes]]:
     """Per partition, the latest value of every key (tombstones remove it), reading the
     committed records (read_committed) from the beginning to the end, with one consumer.
 
+    "The end" is the partition's high watermark when the restore starts, not the last stable
+    offset a read_committed consumer stops at: a transaction left open by another producer (a
+    crashed or partitioned instance with another ``transactional.id``) holds the last stable
+    offset at its first record, and committed rows written after it (ours, since) would be
+    missed while the consumer offsets that go with them are not. Such a restore waits until
+    that transaction is committed or aborted (the broker aborts it at its timeout), at most
+    ``hold_timeout`` seconds.
+
     Transient consumer errors (broker down, transport) are logged and waited out; a fatal
-    one raises at once; ``stall_timeout`` seconds without progress raise a retriable
-    ``KafkaException`` (``_TIMED_OUT``)."""
+    one raises at once; ``stall_timeout`` seconds without progress (not counting the wait
+    for an open transaction) raise a retriable ``KafkaException`` (``_TIMED_OUT``)."""
+    ends = _high_watermarks({**common, "group.id": f"{group_id}.restore"}, topic, partitions)
     rows: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
     reader = Consumer(
         {
@@ -44,6 +58,8 @@ def read_changelog(
         }
     )
     pending = set(partitions)
+    held: dict[int, int] = {}  # partition -> the last stable offset it reached, below its end
+    held_since = 0.0
     last_progress = time.monotonic()
     last_error: KafkaError | None = None
     try:
@@ -65,8 +81,24 @@ def read_changelog(
                     continue
                 partition = m.partition()
                 if err.code() == KafkaError._PARTITION_EOF and partition is not None:
-                    pending.discard(partition)
                     progressed = True
+                    if m.offset() >= ends[partition]:  # type: ignore[operator]
+                        pending.discard(partition)
+                        held.pop(partition, None)
+                        continue
+                    if not held:
+                        held_since = time.monotonic()
+                    if partition not in held:
+                        log.warning(
+                            "changelog %s[%d]: a transaction open since offset %d holds back "
+                            "committed rows up to offset %d: waiting until it is committed or "
+                            "aborted (at the latest at its transaction.timeout.ms)",
+                            topic,
+                            partition,
+                            m.offset(),
+                            ends[partition],
+                        )
+                    held[partition] = m.offset()  # type: ignore[assignment]
                     continue
                 if err.fatal():
                     raise KafkaException(err)
@@ -76,6 +108,11 @@ def read_changelog(
             now = time.monotonic()
             if progressed:
                 last_progress = now
+            elif held and set(held) == pending:  # only waiting for open transactions
+                if now - held_since > hold_timeout:
+                    reason = f"changelog {topic}: transactions open on partitions "
+                    reason += f"{sorted(held)} for {hold_timeout:.0f} s"
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, reason, retriable=True))
             elif now - last_progress > stall_timeout:
                 reason = f"changelog {topic}: neither records nor the end of partitions "
                 reason += f"{sorted(pending)} for {stall_timeout:.0f} s"
@@ -87,4 +124,20 @@ def read_changelog(
     return rows
 
 
-__all__ = ["STALL_TIMEOUT", "read_changelog"]
+def _high_watermarks(
+    common: dict[str, Any], topic: str, partitions: list[int], timeout: float = STALL_TIMEOUT
+) -> dict[int, int]:
+    """Each partition's high watermark: the offset after its last record or transaction
+    marker, committed or not (asked with read_uncommitted: read_committed answers with the
+    last stable offset)."""
+    probe = Consumer({**common, "isolation.level": "read_uncommitted"})
+    try:
+        return {
+            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout, cached=False)[1]
+            for p in partitions
+        }
+    finally:
+        probe.close()
+
+
+__all__ = ["HOLD_TIMEOUT", "STALL_TIMEOUT", "read_changelog"]
