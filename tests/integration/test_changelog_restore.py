@@ -11,6 +11,7 @@ be committed or aborted, and then has every committed row.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -69,9 +70,15 @@ def test_restore_waits_for_an_open_transaction_and_keeps_the_rows_committed_afte
     kafka_bootstrap: str, outcome: str
 ) -> None:
     topic, zombie = _held_changelog(kafka_bootstrap)
-    thread, result = _restore_in_background(kafka_bootstrap, topic)
+    progress: list[float] = []
+    thread, result = _restore_in_background(
+        kafka_bootstrap, topic, on_batch=lambda: progress.append(time.monotonic())
+    )
     thread.join(3.0)
     assert thread.is_alive(), f"returned before the open transaction ended: {result}"
+    seen = len(progress)
+    time.sleep(0.5)
+    assert len(progress) > seen, "no progress reported while waiting (liveness)"
     if outcome == "abort":
         zombie.abort_transaction(30)
     else:

@@ -66,7 +66,7 @@ def read_changelog(
         reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         while pending:
             batch = reader.consume(100_000, 0.05)
-            if batch and on_batch is not None:
+            if (batch or held) and on_batch is not None:  # held: a known, bounded wait
                 on_batch()
             progressed = False
             for m in batch:  # the hot loop of a restore: as few calls per record as can be
