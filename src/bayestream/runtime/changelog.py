@@ -131,11 +131,22 @@ def _high_watermarks(
     marker, committed or not (asked with read_uncommitted: read_committed answers with the
     last stable offset)."""
     probe = Consumer({**common, "isolation.level": "read_uncommitted"})
+    deadline = time.monotonic() + timeout
+    ends: dict[int, int] = {}
     try:
-        return {
-            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout, cached=False)[1]
-            for p in partitions
-        }
+        for p in partitions:
+            while p not in ends:
+                try:
+                    left = max(deadline - time.monotonic(), 0.1)
+                    ends[p] = probe.get_watermark_offsets(
+                        TopicPartition(topic, p), left, cached=False
+                    )[1]
+                except KafkaException:
+                    # e.g. a changelog topic created a moment ago, its leader not elected yet
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
+        return ends
     finally:
         probe.close()
 

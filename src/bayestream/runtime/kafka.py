@@ -8,9 +8,10 @@ One process is one member of the consumer group ``[kafka] group_id``. Per batch:
 3. in ONE transaction: posterior, anomaly, drift, calibration and dead-letter records, the
    changelog rows of the streams the batch changed (plus tombstones of evicted ones) to the
    same partition number of the compacted changelog topic, and the consumer offsets
-   (``send_offsets_to_transaction``). Calibration monitors are not in the changelog: after a
-   restart or a rollback they start over, so the calibration topic is the one output that a
-   crash can change (it describes recent behaviour; it is not state).
+   (``send_offsets_to_transaction``, sent first and in the background while the records are
+   produced). Calibration monitors are not in the changelog: after a restart or a rollback
+   they start over, so the calibration topic is the one output that a crash can change (it
+   describes recent behaviour; it is not state).
 
 The commit of a batch (waiting for its records' acknowledgements, then ``commit_transaction``)
 runs in the background while the next batch is consumed and applied; that batch's outputs are
@@ -20,15 +21,16 @@ below. A rebalance waits for the commit under way before partitions are revoked.
 
 Downstream reads with ``isolation.level=read_committed``, so a crash anywhere leaves either the
 whole batch or none of it. On assignment a partition's engine is rebuilt from its changelog
-partition (read_committed, to its end) before any of its messages are applied; on revocation
-the engine is dropped. When a transaction fails, it is ended first (aborted, or, when the
-producer cannot abort, fenced by a new producer of the same ``transactional.id``), then the
-engines of the batch's partitions are rebuilt from the changelog and the consumer is rewound to
-the committed offsets, so state and input agree again. Every step is retried with backoff
-while the broker is away (readiness false, a WARNING per attempt), and no call into librdkafka
-may block longer than its timeout plus a grace: a transactional call that has not returned by
-then is given up with its producer (see :meth:`KafkaRunner._await`). Only this module and
-the broker launcher know about Kafka.
+partition (read_committed, to the high watermark seen at the start: a transaction another
+producer left open is waited for, see :func:`read_changelog`) before any of its messages are
+applied; on revocation the engine is dropped. When a transaction fails, it is ended first
+(aborted, or, when the producer cannot abort, fenced by a new producer of the same
+``transactional.id``), then the engines of the batch's partitions are rebuilt from the
+changelog and the consumer is rewound to the committed offsets, so state and input agree again.
+Every step is retried with backoff while the broker is away (readiness false, a WARNING per
+attempt), and no call into librdkafka may block longer than its timeout plus a grace: a
+transactional call that has not returned by then is given up with its producer (see
+:meth:`KafkaRunner._await`). Only this module and the broker launcher know about Kafka.
 """
 
 from __future__ import annotations
@@ -497,23 +499,27 @@ class KafkaRunner:
         deliveries.error = None  # reports of an earlier, ended transaction
         producer.begin_transaction()
         self._in_txn = True
-        for partition, part in by_partition.items():
-            self._produce(partition, part, outputs[partition], self.engines[partition])
-            self._maybe_crash("mid_batch")
+        # The offsets go first, in the background: their round trips (AddOffsetsToTxn, often
+        # retried while the coordinator still completes the previous transaction, then
+        # TxnOffsetCommit) overlap with producing the outputs, and are waited for before the
+        # commit starts. The group generation they commit under is still this batch's
+        # consume's: a rebalance runs only inside consume, and none runs before the wait.
         group = self.consumer.consumer_group_metadata()
+        sending = _Call(
+            "send_offsets_to_transaction",
+            producer,
+            OFFSETS_TIMEOUT,
+            lambda t: producer.send_offsets_to_transaction(offsets, group, t),
+        )
         try:
-            # here, not in the background: the group generation it commits under is the one
-            # of this batch's consume (a rebalance runs only inside consume)
-            self._bounded(
-                "send_offsets_to_transaction",
-                producer,
-                OFFSETS_TIMEOUT,
-                lambda t: producer.send_offsets_to_transaction(offsets, group, t),
-            )
+            for partition, part in by_partition.items():
+                self._produce(partition, part, outputs[partition], self.engines[partition])
+                self._maybe_crash("mid_batch")
+            self._await(sending)
         except KafkaException:
-            # its TxnOffsetCommit may still be under way; after an abort (same producer
-            # epoch) it could land in a later transaction or leave the group's offsets
-            # pending for ever. Only a new producer epoch fences it.
+            # the TxnOffsetCommit may still be under way (or have failed); after an abort
+            # (same producer epoch) it could land in a later transaction or leave the
+            # group's offsets pending for ever. Only a new producer epoch fences it.
             self._replace_producer = True
             raise
         inflight = _InFlight(data, by_partition, touched)
