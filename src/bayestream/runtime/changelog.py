@@ -92,7 +92,7 @@ def read_changelog(
                         log.warning(
                             "changelog %s[%d]: a transaction open since offset %d holds back "
                             "committed rows up to offset %d: waiting until it is committed or "
-                            "aborted (at the latest at its transaction.timeout.ms)",
+                            "aborted (the broker aborts it after its transaction.timeout.ms)",
                             topic,
                             partition,
                             m.offset(),
