@@ -58,7 +58,7 @@ def read_changelog(
         }
     )
     pending = set(partitions)
-    held: dict[int, int] = {}  # partition -> the last stable offset it reached, below its end
+    held: set[int] = set()  # partitions whose last stable offset is below their end
     held_since = 0.0
     last_progress = time.monotonic()
     last_error: KafkaError | None = None
@@ -84,7 +84,7 @@ def read_changelog(
                     progressed = True
                     if m.offset() >= ends[partition]:  # type: ignore[operator]
                         pending.discard(partition)
-                        held.pop(partition, None)
+                        held.discard(partition)
                         continue
                     if not held:
                         held_since = time.monotonic()
@@ -98,7 +98,7 @@ def read_changelog(
                             m.offset(),
                             ends[partition],
                         )
-                    held[partition] = m.offset()  # type: ignore[assignment]
+                    held.add(partition)
                     continue
                 if err.fatal():
                     raise KafkaException(err)
@@ -108,7 +108,7 @@ def read_changelog(
             now = time.monotonic()
             if progressed:
                 last_progress = now
-            elif held and set(held) == pending:  # only waiting for open transactions
+            elif held and held == pending:  # only waiting for open transactions
                 if now - held_since > hold_timeout:
                     reason = f"changelog {topic}: transactions open on partitions "
                     reason += f"{sorted(held)} for {hold_timeout:.0f} s"
@@ -131,22 +131,11 @@ def _high_watermarks(
     marker, committed or not (asked with read_uncommitted: read_committed answers with the
     last stable offset)."""
     probe = Consumer({**common, "isolation.level": "read_uncommitted"})
-    deadline = time.monotonic() + timeout
-    ends: dict[int, int] = {}
     try:
-        for p in partitions:
-            while p not in ends:
-                try:
-                    left = max(deadline - time.monotonic(), 0.1)
-                    ends[p] = probe.get_watermark_offsets(
-                        TopicPartition(topic, p), left, cached=False
-                    )[1]
-                except KafkaException:
-                    # e.g. a changelog topic created a moment ago, its leader not elected yet
-                    if time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.05)
-        return ends
+        return {
+            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout, cached=False)[1]
+            for p in partitions
+        }
     finally:
         probe.close()
 

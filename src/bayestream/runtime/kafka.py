@@ -457,21 +457,20 @@ class KafkaRunner:
             outputs = {p: self._apply(p, part) for p, part in by_partition.items()}
         except KafkaException as exc:  # a restore that could not read the changelog
             error = exc.args[0]
-        # a failed restore (its own consumer) leaves no transaction to end, and says nothing
-        # of the producer: only the previous batch's commit could still need ending
-        nothing_to_end = error is not None
+        restore_failed = error is not None
         settled = self._settle()
         if settled is not None:  # the previous batch's commit failed: it goes back too
             error = settled[0]
             touched |= settled[1]
-            nothing_to_end = False
         elif error is None:
             try:
                 self._publish(data, by_partition, outputs, offsets, touched)
             except KafkaException as exc:
                 error = exc.args[0]  # exc (and with it the failed producer's frames) goes here
         if error is not None:
-            self._recover(error, touched, ended=nothing_to_end)
+            # a failed restore (its own consumer) leaves no transaction open and says nothing
+            # of the producer: unless the previous commit failed, there is nothing to end
+            self._recover(error, touched, ended=restore_failed and settled is None)
         return len(data)
 
     def _apply(self, partition: int, messages: list[Message]) -> Outputs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -67,7 +68,30 @@ def prepare_topics(common: dict[str, Any], settings: KafkaSettings) -> int:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaRuntimeError(f"the broker refused to create {topic}: {exc}") from exc
+    _wait_for_leaders(admin, [t.topic for t in missing])
     return partitions
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of the new topics has a leader: a topic is created before
+    its partitions are ready, and the first requests to it (the changelog's watermark query,
+    the first produce) would otherwise fail and be retried. After ``timeout`` the wait ends
+    without a word; what still fails then is retried where it fails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            topics = admin.list_topics(timeout=max(deadline - time.monotonic(), 0.1)).topics
+        except KafkaException:
+            topics = {}
+        if all(
+            name in topics
+            and topics[name].error is None
+            and topics[name].partitions
+            and all(p.leader >= 0 and p.error is None for p in topics[name].partitions.values())
+            for name in names
+        ):
+            return
+        time.sleep(0.05)
 
 
 __all__ = ["KafkaRuntimeError", "prepare_topics"]
