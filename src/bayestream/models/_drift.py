@@ -59,7 +59,7 @@ import math
 
 import numpy as np
 
-from bayestream.models._jit import inline, kernel
+from bayestream.models._jit import ZERO, inline, kernel
 from bayestream.models._protocol import (
     EXTRA,
     KIND_CATEGORY,
@@ -137,7 +137,7 @@ def clear(row: np.ndarray, base: int, sw: int) -> None:
         row[base + B_STATS + j] = 0.0
 
 
-@inline
+@kernel
 def _close(
     row: np.ndarray,
     base: int,
@@ -251,7 +251,7 @@ def reset_posterior(
     for j in range(sw):
         scratch[j] = row[cur + sw + j]
     stats_merge(scratch, 0, 1.0, row, cur, kind, sw)
-    from_stats(kind, prior, scratch, 0, row)
+    from_stats(kind, prior, scratch, ZERO, row)
     return scratch[0]  # type: ignore[no-any-return]
 
 
@@ -278,7 +278,7 @@ def replay_windows(settings: np.ndarray, sw: int, draws: np.ndarray) -> np.ndarr
             row[base + B_LAST] = float(j)
             out[0, OUT_EVALUATED] = 0.0
             quiet = row[base + B_COOLDOWN] > 0.0
-            _close(row, base, sw, settings, out, 0, cur_post, ref_post)
+            _close(row, base, sw, settings, out, ZERO, cur_post, ref_post)
             if out[0, OUT_EVALUATED] == 1.0 and not quiet:
                 faps[s, j] = row[base + B_FAP]
     return faps

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
+import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +47,11 @@ def _cache_dir() -> str:
 if not os.environ.get("NUMBA_CACHE_DIR"):  # an explicit numba setting wins
     numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
 
+ZERO = np.int64(0)
+"""0 as an argument of a called (not inlined) kernel: numba compiles a separate copy of a
+kernel for every literal int it is called with (``f(a, 0)`` and ``f(a, i)`` are two
+compilations), while a numpy scalar is typed as a plain int64."""
+
 _POLICY: dict[str, Any] = {
     "cache": True,
     "nogil": True,
@@ -69,6 +75,10 @@ def inline(fn: F) -> F:
 
     A call between separately compiled functions costs a call and reference counting for each
     array argument; per event that is measurable, so per-event helpers are inlined at the
-    numba IR level (``inline="always"``).
+    numba IR level (``inline="always"``). IR inlining copies the helper into every caller and
+    types it again there, so it is kept for small helpers on the per-event path: large ones
+    (float formatting) and those that run once per window (drift comparisons) are plain
+    :func:`kernel` calls. Inlining those had made the first start's compilation half as long
+    again (the demo's warm-up: 51 s, 34 s after).
     """
     return numba.njit(inline="always", **_POLICY)(fn)  # type: ignore[no-any-return]

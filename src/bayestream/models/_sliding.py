@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from bayestream.models._jit import inline
+from bayestream.models._jit import ZERO, inline, kernel
 from bayestream.models._protocol import (
     EXTRA,
     OUT_WIN_END,
@@ -84,7 +84,7 @@ def _sum(row: np.ndarray, base: int, ring: int, pos: int, first: int, count: int
         stats_merge(acc, 0, 1.0, row, _slot(base, ring, pos, b, sw) + 2, kind, sw)
 
 
-@inline
+@kernel
 def slide_step(
     row: np.ndarray,
     settings: np.ndarray,
@@ -131,9 +131,9 @@ def slide_step(
             settings,
             sw,
             cur,
-            0,
+            ZERO,
             ref,
-            0,
+            ZERO,
             stats_size(ref, 0, kind),
             quiet,
             cur_post,
@@ -160,7 +160,7 @@ def slide_step(
     return alarm
 
 
-@inline
+@kernel
 def reset_sliding(
     row: np.ndarray, settings: np.ndarray, sw: int, prior: np.ndarray, scratch: np.ndarray
 ) -> float:
@@ -171,5 +171,5 @@ def reset_sliding(
     buckets = int(settings[S_HOP])
     pos = int(row[base + H_POS])
     _sum(row, base, 2 * buckets + 1, pos, 1, buckets, kind, sw, scratch)
-    from_stats(kind, prior, scratch, 0, row)
+    from_stats(kind, prior, scratch, ZERO, row)
     return scratch[0]  # type: ignore[no-any-return]

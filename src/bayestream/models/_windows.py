@@ -85,7 +85,7 @@ def stats_size(row: np.ndarray, off: int, kind: int) -> float:
     return row[off]  # type: ignore[no-any-return]
 
 
-@inline
+@kernel
 def from_stats(kind: int, prior: np.ndarray, row: np.ndarray, off: int, out: np.ndarray) -> None:
     """Posterior parameters of ``prior`` updated with the statistics ``row[off:]`` (the batch
     posterior of each family written in its statistics)."""
@@ -107,7 +107,7 @@ def from_stats(kind: int, prior: np.ndarray, row: np.ndarray, off: int, out: np.
         out[1] = prior[1] + row[off + 2]
 
 
-@inline
+@kernel
 def model_kl(kind: int, p: np.ndarray, q: np.ndarray) -> float:
     if kind == KIND_REAL:
         return kl_normal_gamma(p, q)
@@ -130,7 +130,7 @@ def model_size(kind: int, p: np.ndarray) -> float:
     return p.sum()  # type: ignore[no-any-return]
 
 
-@inline
+@kernel
 def mean_change(kind: int, cur: np.ndarray, ref: np.ndarray) -> float:
     """Current minus reference posterior mean; for categories, the index of the category whose
     probability rose most."""
@@ -162,7 +162,7 @@ def statistic(kl: float, dof: float, n_c: float, n_r: float, n_star: float) -> f
     return 2.0 * (kl - centre) / spread
 
 
-@inline
+@kernel
 def false_alarm_probability(x: float, dof: float, table: np.ndarray) -> float:
     """P(X >= x) under no change: chi2_dof, or a simulated null table ``[T, x_1..x_T,
     log p_1..log p_T]`` (log-linear between points, the last two points' slope beyond)."""
@@ -190,7 +190,7 @@ def model_width(kind: int, sw: int) -> int:
     return sw - 1 if kind == KIND_CATEGORY else 2
 
 
-@inline
+@kernel
 def count_false_alarm(
     x: float, dof: float, table: np.ndarray, grid: int, kind: int, ref_post: np.ndarray,
     cur: np.ndarray, c: int,

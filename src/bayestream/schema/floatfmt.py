@@ -287,7 +287,7 @@ def _multiple_of_pow2(value: np.uint64, p: int) -> bool:
     return bool((value & ((_U1 << np.uint64(p)) - _U1)) == _U0)
 
 
-@inline
+@kernel
 def _d2d(ieee_mantissa: np.uint64, ieee_exponent: int) -> tuple[np.uint64, int]:
     """Shortest round-trip decimal ``(digits, e10)`` of a finite nonzero double's magnitude."""
     if ieee_exponent == 0:
@@ -499,7 +499,7 @@ def _write_digits(out: npt.NDArray[np.uint8], end: np.uint64, v: np.uint64, n: i
 # ---------------------------------------------------------------------------------------------
 
 
-@inline
+@kernel
 def write_float(out: npt.NDArray[np.uint8], pos: int, x: float) -> int:
     """Write ``repr(x)`` for finite ``x`` (``null`` for NaN, +-inf) at ``out[pos:]``.
 

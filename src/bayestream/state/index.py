@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayestream.models._jit import kernel
+from bayestream.models._jit import ZERO, kernel
 
 
 @kernel
@@ -95,7 +95,7 @@ def _find(
     ml = name.shape[0] - klen - 1
     while t_hash[p] != 0:
         if t_hash[p] == h and _same(
-            name, 0, klen, klen + 1, ml, arena, t_off[p], t_klen[p], t_mlen[p]
+            name, ZERO, klen, klen + 1, ml, arena, t_off[p], t_klen[p], t_mlen[p]
         ):
             return int(p)
         p = (p + 1) & mask
