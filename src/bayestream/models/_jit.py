@@ -17,7 +17,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
@@ -47,7 +47,7 @@ def _cache_dir() -> str:
 if not os.environ.get("NUMBA_CACHE_DIR"):  # an explicit numba setting wins
     numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
 
-ZERO = np.int64(0)
+ZERO = cast(int, np.int64(0))  # an int to the type checker, as it is to the kernels
 """0 as an argument of a called (not inlined) kernel: numba compiles a separate copy of a
 kernel for every literal int it is called with (``f(a, 0)`` and ``f(a, i)`` are two
 compilations), while a numpy scalar is typed as a plain int64."""
