@@ -40,7 +40,11 @@ Design (fixed seeds; every detector sees the same values):
 - False-alarm calibration: long no-change streams per family, reference and configured rate
   (``--fa-streams`` x ``--fa-events`` for 50-event windows, twice the events for 100; a fifth
   of the windows at the rate 0.01), alarms per window comparison that could alarm (not
-  cooling down), with a Clopper-Pearson 95% interval.
+  cooling down), with a Clopper-Pearson 95% interval. The same for sparse no-change controls
+  (``SPARSE_LEVELS``: 1 to 5 counts per window, where comparisons take the exact conditional
+  false-alarm probability), reported apart: there the rate can only fall below the configured
+  one where too few counts make an alarm impossible, and the check is that it never exceeds
+  it by more than 20%.
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ CONFIGS = [  # (window_events, reference, false_alarm_rate)
     for reference in ("previous", "baseline")
     for far in (0.001, 0.01)
 ]
+SPARSE_LEVELS = [  # no-change controls with few counts per window: (family, (rate or p, trials))
+    ("poisson", (0.1, 1)),
+    ("poisson", (0.02, 1)),
+    ("binomial", (0.05, 1)),
+    ("binomial", (0.005, 20)),
+]
+SPARSE_CONFIGS = [(50, "previous", 0.01), (50, "baseline", 0.001), (100, "baseline", 0.001)]
 ADWIN_GRID = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 2e-3, 1e-2, 5e-2, 0.1, 0.3, 0.5, 0.9]
 PH_THRESHOLDS = [2.0, 5.0, 10.0, 20.0, 35.0, 50.0, 80.0, 120.0, 200.0]  # x pooled sd
 PH_DELTAS = [0.005, 0.05, 0.1, 0.25, 0.5]  # x pooled sd
@@ -119,10 +130,15 @@ QUICK_CROSSCHECK = ["normal_level_2sd", "poisson_rate_x1.5", "binomial_p_x2"]
 
 
 def generate(
-    sc: Scenario, streams: int, events: int, seed: int
+    sc: Scenario, streams: int, events: int, seed: int, level: tuple[float, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, size, change)``: values and sizes (trials / exposure) ``[streams, events]`` and the
-    change index per stream (-1: none)."""
+    change index per stream (-1: none). ``level``: (rate, 1) or (p, trials) instead of the
+    suite's Poisson rate or success probability and trials."""
+    rate, p0, trials = RATE, P0, TRIALS
+    if level is not None:
+        rate = p0 = level[0]
+        trials = level[1]
     rng = np.random.default_rng([seed, zlib.crc32(sc.name.encode())])
     if sc.control:
         change = np.full(streams, -1, dtype=np.int64)
@@ -143,10 +159,10 @@ def generate(
             mu += sc.param * SD * np.clip(frac, 0.0, 1.0)
         x = rng.normal(mu, sd)
     elif sc.family == "poisson":
-        x = rng.poisson(np.where(after, RATE * sc.param, RATE)).astype(np.float64)
+        x = rng.poisson(np.where(after, rate * sc.param, rate)).astype(np.float64)
     else:
-        x = rng.binomial(TRIALS, np.where(after, P0 * sc.param, P0)).astype(np.float64)
-        size[:] = TRIALS
+        x = rng.binomial(trials, np.where(after, p0 * sc.param, p0)).astype(np.float64)
+        size[:] = trials
     return x, size, change
 
 
@@ -441,13 +457,20 @@ def task_tune(family: str, streams: int, events: int, quick: bool) -> dict[str, 
 
 
 def task_false_alarms(
-    family: str, window: int, reference: str, far: float, streams: int, events: int
+    family: str,
+    window: int,
+    reference: str,
+    far: float,
+    streams: int,
+    events: int,
+    level: tuple[float, int] | None = None,
 ) -> dict[str, Any]:
-    """Measured per-window false-alarm rate on long no-change streams."""
+    """Measured per-window false-alarm rate on long no-change streams (``level``: see
+    :func:`generate`)."""
     from scipy import stats
 
     sc = BY_NAME[f"{family}_control"]
-    x, size, _ = generate(sc, streams, events, FA_SEED + int(far * 1e6))
+    x, size, _ = generate(sc, streams, events, FA_SEED + int(far * 1e6), level)
     kernel = kernel_for(family, window, reference, far)
     alarm, evaluated, seconds = kernel.run(x, size)
     # a comparison right after an alarm is cooling down (cooldown_windows = 1): it cannot alarm
@@ -493,7 +516,19 @@ def task_false_alarms(
         "all_comparisons": rate(alarms, eligible),
         "after_first_30_comparisons": rate(warm_alarms, warm_eligible),
         "within_20pct": bool(abs(alarms / eligible / far - 1.0) <= 0.2),
+        **(_sparse_info(family, window, level, alarms / eligible / far) if level else {}),
         "events_per_s": round(x.size / seconds),
+    }
+
+
+def _sparse_info(
+    family: str, window: int, level: tuple[float, int], ratio: float
+) -> dict[str, Any]:
+    rare = min(level[0], 1.0 - level[0]) if family == "binomial" else level[0]
+    return {
+        "level": f"rate={level[0]:g}" if family == "poisson" else f"p={level[0]:g}x{level[1]}",
+        "expected_counts_per_window": _r(rare * level[1] * window, 3),  # the rarer outcome's
+        "not_above_120pct": bool(ratio <= 1.2),
     }
 
 
@@ -662,6 +697,22 @@ def main() -> None:
                         task_false_alarms, family, window, reference, far, n_streams, n_events
                     )
                 )
+        sparse_jobs = []
+        for family, level in SPARSE_LEVELS:
+            for window, reference, far in SPARSE_CONFIGS:
+                n_events = args.fa_events * window // WINDOW
+                sparse_jobs.append(
+                    pool.submit(
+                        task_false_alarms,
+                        family,
+                        window,
+                        reference,
+                        far,
+                        args.fa_streams,
+                        n_events,
+                        level,
+                    )
+                )
         checked = QUICK_CROSSCHECK if args.quick else [s.name for s in SCENARIOS]
         cross = {
             name: pool.submit(
@@ -688,6 +739,7 @@ def main() -> None:
             for s in SCENARIOS
         }
         false_alarms = [job.result() for job in fa_jobs]
+        sparse = [job.result() for job in sparse_jobs]
         crosscheck = {name: job.result() for name, job in cross.items()}
 
     # choose the headline bayestream configuration on the tuning seed (one for all families)
@@ -781,6 +833,7 @@ def main() -> None:
         "suite_without_variance_scenarios": {d: figures(suite_mean_only[d]) for d in detectors},
         "controls": {d: figures(controls[d]) for d in detectors},
         "false_alarm_calibration": false_alarms,
+        "sparse_false_alarm_calibration": sparse,
         "engine_crosscheck": crosscheck,
     }
     all_identical = all(v["identical"] for c in crosscheck.values() for v in c.values())
@@ -807,6 +860,11 @@ def main() -> None:
             f"{f['family']}/{f['config']}": f["all_comparisons"]["ratio_to_configured"]
             for f in false_alarms
         },
+        "sparse_false_alarm_ratio_to_configured": {
+            f"{f['family']}/{f['level']}/{f['config']}": f["all_comparisons"]["ratio_to_configured"]
+            for f in sparse
+        },
+        "sparse_false_alarm_rate_never_above_120pct": all(f["not_above_120pct"] for f in sparse),
         "engine_path_identical_to_kernel_path": all_identical,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -16,6 +16,7 @@ import numpy as np
 from bayestream.config import Rule
 from bayestream.engine import null
 from bayestream.engine.kernels import observation_kind
+from bayestream.models._conditional import EXACT_TERMS
 from bayestream.models._drift import block_width, clear, stats_width
 from bayestream.models._protocol import (
     EXTRA,
@@ -29,6 +30,7 @@ from bayestream.models._protocol import (
     S_DECAY,
     S_DOF,
     S_DRIFT,
+    S_EXACT,
     S_EXTRA,
     S_FALSE_ALARM,
     S_HOP,
@@ -121,6 +123,8 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_HOP] = drift.buckets
     k = len(rule.categories)
     head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
+    if kind in (KIND_COUNT_EXPOSURE, KIND_COUNT_TRIALS):  # few counts: exact, given the total
+        head[S_EXACT] = EXACT_TERMS
     out = np.concatenate([head, window_prior(rule)])
     if null.needs_table(rule, out):
         table = _cached(null.simulate, rule, out)

@@ -12,6 +12,9 @@ and cool-down, and maps each window's statistic to a false-alarm probability
 through this table. Count windows of the count families (Gamma-Poisson, Beta-Binomial) get
 one table per expected count of a window (:func:`simulate_counts`). Time windows (whose sizes
 vary) and Dirichlet keep the chi-square; the measured false-alarm rates are in the README.
+Comparisons of count windows with few counts (of either kind of window) use neither: their
+false-alarm probability is exact given the windows' total
+(:mod:`bayestream.models._conditional`), and these tables serve the larger counts.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bayestream.models._protocol import (
     KIND_REAL,
     S_COOLDOWN,
     S_DOF,
+    S_EXACT,
     S_EXTRA,
     S_KIND,
     S_NULL,
@@ -88,6 +92,7 @@ class _Plan:
         self.windows = self.warm + math.ceil(samples / self.streams)
         self.chi = settings.copy()
         self.chi[S_NULL] = 0.0
+        self.chi[S_EXACT] = 0.0  # the statistic is recovered from chi-square probabilities
         # the rule's cool-down: the reference restarts after each (chi-square) alarm and is
         # replaced while cooling down, as live; comparisons cooling down are left out
         self.chi[S_COOLDOWN] = float(drift.cooldown_windows)

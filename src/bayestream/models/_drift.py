@@ -40,9 +40,10 @@ the baseline, an exponentially weighted sum of past windows with weights w_j = l
 (sum w_j n_j)^2 / sum w_j^2 n_j (Kish). For two windows of equal size this is KL ~ chi2_k, the
 remark in DESIGN.md. The false-alarm probability of an observed KL is the chi2_k survival
 function of the statistic solved from this line, or, where a simulated null table is given
-(real values in count windows, :mod:`bayestream.engine.null`), read from that table; an alarm
-is raised when it is below the configured ``false_alarm_rate`` and the stream is not cooling
-down.
+(real values in count windows, :mod:`bayestream.engine.null`), read from that table; for
+windows of few counts it is exact given their total (:mod:`bayestream.models._conditional`),
+which replaces both. An alarm is raised when it is below the configured ``false_alarm_rate``
+and the stream is not cooling down.
 
 After a window is compared it becomes (or, for the baseline, is added to) the reference. After
 an alarm the reference *restarts* from the alarming window, and for ``cooldown_windows``

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from bayestream.models._conditional import conditional_false_alarm
 from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
 from bayestream.models._jit import inline, kernel
 from bayestream.models._protocol import (
@@ -28,6 +29,7 @@ from bayestream.models._protocol import (
     OUT_REF_N,
     OUT_WIN_N,
     S_DOF,
+    S_EXACT,
     S_FALSE_ALARM,
     S_KIND,
     S_NULL,
@@ -249,7 +251,12 @@ def compare(
     from_stats(kind, prior, ref, r, q)
     kl = model_kl(kind, p, q)
     x = statistic(kl, settings[S_DOF], model_size(kind, p), model_size(kind, q), n_star)
-    if settings[S_NULL] == 0.0:
+    fap = math.nan
+    if settings[S_EXACT] > 0.0:  # few counts: exact given the total (NaN: too many counts)
+        fap = conditional_false_alarm(kind, prior, cur, c, ref, r, n_star, int(settings[S_EXACT]))
+    if not math.isnan(fap):
+        pass
+    elif settings[S_NULL] == 0.0:
         fap = false_alarm_probability(x, settings[S_DOF], table[:0])
     elif settings[S_NULL] > 0.0:
         fap = false_alarm_probability(x, settings[S_DOF], table)
