@@ -21,7 +21,11 @@ from bayestream.config import parse_config
 from bayestream.engine import decisions
 from bayestream.engine.alerts import benjamini_hochberg
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
-from bayestream.models._conditional import EXACT_TERMS, conditional_false_alarm
+from bayestream.models._conditional import (
+    EXACT_TERMS,
+    categories_false_alarm,
+    conditional_false_alarm,
+)
 from bayestream.models._protocol import (
     EXTRA,
     KIND_COUNT_EXPOSURE,
@@ -243,6 +247,7 @@ def _null_run(
         "normal_gamma": normal_gamma,
         "gamma_poisson": gamma_poisson,
         "beta_binomial": beta_binomial,
+        "dirichlet": dirichlet,
     }[r.family]
     assert r.drift is not None and r.drift.window_events is not None
     n = r.drift.window_events
@@ -670,3 +675,45 @@ def test_rare_successes_never_alarm_more_often_than_configured() -> None:
         rule, lambda r, m: r.binomial(1, 0.05, m).astype(float), 1_000, 41, size=1.0
     )
     assert alarms < compared * far + 4 * math.sqrt(3 * compared * far * (1 - far))
+
+
+def test_categories_combine_the_exact_stick_breaking_stages_by_fisher() -> None:
+    """Stage k of the Dirichlet (category k against those after it, Beta(a_k, sum a_{>k}))
+    is an exact split of successes (the oracle above); Fisher's method combines the K - 1
+    stages' mid-p values through the chi-square with 2 (K - 1) degrees of freedom."""
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        n_cat = int(rng.integers(2, 6))
+        probs, a = rng.dirichlet(np.ones(n_cat)), rng.uniform(0.1, 1.0, n_cat)
+        cur = rng.multinomial(int(rng.integers(1, 60)), probs).astype(float)
+        ref = rng.multinomial(int(rng.integers(1, 60)), probs).astype(float)
+        fisher = 0.0
+        for k in range(n_cat - 1):
+            s, n_c = int(cur[k]), int(cur[k:].sum())
+            s_r, n_r = float(ref[k]), float(ref[k:].sum())
+            if n_c and n_r:
+                fisher -= 2 * math.log(_exact_trials(a[k], a[k + 1 :].sum(), s, n_c, s_r, n_r, 1.0))
+        got = categories_false_alarm(
+            a, np.concatenate([[cur.sum()], cur]), 0, np.concatenate([[ref.sum()], ref]), 0,
+            float(ref.sum()), EXACT_TERMS,
+        )  # fmt: skip
+        assert got == pytest.approx(stats.chi2.sf(fisher, 2 * (n_cat - 1)), rel=1e-9, abs=1e-14)
+
+
+def test_categories_keep_the_false_alarm_rate_where_the_chi_square_did_not() -> None:
+    """Dirichlet, three categories at 0.7 / 0.2 / 0.1, 50-event windows against the previous
+    window at 0.01 (the chi-square gave 1.8x here): within 20% below and 4 sqrt(3)-inflated
+    binomial standard errors above the configured rate (mid-p stages are slightly
+    conservative at these counts: 0.88x measured on 99,000 comparisons)."""
+    far = 0.01
+    rule = {
+        "family": "dirichlet",
+        "prior": {"categories": ["a", "b", "c"], "alpha": 1.0},
+        "drift": {"window_events": 50, "reference": "previous", "false_alarm_rate": far,
+                  "cooldown_windows": 0},
+    }  # fmt: skip
+    compared, alarms = _null_rate(
+        rule, lambda r, m: r.choice(3, size=m, p=[0.7, 0.2, 0.1]).astype(float), 1_000, 41
+    )
+    se = math.sqrt(3 * compared * far * (1 - far))
+    assert 0.8 * compared * far - 4 * se < alarms < compared * far + 4 * se, alarms / compared

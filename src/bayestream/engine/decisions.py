@@ -123,7 +123,7 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_HOP] = drift.buckets
     k = len(rule.categories)
     head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
-    if kind in (KIND_COUNT_EXPOSURE, KIND_COUNT_TRIALS):  # few counts: exact, given the total
+    if kind != KIND_REAL:  # counts: exact given the totals where they are few
         head[S_EXACT] = EXACT_TERMS
     out = np.concatenate([head, window_prior(rule)])
     if null.needs_table(rule, out):

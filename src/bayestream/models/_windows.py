@@ -14,7 +14,11 @@ import math
 
 import numpy as np
 
-from bayestream.models._conditional import conditional_false_alarm
+from bayestream.models._conditional import (
+    EXACT_BASELINE_COUNT,
+    categories_false_alarm,
+    conditional_false_alarm,
+)
 from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
 from bayestream.models._jit import inline, kernel
 from bayestream.models._protocol import (
@@ -28,6 +32,7 @@ from bayestream.models._protocol import (
     OUT_EVALUATED,
     OUT_REF_N,
     OUT_WIN_N,
+    S_BASELINE,
     S_DOF,
     S_EXACT,
     S_FALSE_ALARM,
@@ -192,22 +197,27 @@ def model_width(kind: int, sw: int) -> int:
     return sw - 1 if kind == KIND_CATEGORY else 2
 
 
+@inline
+def expected_count(kind: int, ref_post: np.ndarray, cur: np.ndarray, c: int) -> float:
+    """The current window's expected count under the reference: counts over an exposure, the
+    reference's rate times the window's exposure; successes out of trials, the reference's
+    rarer outcome (successes or failures) times the window's trials."""
+    if kind == KIND_COUNT_TRIALS:
+        share = ref_post[0] / (ref_post[0] + ref_post[1])
+        return min(share, 1.0 - share) * (cur[c + 1] + cur[c + 2])  # type: ignore[no-any-return]
+    return ref_post[0] / ref_post[1] * cur[c + 2]  # type: ignore[no-any-return]
+
+
 @kernel
 def count_false_alarm(
     x: float, dof: float, table: np.ndarray, grid: int, kind: int, ref_post: np.ndarray,
     cur: np.ndarray, c: int,
 ) -> float:  # fmt: skip
     """False-alarm probability from the null tables ``table = [mu_1..mu_G, blocks]`` around
-    mu, the current window's expected count under the reference: counts over an exposure, the
-    reference's rate times the window's exposure; successes out of trials, the reference's
-    rarer outcome (successes or failures) times the window's trials (log p interpolated in
-    log mu; the end tables beyond the grid)."""
+    mu, the current window's :func:`expected_count` (log p interpolated in log mu; the end
+    tables beyond the grid)."""
     width = (table.shape[0] - grid) // grid
-    if kind == KIND_COUNT_TRIALS:
-        share = ref_post[0] / (ref_post[0] + ref_post[1])
-        mu = min(share, 1.0 - share) * (cur[c + 1] + cur[c + 2])
-    else:
-        mu = ref_post[0] / ref_post[1] * cur[c + 2]
+    mu = expected_count(kind, ref_post, cur, c)
     g = 0
     while g < grid - 2 and table[g + 1] <= mu:
         g += 1
@@ -252,8 +262,14 @@ def compare(
     kl = model_kl(kind, p, q)
     x = statistic(kl, settings[S_DOF], model_size(kind, p), model_size(kind, q), n_star)
     fap = math.nan
-    if settings[S_EXACT] > 0.0:  # few counts: exact given the total (NaN: too many counts)
-        fap = conditional_false_alarm(kind, prior, cur, c, ref, r, n_star, int(settings[S_EXACT]))
+    # exact given the totals where the counts are few (NaN: too many); a baseline enters that
+    # sum through its effective size, which the simulated tables beat beyond a few counts
+    exact = int(settings[S_EXACT])
+    tables = settings[S_NULL] < 0.0 and settings[S_BASELINE] == 1.0
+    if exact > 0 and kind == KIND_CATEGORY:
+        fap = categories_false_alarm(prior, cur, c, ref, r, n_star, exact)
+    elif exact > 0 and not (tables and expected_count(kind, q, cur, c) > EXACT_BASELINE_COUNT):
+        fap = conditional_false_alarm(kind, prior, cur, c, ref, r, n_star, exact)
     if not math.isnan(fap):
         pass
     elif settings[S_NULL] == 0.0:
