@@ -16,9 +16,10 @@ configured false-alarm rate). Conditioning removes the unknown rate exactly:
 The false-alarm probability of the observed split ``j`` is the mid-p value of its KL among
 all splits: ``P(KL > KL_j) + P(KL = KL_j) / 2`` under that distribution, the KL of each split
 between the window posteriors it gives (window prior plus the split's counts), as live. The
-mid-p keeps the rate close to the configured one where the counts allow it (an exact p-value
-halves it at ten counts); where there are too few counts for any split to be that unlikely,
-no alarm is possible and the rate falls below the configured one (never above it).
+mid-p keeps the rate close to the configured one where the counts allow it (an exact p-value,
+P(KL >= KL_j), is below it by construction, by more the fewer the counts); where there are
+too few counts for any split to be that unlikely, no alarm is possible and the rate falls
+below the configured one (measured in the README: never more than 6% above it).
 
 A baseline reference (an exponentially weighted sum of windows) enters as a window of its
 effective size: its statistics scaled by ``n* / n_r`` (Kish's effective size, see
@@ -40,7 +41,8 @@ from bayestream.models._protocol import KIND_COUNT_EXPOSURE, KIND_COUNT_TRIALS
 from bayestream.models._special import gammaincc, gammaln, psi
 
 EXACT_TERMS = 256
-"""Splits summed at most per comparison (about 50 us); beyond, the tables or the chi-square."""
+"""Splits summed at most per comparison (about 0.1 us each); beyond, the tables or the
+chi-square."""
 
 EXACT_BASELINE_COUNT = 10.0
 """Against a baseline, count windows whose expected count is above this use the simulated
