@@ -23,11 +23,11 @@ from bayestream.engine.alerts import benjamini_hochberg
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
 from bayestream.models._conditional import (
     EXACT_TERMS,
-    categories_false_alarm,
     conditional_false_alarm,
 )
 from bayestream.models._protocol import (
     EXTRA,
+    KIND_CATEGORY,
     KIND_COUNT_EXPOSURE,
     KIND_COUNT_TRIALS,
     N_OUT,
@@ -626,6 +626,12 @@ def test_the_exact_false_alarm_probability_gives_way_to_the_tables_above_its_siz
     )
 
 
+def _previous_window_rule(family: str, far: float) -> dict[str, Any]:
+    """50-event windows, each compared with the one before it, no cool-down."""
+    drift = {"window_events": 50, "reference": "previous", "false_alarm_rate": far}
+    return {"family": family, "drift": {**drift, "cooldown_windows": 0}}
+
+
 def _size_of_the_previous_window_test(mu: float, far: float, a0: float) -> float:
     """P(alarm) per comparison of two windows of Poisson(mu) counts over equal exposures:
     sum over the total T of P(T) P(mid-p < far | T), with the oracle's mid-p."""
@@ -647,11 +653,7 @@ def test_few_counts_per_window_alarm_as_often_as_the_exact_test_says(rate: float
     inflated by sqrt(3) (consecutive comparisons share a window), and never exceed the
     configured rate. (Tables read between expected counts gave 1.47x the rate at 5 counts.)"""
     far = 0.01
-    rule = {
-        "family": "gamma_poisson",
-        "drift": {"window_events": 50, "reference": "previous", "false_alarm_rate": far,
-                  "cooldown_windows": 0},
-    }  # fmt: skip
+    rule = _previous_window_rule("gamma_poisson", far)
     compared, alarms = _null_rate(rule, lambda r, m: r.poisson(rate, m).astype(float), 1_000, 41)
     a0 = float(decisions.window_prior(parse_config({"rule": [{"metric": "m", **rule}]}).rule[0])[0])
     size = _size_of_the_previous_window_test(50 * rate, far, a0)
@@ -666,13 +668,11 @@ def test_rare_successes_never_alarm_more_often_than_configured() -> None:
     binomial standard errors, sqrt(3)-inflated). Tables read between expected counts gave
     2.0x the configured rate here."""
     far = 0.01
-    rule = {
-        "family": "beta_binomial",
-        "drift": {"window_events": 50, "reference": "previous", "false_alarm_rate": far,
-                  "cooldown_windows": 0},
-    }  # fmt: skip
     compared, alarms = _null_rate(
-        rule, lambda r, m: r.binomial(1, 0.05, m).astype(float), 1_000, 41, size=1.0
+        _previous_window_rule("beta_binomial", far),
+        lambda r, m: r.binomial(1, 0.05, m).astype(float),
+        1_000,
+        41,
     )
     assert alarms < compared * far + 4 * math.sqrt(3 * compared * far * (1 - far))
 
@@ -693,9 +693,9 @@ def test_categories_combine_the_exact_stick_breaking_stages_by_fisher() -> None:
             s_r, n_r = float(ref[k]), float(ref[k:].sum())
             if n_c and n_r:
                 fisher -= 2 * math.log(_exact_trials(a[k], a[k + 1 :].sum(), s, n_c, s_r, n_r, 1.0))
-        got = categories_false_alarm(
-            a, np.concatenate([[cur.sum()], cur]), 0, np.concatenate([[ref.sum()], ref]), 0,
-            float(ref.sum()), EXACT_TERMS,
+        got = conditional_false_alarm(
+            KIND_CATEGORY, a, np.concatenate([[cur.sum()], cur]), 0,
+            np.concatenate([[ref.sum()], ref]), 0, float(ref.sum()), EXACT_TERMS,
         )  # fmt: skip
         assert got == pytest.approx(stats.chi2.sf(fisher, 2 * (n_cat - 1)), rel=1e-9, abs=1e-14)
 
@@ -706,12 +706,8 @@ def test_categories_keep_the_false_alarm_rate_where_the_chi_square_did_not() -> 
     binomial standard errors above the configured rate (mid-p stages are slightly
     conservative at these counts: 0.88x measured on 99,000 comparisons)."""
     far = 0.01
-    rule = {
-        "family": "dirichlet",
-        "prior": {"categories": ["a", "b", "c"], "alpha": 1.0},
-        "drift": {"window_events": 50, "reference": "previous", "false_alarm_rate": far,
-                  "cooldown_windows": 0},
-    }  # fmt: skip
+    rule = _previous_window_rule("dirichlet", far)
+    rule["prior"] = {"categories": ["a", "b", "c"], "alpha": 1.0}
     compared, alarms = _null_rate(
         rule, lambda r, m: r.choice(3, size=m, p=[0.7, 0.2, 0.1]).astype(float), 1_000, 41
     )

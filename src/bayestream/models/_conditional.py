@@ -27,7 +27,7 @@ effective size: its statistics scaled by ``n* / n_r`` (Kish's effective size, se
 the caller prefers the simulated tables beyond :data:`EXACT_BASELINE_COUNT`. Comparisons with
 more than ``max_terms`` possible splits return NaN: there the counts are large enough for the
 simulated tables or the chi-square, which the caller uses instead. Windows of categories go
-through the Dirichlet's stick-breaking stages (:func:`categories_false_alarm`).
+through the Dirichlet's stick-breaking stages (:func:`_categories`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from bayestream.models._jit import inline, kernel
-from bayestream.models._protocol import KIND_COUNT_EXPOSURE, KIND_COUNT_TRIALS
+from bayestream.models._protocol import KIND_CATEGORY, KIND_COUNT_EXPOSURE
 from bayestream.models._special import gammaincc, gammaln, psi
 
 EXACT_TERMS = 256
@@ -96,7 +96,11 @@ def conditional_false_alarm(
     by one per step, so each is carried by its recurrence (``log Gamma(x + 1) = log Gamma(x) +
     log x``, ``psi(x + 1) = psi(x) + 1 / x``) from its value at the first split, and the closed
     forms of :func:`~bayestream.models._divergence.kl_gamma` and ``kl_beta`` are evaluated
-    from those terms: a few logarithms per split instead of a dozen special functions."""
+    from those terms: a few logarithms per split instead of a dozen special functions.
+    Categories: :func:`_categories`."""
+    if kind == KIND_CATEGORY:
+        scale = n_star / ref[r] if ref[r] > 0.0 else 1.0
+        return _categories(prior, cur, c, ref, r, scale, max_terms)
     if kind == KIND_COUNT_EXPOSURE:
         e_r = ref[r + 2]
         scale = n_star / e_r if e_r > 0.0 else 1.0
@@ -107,28 +111,35 @@ def conditional_false_alarm(
         return _split_counts(prior[0], e_c, e_r, total, round(cur[c + 1]))
     n_ref = ref[r + 1] + ref[r + 2]
     scale = n_star / n_ref if n_ref > 0.0 else 1.0
-    seen = round(cur[c + 1])
-    n_c = round(cur[c + 1] + cur[c + 2])
-    successes = round(cur[c + 1] + scale * ref[r + 1])
-    n = n_c + round(scale * n_ref)
+    return _trials(
+        prior[0], prior[1], cur[c + 1], cur[c + 2], scale * ref[r + 1], scale * n_ref, max_terms
+    )
+
+
+@inline
+def _trials(
+    a0: float, b0: float, s: float, f: float, s_ref: float, n_ref: float, max_terms: int
+) -> float:
+    """``s`` successes and ``f`` failures against ``s_ref`` of ``n_ref`` (scaled) trials, under
+    ``Beta(a0, b0)``; NaN when there are more than ``max_terms`` splits, or when rounding the
+    reference left the observed split outside them."""
+    seen = round(s)
+    n_c = round(s + f)
+    successes = round(s + s_ref)
+    n = n_c + round(n_ref)
     lo, hi = max(0, n_c - (n - successes)), min(n_c, successes)
     if hi - lo + 1 > max_terms or not lo <= seen <= hi:
         return math.nan
-    return _split_trials(prior[0], prior[1], n, successes, n_c, lo, hi, seen)
+    return _split_trials(a0, b0, n, successes, n_c, lo, hi, seen)
 
 
-@kernel
-def categories_false_alarm(
-    prior: np.ndarray,
-    cur: np.ndarray,
-    c: int,
-    ref: np.ndarray,
-    r: int,
-    n_star: float,
-    max_terms: int,
+@inline
+def _categories(
+    prior: np.ndarray, cur: np.ndarray, c: int, ref: np.ndarray, r: int, scale: float, terms: int
 ) -> float:
     """Exact false-alarm probability of two windows of category counts (``cur[c + 1 + k]``,
-    ``ref[r + 1 + k]``), combined from the stick-breaking stages of the Dirichlet: stage k
+    ``ref[r + 1 + k]``, the reference's scaled by ``scale``), combined from the stick-breaking
+    stages of the Dirichlet: stage k
     splits category k against the categories after it, a comparison of successes out of
     trials under ``Beta(prior[k], sum(prior[k + 1:]))`` (the Dirichlet's KL is the sum of
     these Betas' KLs). Given the pooled counts the stages' splits are successive
@@ -136,10 +147,6 @@ def categories_false_alarm(
     change; Fisher's method combines them: ``P(chi2_{2(K-1)} >= -2 sum log p_k)``. NaN when a
     stage has more than ``max_terms`` splits."""
     n_cat = prior.shape[0]
-    scale = n_star / ref[r] if ref[r] > 0.0 else 1.0
-    stage = np.zeros(3)  # statistics (unused, successes, failures) of one window in one stage
-    stage_ref = np.zeros(3)
-    beta = np.empty(2)
     rest_c, rest_r, rest_prior = 0.0, 0.0, 0.0
     for k in range(n_cat):
         rest_c += cur[c + 1 + k]
@@ -150,15 +157,13 @@ def categories_false_alarm(
         rest_c -= cur[c + 1 + k]
         rest_r -= ref[r + 1 + k]
         rest_prior -= prior[k]
-        stage[1], stage[2] = cur[c + 1 + k], rest_c
-        stage_ref[1], stage_ref[2] = ref[r + 1 + k], rest_r
-        n_ref = stage_ref[1] + stage_ref[2]
-        if stage[1] + stage[2] == 0.0 or n_ref == 0.0:
+        n_ref = ref[r + 1 + k] + rest_r
+        if cur[c + 1 + k] + rest_c == 0.0 or n_ref == 0.0:
             continue  # a stage without draws in one window says nothing: p = 1
-        beta[0], beta[1] = prior[k], rest_prior
-        p = conditional_false_alarm(
-            KIND_COUNT_TRIALS, beta, stage, 0, stage_ref, 0, scale * n_ref, max_terms
-        )
+        p = _trials(
+            prior[k], rest_prior, cur[c + 1 + k], rest_c, scale * ref[r + 1 + k], scale * n_ref,
+            terms,
+        )  # fmt: skip
         if math.isnan(p):
             return math.nan
         fisher -= 2.0 * math.log(max(p, 1e-300))
@@ -237,6 +242,5 @@ def _split_trials(
 __all__ = [
     "EXACT_BASELINE_COUNT",
     "EXACT_TERMS",
-    "categories_false_alarm",
     "conditional_false_alarm",
 ]

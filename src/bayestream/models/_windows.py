@@ -16,7 +16,6 @@ import numpy as np
 
 from bayestream.models._conditional import (
     EXACT_BASELINE_COUNT,
-    categories_false_alarm,
     conditional_false_alarm,
 )
 from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
@@ -266,9 +265,7 @@ def compare(
     # sum through its effective size, which the simulated tables beat beyond a few counts
     exact = int(settings[S_EXACT])
     tables = settings[S_NULL] < 0.0 and settings[S_BASELINE] == 1.0
-    if exact > 0 and kind == KIND_CATEGORY:
-        fap = categories_false_alarm(prior, cur, c, ref, r, n_star, exact)
-    elif exact > 0 and not (tables and expected_count(kind, q, cur, c) > EXACT_BASELINE_COUNT):
+    if exact > 0 and not (tables and expected_count(kind, q, cur, c) > EXACT_BASELINE_COUNT):
         fap = conditional_false_alarm(kind, prior, cur, c, ref, r, n_star, exact)
     if not math.isnan(fap):
         pass
