@@ -58,7 +58,7 @@ def _log_choose(n: int, k: int) -> float:
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
-@inline
+@kernel
 def _mid_p(kl: np.ndarray, mass: np.ndarray, seen: int) -> float:
     """``P(KL > kl[seen]) + P(KL = kl[seen]) / 2`` over splits with KL ``kl`` and mass ``mass``."""
     x = kl[seen]
@@ -133,7 +133,7 @@ def _trials(
     return _split_trials(a0, b0, n, successes, n_c, lo, hi, seen)
 
 
-@inline
+@kernel
 def _categories(
     prior: np.ndarray, cur: np.ndarray, c: int, ref: np.ndarray, r: int, scale: float, terms: int
 ) -> float:
@@ -170,7 +170,7 @@ def _categories(
     return gammaincc(n_cat - 1.0, 0.5 * fisher)
 
 
-@inline
+@kernel
 def _split_counts(a0: float, e_c: float, e_r: float, total: int, seen: int) -> float:
     """Splits ``j`` of ``total`` counts: ``Binomial(total, e_c / (e_c + e_r))``, KL between
     ``Gamma(a0 + j, e_c)`` and ``Gamma(a0 + total - j, e_r)``."""
@@ -194,7 +194,7 @@ def _split_counts(a0: float, e_c: float, e_r: float, total: int, seen: int) -> f
     return _mid_p(kl, mass, seen)
 
 
-@inline
+@kernel
 def _split_trials(
     a0: float, b0: float, n: int, successes: int, n_c: int, lo: int, hi: int, seen: int
 ) -> float:
