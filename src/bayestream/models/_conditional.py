@@ -139,13 +139,12 @@ def _categories(
 ) -> float:
     """Exact false-alarm probability of two windows of category counts (``cur[c + 1 + k]``,
     ``ref[r + 1 + k]``, the reference's scaled by ``scale``), combined from the stick-breaking
-    stages of the Dirichlet: stage k
-    splits category k against the categories after it, a comparison of successes out of
-    trials under ``Beta(prior[k], sum(prior[k + 1:]))`` (the Dirichlet's KL is the sum of
-    these Betas' KLs). Given the pooled counts the stages' splits are successive
-    hypergeometric draws, so their mid-p values are independent and about uniform under no
-    change; Fisher's method combines them: ``P(chi2_{2(K-1)} >= -2 sum log p_k)``. NaN when a
-    stage has more than ``max_terms`` splits."""
+    stages of the Dirichlet: stage k splits category k against the categories after it, a
+    comparison of successes out of trials under ``Beta(prior[k], sum(prior[k + 1:]))`` (the
+    Dirichlet's KL is the sum of these Betas' KLs). Given the pooled counts the stages' splits
+    are successive hypergeometric draws, so their mid-p values are independent and about
+    uniform under no change; Fisher's method combines them: ``P(chi2_{2(K-1)} >= -2 sum log
+    p_k)``. NaN when a stage has more than ``terms`` splits."""
     n_cat = prior.shape[0]
     rest_c, rest_r, rest_prior = 0.0, 0.0, 0.0
     for k in range(n_cat):
