@@ -16,7 +16,7 @@ import numpy as np
 from bayestream.config import Rule
 from bayestream.engine import null
 from bayestream.engine.kernels import observation_kind
-from bayestream.models._conditional import EXACT_TERMS
+from bayestream.models._conditional import EXACT_BASELINE_COUNT, EXACT_TERMS
 from bayestream.models._drift import block_width, clear, stats_width
 from bayestream.models._protocol import (
     EXTRA,
@@ -31,6 +31,7 @@ from bayestream.models._protocol import (
     S_DOF,
     S_DRIFT,
     S_EXACT,
+    S_EXACT_COUNT,
     S_EXTRA,
     S_FALSE_ALARM,
     S_HOP,
@@ -125,6 +126,7 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_DOF] = {KIND_REAL: 2, KIND_CATEGORY: k - 1}.get(kind, 1)
     if kind != KIND_REAL:  # counts: exact given the totals where they are few
         head[S_EXACT] = EXACT_TERMS
+    head[S_EXACT_COUNT] = math.inf
     out = np.concatenate([head, window_prior(rule)])
     if null.needs_table(rule, out):
         table = _cached(null.simulate, rule, out)
@@ -133,6 +135,8 @@ def settings(rule: Rule) -> np.ndarray:
     elif null.needs_count_tables(rule, out):
         tables = _cached(null.simulate_counts, rule, out)
         out[S_NULL] = -float(null.COUNT_GRID.shape[0])  # negative: one table per expected count
+        if drift.reference == "baseline":  # its effective size is the tables' to beat (above)
+            out[S_EXACT_COUNT] = EXACT_BASELINE_COUNT
         out = np.concatenate([out, tables])
     return out
 

@@ -46,9 +46,10 @@ chi-square."""
 
 EXACT_BASELINE_COUNT = 10.0
 """Against a baseline, count windows whose expected count is above this use the simulated
-tables instead: there the effective-size reference made the exact sum 1.07 - 1.24x the
-configured rate (Beta-Binomial, 30 - 60 rare counts per window), the tables 0.70 - 0.94x.
-(Below it the tables are the worse: up to 4.8x at 5 counts.)"""
+tables instead (``S_EXACT_COUNT``, set where the tables are chosen): there the effective-size
+reference made the exact sum 1.07 - 1.24x the configured rate (Beta-Binomial, 30 - 60 rare
+counts per window), the tables 0.62 - 1.05x. (Below it the tables are the worse: up to 4.8x at
+5 counts.)"""
 
 _TIE = 1e-10  # relative difference below which two splits' KL count as equal
 

@@ -51,7 +51,8 @@ S_HOP = 16  # sliding count windows: buckets per window (window_events / hop_eve
 S_ROBUST_MIN = 17  # robust weights apply once a stream's n_eff reaches this; before, weight 1
 S_RUN_RESET = 18  # this many events in a row with P(outlier) > 1/2 restart the posterior (0: never)
 S_EXACT = 19  # count windows: at most this many splits for the exact false-alarm probability
-N_SETTINGS = 20  # then the window prior (window-model parameters), then the null table:
+S_EXACT_COUNT = 20  # ... and only up to this expected count per window (inf: any)
+N_SETTINGS = 21  # then the window prior (window-model parameters), then the null table:
 # T statistics x_1 < ... < x_T and the log false-alarm probabilities log P(X >= x_j)
 
 # --- what a drift window accumulates ----------------------------------------------------------

@@ -14,10 +14,7 @@ import math
 
 import numpy as np
 
-from bayestream.models._conditional import (
-    EXACT_BASELINE_COUNT,
-    conditional_false_alarm,
-)
+from bayestream.models._conditional import conditional_false_alarm
 from bayestream.models._divergence import kl_beta, kl_dirichlet, kl_gamma, kl_normal_gamma
 from bayestream.models._jit import inline, kernel
 from bayestream.models._protocol import (
@@ -31,9 +28,9 @@ from bayestream.models._protocol import (
     OUT_EVALUATED,
     OUT_REF_N,
     OUT_WIN_N,
-    S_BASELINE,
     S_DOF,
     S_EXACT,
+    S_EXACT_COUNT,
     S_FALSE_ALARM,
     S_KIND,
     S_NULL,
@@ -259,23 +256,19 @@ def compare(
     from_stats(kind, prior, cur, c, p)
     from_stats(kind, prior, ref, r, q)
     kl = model_kl(kind, p, q)
-    x = statistic(kl, settings[S_DOF], model_size(kind, p), model_size(kind, q), n_star)
-    fap = math.nan
-    # exact given the totals where the counts are few (NaN: too many); a baseline enters that
-    # sum through its effective size, which the simulated tables beat beyond a few counts
-    exact = int(settings[S_EXACT])
-    tables = settings[S_NULL] < 0.0 and settings[S_BASELINE] == 1.0
-    if exact > 0 and not (tables and expected_count(kind, q, cur, c) > EXACT_BASELINE_COUNT):
+    fap = math.nan  # exact given the totals where the counts are few (NaN: too many)
+    exact, up_to = int(settings[S_EXACT]), settings[S_EXACT_COUNT]
+    if exact > 0 and (up_to == math.inf or expected_count(kind, q, cur, c) <= up_to):
         fap = conditional_false_alarm(kind, prior, cur, c, ref, r, n_star, exact)
-    if not math.isnan(fap):
-        pass
-    elif settings[S_NULL] == 0.0:
-        fap = false_alarm_probability(x, settings[S_DOF], table[:0])
-    elif settings[S_NULL] > 0.0:
-        fap = false_alarm_probability(x, settings[S_DOF], table)
-    else:  # tables per expected count of the current window (the count families)
-        grid = -int(settings[S_NULL])
-        fap = count_false_alarm(x, settings[S_DOF], table, grid, kind, q, cur, c)
+    if math.isnan(fap):
+        x = statistic(kl, settings[S_DOF], model_size(kind, p), model_size(kind, q), n_star)
+        if settings[S_NULL] == 0.0:
+            fap = false_alarm_probability(x, settings[S_DOF], table[:0])
+        elif settings[S_NULL] > 0.0:
+            fap = false_alarm_probability(x, settings[S_DOF], table)
+        else:  # tables per expected count of the current window (the count families)
+            grid = -int(settings[S_NULL])
+            fap = count_false_alarm(x, settings[S_DOF], table, grid, kind, q, cur, c)
     alarm = fap < settings[S_FALSE_ALARM] and not quiet
     out[i, OUT_EVALUATED] = 1.0
     out[i, OUT_ALARM] = 1.0 if alarm else 0.0
