@@ -53,7 +53,7 @@ def run_engine(engine: Engine, lines: list[bytes], batch_size: int) -> dict[str,
     gc.freeze()
     gc.disable()
     started = time.perf_counter()
-    starts, ends, _ = split_lines(np.frombuffer(block, dtype=np.uint8))
+    starts, ends, _ = split_lines(np.frombuffer(block, dtype=np.uint8), engine.workers)
     records = anomalies = 0
     for j in range(0, starts.shape[0], batch_size):
         out = engine.process(RawBatch(block, starts[j : j + batch_size], ends[j : j + batch_size]))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bayestream import Engine, RawBatch
+from bayestream.models import _threads
 from bayestream.state import StateRow, decode_row, encode_row
 from tests.conftest import make_engine
 
@@ -185,3 +187,27 @@ def test_state_rows_round_trip(
     data = encode_row(row)
     assert decode_row(data) == row
     assert len(data) == 42 + 8 * len(params) + len(key.encode()) + len(metric.encode())
+
+
+@settings(PROPERTY, max_examples=50)
+@given(msgs=messages(), cuts=st.lists(st.integers(0, 60), max_size=8))
+def test_outputs_do_not_depend_on_threads(msgs: list[bytes], cuts: list[int]) -> None:
+    """Every kernel call split across 2 and 3 threads, even for one row per chunk
+    (MIN_ROWS = 1): the same records, bytes and scores as on one thread."""
+
+    def run(threads: int) -> list[tuple[bytes, bytes, list[Any], list[Any], list[Any]]]:
+        engine = make_engine(RULES, max_lateness_seconds=100.0, threads=threads)
+        out, start = [], 0
+        for end in [*sorted(set(cuts)), len(msgs)]:
+            if end <= start:
+                continue
+            o = engine.process(RawBatch.from_messages(msgs[start:end]))
+            dead = [(d.index, d.reason) for d in o.dead_letters]
+            out.append((o.posteriors.json_lines(), o.scores.tobytes(), o.anomalies, o.drift, dead))
+            start = end
+        return out
+
+    with mock.patch.object(_threads, "MIN_ROWS", 1):
+        serial = run(1)
+        assert run(2) == serial
+        assert run(3) == serial

@@ -43,6 +43,7 @@ class EngineSettings(_Frozen):
     calibration_half_life_events: Positive = 10_000.0
     min_ts: float = 0.0
     max_ts: float = 32_503_680_000.0  # 3000-01-01T00:00:00Z
+    threads: Annotated[int, Field(ge=1, le=64)] | None = None  # None: the cores, at most 4
 
 
 class Initial(_Frozen):

@@ -13,6 +13,7 @@ is freed (an eviction record is emitted).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from bayestream.engine.streams import group_streams, known_streams, named_rows
 from bayestream.engine.validate import check_names, event_times, family_inputs
 from bayestream.models import APPLIED, LATE
 from bayestream.models._protocol import EXTRA, N_OUT, OUT_PROB, OUT_TAIL
+from bayestream.models._threads import auto_threads, workers
 from bayestream.schema.batch import (
     FIELD,
     REASON_CODE,
@@ -130,6 +132,7 @@ class Engine:
         self._lateness = config.engine.max_lateness_seconds
         self._pending = Outputs()  # evictions made while admitting streams, sent with the batch
         self.monitor = CalibrationTracker(config)
+        self.workers = workers(config.engine.threads or auto_threads())
 
     # --- queries ------------------------------------------------------------------------
 
@@ -179,10 +182,10 @@ class Engine:
         """Apply a batch of raw messages; return its outputs. Never raises on bad input."""
         started = time.perf_counter()
         n = len(batch)
-        decoded = decode_batch(batch)
+        decoded = decode_batch(batch, self.workers)
         reason = decoded.reason
         named = named_rows(decoded)
-        value = known_streams(self.index, batch, decoded, named)
+        value = known_streams(self.index, batch, decoded, named, self.workers)
         stream, keys, metrics = group_streams(batch, decoded, named & (value < 0))
         check_names(reason, stream, keys, metrics, decoded)
 
@@ -256,7 +259,7 @@ class Engine:
             dirty = np.flatnonzero(store.dirty)
             store.dirty[dirty] = False
             store.last_emit_ts[dirty] = store.last_ts[dirty]
-            outputs.posteriors.add(posterior_records(rule_r, store, dirty))
+            outputs.posteriors.add(posterior_records(rule_r, store, dirty, self.workers))
         return outputs
 
     # --- steps ----------------------------------------------------------------------------
@@ -359,7 +362,9 @@ class Engine:
         if slots.size == 0:
             return
         store = self.stores[r]
-        self._pending.posteriors.add(posterior_records(rule, store, slots[store.dirty[slots]]))
+        self._pending.posteriors.add(
+            posterior_records(rule, store, slots[store.dirty[slots]], self.workers)
+        )
         for s in slots.tolist():
             last = float(store.last_ts[s])
             key, metric = store.evict(s)
@@ -382,24 +387,36 @@ class Engine:
         store = self.stores[r]
         ttl = self._ttl[r]
         expire = watermark[rows] - ttl if ttl is not None else np.full(rows.shape[0], -np.inf)
-        out = np.full((rows.shape[0], N_OUT), np.nan)
-        out_status = np.empty(rows.shape[0], dtype=np.int8)
-        kernels.update(
-            rule,
-            store,
-            self._lateness,
-            self._settings[r],
-            self._priors[r],
-            np.ascontiguousarray(slot[rows]),
-            np.ascontiguousarray(ts[rows]),
-            np.ascontiguousarray(x[rows]),
-            np.ascontiguousarray(size[rows]),
-            expire,
-            out,
-            out_status,
-        )
-        scores[rows] = out
-        status[rows] = out_status
+        at = slot[rows]
+        # distinct streams are independent: their events split by stream across threads (the
+        # particle filter's kernel runs its own streams in parallel)
+        parts = [np.arange(rows.shape[0])] if rule.family == "particle" else None
+        parts = parts or self.workers.by_stream(at)
+
+        def call(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            out = np.full((part.shape[0], N_OUT), np.nan)
+            out_status = np.empty(part.shape[0], dtype=np.int8)
+            kernels.update(
+                rule,
+                store,
+                self._lateness,
+                self._settings[r],
+                self._priors[r],
+                at[part],
+                ts[rows[part]],
+                x[rows[part]],
+                size[rows[part]],
+                expire[part],
+                out,
+                out_status,
+            )
+            return out, out_status
+
+        for part, (out, out_status) in zip(
+            parts, self.workers.run([functools.partial(call, p) for p in parts]), strict=True
+        ):
+            scores[rows[part]] = out
+            status[rows[part]] = out_status
 
     def _anomalies(
         self,
@@ -447,7 +464,7 @@ class Engine:
         touch), per the rule's emit policy."""
         store = self.stores[r]
         if slots.size == 0:
-            return posterior_records(rule, store, slots)
+            return posterior_records(rule, store, slots, self.workers)
         store.dirty[slots] = True
         if rule.emit == "interval":
             assert rule.emit_interval_seconds is not None
@@ -456,7 +473,7 @@ class Engine:
             slots = slots[due]
         store.dirty[slots] = False
         store.last_emit_ts[slots] = store.last_ts[slots]
-        return posterior_records(rule, store, slots)
+        return posterior_records(rule, store, slots, self.workers)
 
     def _dead_letters(self, reason: np.ndarray, detail: dict[int, str]) -> list[DeadLetter]:
         out = []

@@ -7,12 +7,15 @@ per-stream counter-based generator seeded at admission.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bayestream.config import Rule
 from bayestream.models import FAMILIES, TAIL_CODES
 from bayestream.models._drift import B_FAP, B_KL
 from bayestream.models._protocol import EXTRA
+from bayestream.models._threads import SERIAL, Workers
 from bayestream.state import RuleStore
 from bayestream.state.index import fnv1a
 
@@ -130,7 +133,9 @@ def update(
     )
 
 
-def summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
+def summary_table(
+    rule: Rule, store: RuleStore, slots: np.ndarray, workers: Workers = SERIAL
+) -> np.ndarray:
     """One row of published figures per slot, in the record layout's order.
 
     Conjugate: params | mean sd | lo hi per level | quantiles | n_eff last_ts | decisions.
@@ -153,9 +158,23 @@ def summary_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray
     lo = np.empty((m, n_levels, width))
     hi = np.empty((m, n_levels, width))
     q = np.empty((m, quantiles.shape[0]))
-    FAMILIES[rule.family].summarize(
-        store.params, store.obs_size, slots, levels, quantiles, mean, sd, lo, hi, q
-    )
+    summarize = FAMILIES[rule.family].summarize
+
+    def chunk(a: int, b: int) -> None:
+        summarize(
+            store.params,
+            store.obs_size,
+            slots[a:b],
+            levels,
+            quantiles,
+            mean[a:b],
+            sd[a:b],
+            lo[a:b],
+            hi[a:b],
+            q[a:b],
+        )
+
+    workers.run([functools.partial(chunk, a, b) for a, b in workers.ranges(m)])
     if rule.transform == "log":
         with np.errstate(over="ignore"):
             q = np.exp(q)  # quantiles commute with the monotone back-transform

@@ -10,6 +10,7 @@ as Python objects for the API and for tests.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from operator import itemgetter
@@ -21,6 +22,7 @@ import numpy as np
 from bayestream.config import Rule
 from bayestream.engine.kernels import summary_table
 from bayestream.models._jit import kernel
+from bayestream.models._threads import SERIAL, Workers
 from bayestream.schema.floatfmt import MAX_FLOAT_BYTES, write_float
 from bayestream.schema.records import ENCODER, PosteriorRecord, object_struct
 from bayestream.state import RuleStore
@@ -133,15 +135,18 @@ def _write_lines(
 class PosteriorBatch:
     """The posterior records of some streams of one rule, summarised at one moment."""
 
-    __slots__ = ("_layout", "_records", "family", "name_ends", "name_json", "table")
+    __slots__ = ("_layout", "_records", "_workers", "family", "name_ends", "name_json", "table")
 
-    def __init__(self, rule: Rule, store: RuleStore, slots: np.ndarray) -> None:
+    def __init__(
+        self, rule: Rule, store: RuleStore, slots: np.ndarray, workers: Workers = SERIAL
+    ) -> None:
         self.family = rule.family
+        self._workers = workers
         # the names are copied now (a slot may be reused after an eviction), in C: itemgetter
         # gathers without a Python frame per record
         self.name_json: tuple[bytes, ...] = _gather(store.name_json, slots)
         self.name_ends = np.cumsum(store.name_len[slots])
-        self.table = summary_table(rule, store, slots)
+        self.table = summary_table(rule, store, slots, workers)
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
@@ -169,17 +174,33 @@ class PosteriorBatch:
         return [data[a : b - 1] for a, b in zip(starts, ends.tolist(), strict=True)]
 
     def _write(self) -> tuple[np.ndarray, np.ndarray]:
+        """The JSON lines and each line's end, written in row ranges on the engine's threads
+        and joined in order."""
         layout = self._layout
-        names = b"".join(self.name_json)
-        m, k = self.table.shape
-        room = len(names) + m * (2 + int(layout.offsets[-1]) + k * MAX_FLOAT_BYTES)
-        return _write_lines(
-            self.table,
-            np.frombuffer(names, dtype=np.uint8),
-            self.name_ends,
-            layout.fragments,
-            layout.offsets,
-            room,
+        names = np.frombuffer(b"".join(self.name_json), dtype=np.uint8)
+        k = self.table.shape[1]
+        per_row = 2 + int(layout.offsets[-1]) + k * MAX_FLOAT_BYTES
+
+        def chunk(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            first = int(self.name_ends[a - 1]) if a else 0
+            last = int(self.name_ends[b - 1])
+            return _write_lines(
+                self.table[a:b],
+                names[first:last],
+                self.name_ends[a:b] - first,
+                layout.fragments,
+                layout.offsets,
+                last - first + (b - a) * per_row,
+            )
+
+        ranges = self._workers.ranges(len(self.name_json))
+        parts = self._workers.run([functools.partial(chunk, a, b) for a, b in ranges])
+        if len(parts) == 1:
+            return parts[0]
+        shift = np.cumsum([0] + [out.shape[0] for out, _ in parts[:-1]])
+        return (
+            np.concatenate([out for out, _ in parts]),
+            np.concatenate([ends + base for (_, ends), base in zip(parts, shift, strict=True)]),
         )
 
     def records(self) -> list[PosteriorRecord]:
@@ -291,9 +312,11 @@ class Posteriors:
         return b"".join(batch.json_lines() for batch in self.batches)
 
 
-def posterior_records(rule: Rule, store: RuleStore, slots: np.ndarray) -> PosteriorBatch:
-    """Summaries of ``slots`` now, as a batch of records."""
-    return PosteriorBatch(rule, store, slots)
+def posterior_records(
+    rule: Rule, store: RuleStore, slots: np.ndarray, workers: Workers = SERIAL
+) -> PosteriorBatch:
+    """Summaries of ``slots`` now, as a batch of records (computed on ``workers``)."""
+    return PosteriorBatch(rule, store, slots, workers)
 
 
 __all__ = ["PosteriorBatch", "Posteriors", "posterior_records"]

@@ -10,9 +10,12 @@ per-message path).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bayestream.models._jit import kernel
+from bayestream.models._threads import SERIAL, Workers
 from bayestream.schema.batch import FIELD, DecodedBatch, RawBatch
 from bayestream.schema.scan import KIND_STRING
 from bayestream.state import StreamIndex
@@ -57,16 +60,25 @@ def named_rows(decoded: DecodedBatch) -> np.ndarray:
 
 
 def known_streams(
-    index: StreamIndex, batch: RawBatch, decoded: DecodedBatch, named: np.ndarray
+    index: StreamIndex,
+    batch: RawBatch,
+    decoded: DecodedBatch,
+    named: np.ndarray,
+    workers: Workers = SERIAL,
 ) -> np.ndarray:
-    """The index value of each message's stream, or -1 (unknown, or not named)."""
+    """The index value of each message's stream, or -1 (unknown, or not named); the
+    lookups (reads of the index) in row ranges on ``workers``."""
     value = np.full(len(batch), -1, dtype=np.int64)
     rows = np.flatnonzero(named & decoded.fast)
-    if rows.size:
-        buf = np.frombuffer(batch.buf, dtype=np.uint8)
+    buf = np.frombuffer(batch.buf, dtype=np.uint8)
+
+    def lookup(a: int, b: int) -> None:
         index.lookup_spans(
-            buf, rows, decoded.stream_hash, decoded.str_start, decoded.str_end, value
+            buf, rows[a:b], decoded.stream_hash, decoded.str_start, decoded.str_end, value
         )
+
+    if rows.size:
+        workers.run([functools.partial(lookup, a, b) for a, b in workers.ranges(rows.size)])
     for i in np.flatnonzero(named & ~decoded.fast).tolist():
         value[i] = index.get(decoded.strings[i]["key"], decoded.strings[i]["metric"])
     return value

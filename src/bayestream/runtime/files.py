@@ -19,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from bayestream.engine import Engine, Outputs
+from bayestream.models._threads import SERIAL, Workers
 from bayestream.runtime.gcpolicy import batch_gc
 from bayestream.runtime.labels import LabelJoin
 from bayestream.schema.batch import RawBatch
@@ -59,8 +60,11 @@ class LineBatch:
     line_numbers: np.ndarray
 
 
-def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[LineBatch]:
-    """Yield batches of at most ``batch_size`` non-blank lines, in order."""
+def read_batches(
+    stream: BinaryIO, batch_size: int, workers: Workers = SERIAL
+) -> Iterator[LineBatch]:
+    """Yield batches of at most ``batch_size`` non-blank lines, in order (each block read
+    split into lines on ``workers``)."""
     pending = b""
     lines_before = 0
     read = getattr(stream, "read1", stream.read)
@@ -71,7 +75,7 @@ def read_batches(stream: BinaryIO, batch_size: int) -> Iterator[LineBatch]:
         cut = len(block) if at_end else block.rfind(b"\n") + 1
         if cut > 0:
             whole, pending = block[:cut], block[cut:]
-            starts, ends, numbers = split_lines(np.frombuffer(whole, dtype=np.uint8))
+            starts, ends, numbers = split_lines(np.frombuffer(whole, dtype=np.uint8), workers)
             numbers = numbers + lines_before
             lines_before += whole.count(b"\n")
             for j in range(0, starts.shape[0], batch_size):
@@ -135,7 +139,7 @@ def run_file(
     started = time.perf_counter()
     try:
         with _open(source) as stream, batch_gc() as collector:
-            for batch in read_batches(stream, batch_size):
+            for batch in read_batches(stream, batch_size, engine.workers):
                 outputs = engine.process(batch.raw)
                 if labels is not None:
                     labels.join(0, engine, outputs)

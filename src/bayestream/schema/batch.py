@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bayestream.models._threads import SERIAL, Workers
 from bayestream.schema.reasons import Reason
 from bayestream.schema.scan import FIELDS, scan
 from bayestream.schema.wire import decode_strict
@@ -65,10 +66,11 @@ class DecodedBatch:
         return self.strings[i][name]
 
 
-def decode_batch(batch: RawBatch) -> DecodedBatch:
-    """Decode every message of ``batch`` into columns; never raises."""
+def decode_batch(batch: RawBatch, workers: Workers = SERIAL) -> DecodedBatch:
+    """Decode every message of ``batch`` into columns (scanned on ``workers``); never
+    raises."""
     buf = np.frombuffer(batch.buf, dtype=np.uint8)
-    result = scan(buf, batch.starts, batch.ends)
+    result = scan(buf, batch.starts, batch.ends, workers)
     n = len(batch)
     decoded = DecodedBatch(
         reason=np.zeros(n, dtype=np.uint8),

@@ -100,12 +100,15 @@ and only ASCII, ``buf[start:end].decode()`` is exactly the string ``json.loads``
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from bayestream.models._jit import kernel
+from bayestream.models._threads import SERIAL, Workers
 
 __all__ = [
     "FIELDS",
@@ -639,7 +642,10 @@ def _scan_kernel(
 
 
 def scan(
-    buf: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+    buf: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    workers: Workers = SERIAL,
 ) -> ScanResult:
     """Scan messages ``buf[starts[i]:ends[i]]`` into columns.
 
@@ -649,6 +655,8 @@ def scan(
         1-D uint8 array holding the raw message bytes.
     starts, ends : numpy.ndarray
         1-D int64 arrays of equal length; message ``i`` is ``buf[starts[i]:ends[i]]``.
+    workers : Workers, optional
+        Threads to scan row ranges on (default: the calling thread only).
 
     Returns
     -------
@@ -660,14 +668,17 @@ def scan(
     ValueError
         If the arrays have the wrong shape or dtype, or an offset is out of bounds.
     """
-    result, n_deferred = _scan_unresolved(buf, starts, ends)
+    result, n_deferred = _scan_unresolved(buf, starts, ends, workers)
     if n_deferred:
         resolve_deferred(buf, result)
     return result
 
 
 def _scan_unresolved(
-    buf: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+    buf: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    workers: Workers = SERIAL,
 ) -> tuple[ScanResult, int]:
     """:func:`scan` without :func:`resolve_deferred`: also returns the deferred field count."""
     if buf.dtype != np.uint8 or buf.ndim != 1:
@@ -688,9 +699,23 @@ def _scan_unresolved(
     str_start = np.empty((n, _N_FIELDS), dtype=np.int64)
     str_end = np.empty((n, _N_FIELDS), dtype=np.int64)
     stream_hash = np.empty(n, dtype=np.uint64)
-    n_deferred = int(
-        _scan_kernel(buf, starts, ends, fallback, kind, number, str_start, str_end, stream_hash)
-    )
+
+    def chunk(a: int, b: int) -> int:
+        return int(
+            _scan_kernel(
+                buf,
+                starts[a:b],
+                ends[a:b],
+                fallback[a:b],
+                kind[a:b],
+                number[a:b],
+                str_start[a:b],
+                str_end[a:b],
+                stream_hash[a:b],
+            )
+        )
+
+    n_deferred = sum(workers.run([functools.partial(chunk, a, b) for a, b in workers.ranges(n)]))
     return ScanResult(fallback, kind, number, str_start, str_end, stream_hash), n_deferred
 
 
@@ -721,6 +746,17 @@ def resolve_deferred(buf_bytes: bytes | npt.NDArray[np.uint8], result: ScanResul
     result.kind[rows, cols] = KIND_NUMBER
     result.str_start[rows, cols] = -1
     result.str_end[rows, cols] = -1
+
+
+SPLIT_PIECE_BYTES = 1 << 20
+
+
+@kernel
+def _next_newline(buf: npt.NDArray[np.uint8], start: int) -> int:
+    for j in range(start, buf.shape[0]):
+        if buf[j] == _LF:
+            return j
+    return -1
 
 
 @kernel
@@ -762,7 +798,7 @@ def _split_kernel(
 
 
 def split_lines(
-    buf: npt.NDArray[np.uint8],
+    buf: npt.NDArray[np.uint8], workers: Workers = SERIAL
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Split a block of newline-terminated JSON lines.
 
@@ -770,6 +806,9 @@ def split_lines(
     ----------
     buf : numpy.ndarray
         1-D uint8 array; lines end with ``\\n`` (the last one may lack it).
+    workers : Workers, optional
+        Threads to split pieces of the block on (pieces of at least SPLIT_PIECE_BYTES that
+        end after a ``\\n``; default: the calling thread only).
 
     Returns
     -------
@@ -782,9 +821,34 @@ def split_lines(
     if buf.dtype != np.uint8 or buf.ndim != 1:
         raise ValueError("buf must be a 1-D uint8 array")
     buf = np.ascontiguousarray(buf)
-    cap = int(_count_lines(buf))
-    starts = np.empty(cap, dtype=np.int64)
-    ends = np.empty(cap, dtype=np.int64)
-    lines = np.empty(cap, dtype=np.int64)
-    count = int(_split_kernel(buf, starts, ends, lines))
-    return starts[:count].copy(), ends[:count].copy(), lines[:count].copy()
+    n = buf.shape[0]
+    parts = min(workers.threads, max(1, n // SPLIT_PIECE_BYTES))
+    cuts = [0]
+    for j in range(1, parts):  # each piece but the last ends just after a newline
+        at = int(_next_newline(buf, n * j // parts))
+        if at >= 0 and at + 1 > cuts[-1]:
+            cuts.append(at + 1)
+    if cuts[-1] < n or n == 0:
+        cuts.append(n)
+
+    def piece(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        part = buf[a:b]
+        cap = int(_count_lines(part))  # its newlines + 1
+        starts = np.empty(cap, dtype=np.int64)
+        ends = np.empty(cap, dtype=np.int64)
+        lines = np.empty(cap, dtype=np.int64)
+        count = int(_split_kernel(part, starts, ends, lines))
+        return starts[:count] + a, ends[:count] + a, lines[:count], cap - 1
+
+    bounds = list(itertools.pairwise(cuts))
+    pieces = workers.run([functools.partial(piece, a, b) for a, b in bounds])
+    if len(pieces) == 1:
+        return pieces[0][:3]
+    # every piece but the last ends with a newline: the lines before a piece are the newlines
+    # of the pieces before it
+    before = np.cumsum([0] + [p[3] for p in pieces[:-1]]).tolist()
+    return (
+        np.concatenate([p[0] for p in pieces]),
+        np.concatenate([p[1] for p in pieces]),
+        np.concatenate([p[2] + k for p, k in zip(pieces, before, strict=True)]),
+    )
