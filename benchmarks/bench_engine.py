@@ -130,8 +130,9 @@ def engine_workload(
     streams: int,
     exponent: float,
     batch_size: int,
+    threads: int | None = None,
 ) -> tuple[dict[str, Any], Engine]:
-    config = parse_config({"rule": rules})
+    config = parse_config({"engine": {"threads": threads}, "rule": rules})
     cold_lines = make_lines(n, streams, exponent, seed=1)
     steady_lines = make_lines(n, streams, exponent, seed=2, start=1_700_000_000.0 + n * 1e-3)
     rss_before = rss_bytes()
@@ -142,6 +143,7 @@ def engine_workload(
     numeric = sum(s.numeric_bytes_per_stream() * len(s) for s in engine.stores)
     result = {
         "workload": name,
+        "threads": engine.workers.threads,
         "streams_tracked": tracked,
         "batch_size": batch_size,
         "cold": cold,
@@ -224,11 +226,14 @@ def main() -> None:
 
 def _batch_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Steady-state Normal-Gamma throughput per batch size and emit policy (the number of
-    posterior records per event falls with the batch size, or with an interval policy)."""
+    posterior records per event falls with the batch size, or with an interval policy), on the
+    default number of threads and, for batch 50k, on one thread."""
     out = []
-    variants = [(b, "every_batch") for b in (10_000, 50_000, 200_000)]
-    variants.append((50_000, "interval"))
-    for batch_size, emit in variants:
+    variants: list[tuple[int, str, int | None]] = [
+        (b, "every_batch", None) for b in (10_000, 50_000, 200_000)
+    ]
+    variants += [(50_000, "interval", None), (50_000, "every_batch", 1)]
+    for batch_size, emit, threads in variants:
         rule = dict(NORMAL_GAMMA_RULES[0])
         if emit == "interval":
             rule.update(emit="interval", emit_interval_seconds=300.0)
@@ -240,11 +245,13 @@ def _batch_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
             args.streams,
             args.zipf,
             batch_size,
+            threads,
         )
         out.append(
             {
                 "batch_size": batch_size,
                 "emit": emit,
+                "threads": result["threads"],
                 "steady_events_per_s": result["steady"]["events_per_s"],
                 "cold_events_per_s": result["cold"]["events_per_s"],
                 "posterior_records_per_event": round(
