@@ -390,8 +390,8 @@ class Engine:
         at = slot[rows]
         # distinct streams are independent: their events split by stream across threads (the
         # particle filter's kernel runs its own streams in parallel)
-        parts = [np.arange(rows.shape[0])] if rule.family == "particle" else None
-        parts = parts or self.workers.by_stream(at)
+        particle = rule.family == "particle"
+        parts = [np.arange(rows.shape[0])] if particle else self.workers.by_stream(at)
 
         def call(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             out = np.full((part.shape[0], N_OUT), np.nan)

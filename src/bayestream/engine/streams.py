@@ -99,6 +99,8 @@ def group_streams(
     number: dict[tuple[str, str], int] = {}
 
     def number_of(key: str, metric: str) -> int:
+        if len(number) < len(keys):  # the hash groups' streams, numbered on first use
+            number.update((name, u) for u, name in enumerate(zip(keys, metrics, strict=True)))
         u = number.get((key, metric))
         if u is None:
             u = number[(key, metric)] = len(keys)
@@ -113,15 +115,30 @@ def group_streams(
         reps = fast_rows[first]
         buf = np.frombuffer(batch.buf, dtype=np.uint8)
         differs = _differs(buf, decoded.str_start, decoded.str_end, fast_rows, reps[inverse])
-        # number groups in order of first appearance, so numbering is deterministic
+        # One stream per hash group (distinct hashes are distinct names), numbered in order of
+        # first appearance so that numbering is deterministic. The strings come straight from
+        # the spans (the scanner accepted them as ASCII), each distinct metric decoded once.
+        order = np.argsort(first, kind="stable")
+        at = reps[order]
+        text = batch.buf
+        metric_of: dict[bytes, str] = {}
+        for a, b, c, d in zip(
+            decoded.str_start[at, _KEY].tolist(),
+            decoded.str_end[at, _KEY].tolist(),
+            decoded.str_start[at, _METRIC].tolist(),
+            decoded.str_end[at, _METRIC].tolist(),
+            strict=True,
+        ):
+            name = text[c:d]
+            metric = metric_of.get(name)
+            if metric is None:
+                metric = metric_of[name] = name.decode("ascii")
+            keys.append(text[a:b].decode("ascii"))
+            metrics.append(metric)
         group_number = np.empty(reps.shape[0], dtype=np.int64)
-        for g in np.argsort(first, kind="stable").tolist():
-            rep = int(reps[g])
-            group_number[g] = number_of(
-                decoded.string(batch, rep, "key"), decoded.string(batch, rep, "metric")
-            )
+        group_number[order] = np.arange(reps.shape[0])
         stream[fast_rows] = group_number[inverse]
-        for i in fast_rows[differs].tolist():
+        for i in fast_rows[differs].tolist():  # a hash collision: named by its own bytes
             stream[i] = number_of(
                 decoded.string(batch, i, "key"), decoded.string(batch, i, "metric")
             )
