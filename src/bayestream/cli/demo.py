@@ -21,7 +21,8 @@ from bayestream.engine.warmup import warm_up
 from bayestream.runtime.files import RunStats, run_file
 from bayestream.schema.records import AnomalyRecord, DriftRecord, PosteriorRecord
 
-_LIVE_SECONDS = 8.0  # pace the live view so that a person can watch it
+_LIVE_SECONDS = 8.0  # pace the live view so that a person can watch it,
+_PACED_UNTIL_S = 40.0  # but no later than this after the start (a first run compiles first)
 
 
 def demo_config_text() -> str:
@@ -50,7 +51,8 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
     with console.status("compiling kernels (cached after the first run)"):
         warm_up(config)
     view = _View(len(telemetry.lines))
-    pause = _LIVE_SECONDS / max(len(telemetry.lines) / config.engine.batch_size, 1.0)
+    paced = min(_LIVE_SECONDS, max(_PACED_UNTIL_S - (time.perf_counter() - started), 1.0))
+    pause = paced / max(len(telemetry.lines) / config.engine.batch_size, 1.0)
     if live:
         with Live(view.render(), console=console, refresh_per_second=8) as screen:
 

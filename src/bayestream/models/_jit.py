@@ -13,6 +13,7 @@ Every kernel in the project is compiled through :func:`kernel`; nobody else writ
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable
@@ -46,6 +47,45 @@ def _cache_dir() -> str:
 
 if not os.environ.get("NUMBA_CACHE_DIR"):  # an explicit numba setting wins
     numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
+
+
+def cache_root() -> Path:
+    """The folder this process caches compiled kernels in (numba's ``CACHE_DIR``)."""
+    return Path(numba.config.CACHE_DIR)  # type: ignore[attr-defined]
+
+
+def cache_is_empty() -> bool:
+    """True when no kernel has been cached yet for these sources: a first run."""
+    root = cache_root()
+    return not root.is_dir() or next(root.rglob("*.nbi"), None) is None
+
+
+def adopt_cache(source: Path) -> int:
+    """Move the kernels another process cached under ``source`` (its ``NUMBA_CACHE_DIR``) into
+    :func:`cache_root`; returns how many kernels moved.
+
+    numba caches a kernel as an index file (``<base>.nbi``: signature -> data file) and one
+    data file per signature (``<base>.<n>.nbc``), under a folder derived from the source
+    file's path, which is the same for any cache root. Two processes that compile the same
+    kernel into one folder at once can interleave their writes so that an index names the
+    other process's data file; kept in separate folders and adopted after the other process
+    has ended, that cannot happen. A kernel the target already indexes keeps its own entries
+    (the source's copy is left behind); data files move before their index, so a reader never
+    finds an index whose data is missing.
+    """
+    target = cache_root()
+    moved = 0
+    for index in sorted(source.rglob("*.nbi")):
+        folder = target / index.parent.relative_to(source)
+        if (folder / index.name).exists():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for data in index.parent.glob(glob.escape(index.name[: -len(".nbi")]) + ".*.nbc"):
+            os.replace(data, folder / data.name)
+        os.replace(index, folder / index.name)
+        moved += 1
+    return moved
+
 
 ZERO = cast(int, np.int64(0))  # an int to the type checker, as it is to the kernels
 """0 as an argument of a called (not inlined) kernel: numba compiles a separate copy of a
