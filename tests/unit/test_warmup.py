@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numba
 import pytest
+from numba.core.caching import _CacheLocator
 
 from bayestream.config import Config, parse_config
 from bayestream.engine import warmup
+from bayestream.models import _jit
 from bayestream.models._jit import adopt_cache, cache_is_empty
 
 RULES = {
@@ -35,7 +37,7 @@ def test_adopt_cache_moves_new_kernels_and_keeps_the_targets_own(
     source, target = tmp_path / "helper", tmp_path / "cache"
     monkeypatch.setattr(numba.config, "CACHE_DIR", str(target))
     assert cache_is_empty()
-    where = Path("src_bayestream_models")
+    where = Path(_CacheLocator.get_suitable_cache_subpath(_jit.__file__))  # this install's
     (source / where).mkdir(parents=True)
     (target / where).mkdir(parents=True)
     for name, text in {

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+from numba.core.caching import _CacheLocator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,9 +56,14 @@ def cache_root() -> Path:
 
 
 def cache_is_empty() -> bool:
-    """True when no kernel has been cached yet for these sources: a first run."""
-    root = cache_root()
-    return not root.is_dir() or next(root.rglob("*.nbi"), None) is None
+    """True when no kernel has been cached yet for this installation's sources: a first run.
+
+    numba caches the kernels of a source folder in a subfolder named by that folder's path, so
+    another checkout or virtualenv of the same version has a cache of its own under the same
+    root; this looks at the one for this installation's models.
+    """
+    folder = cache_root() / _CacheLocator.get_suitable_cache_subpath(__file__)  # type: ignore[no-untyped-call]
+    return not folder.is_dir() or next(folder.glob("*.nbi"), None) is None
 
 
 def adopt_cache(source: Path) -> int:
