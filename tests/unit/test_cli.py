@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bayestream.cli.main import main
+from bayestream.runtime.files import read_batches
+
+BOM = b"\xef\xbb\xbf"
 
 CONFIG = """
 [engine]
@@ -209,3 +214,38 @@ def test_demo_runs_and_writes_its_outputs(tmp_path: Path) -> None:
 
     assert len(dead) == len(HOSTILE)
     assert _read(tmp_path / "posteriors.jsonl") and (tmp_path / "config.toml").exists()
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands out its bytes one at a time."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._data.read(1)
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["file", "one byte per read"])
+def test_a_byte_order_mark_at_the_start_is_skipped(trickle: bool) -> None:
+    text = "\n".join(_lines(20)).encode() + b"\n"
+    plain = [b.raw.message(i) for b in read_batches(io.BytesIO(text), 7) for i in range(len(b.raw))]
+    source = _Trickle(BOM + text) if trickle else io.BytesIO(BOM + text)
+    batches = list(read_batches(source, 7))  # type: ignore[arg-type]
+    assert [b.raw.message(i) for b in batches for i in range(len(b.raw))] == plain
+    numbers = np.concatenate([b.line_numbers for b in batches])
+    assert numbers[0] == 1 and len(numbers) == len(plain)
+
+
+def test_a_byte_order_mark_elsewhere_is_a_dead_letter(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config, source = files
+    lines = _lines(20)
+    lines.insert(3, BOM.decode() + lines[2])
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = _run(config, source, tmp_path / "out")
+    assert (4, "invalid_json") in {(d["line"], d["reason"]) for d in out["dead_letter"]}

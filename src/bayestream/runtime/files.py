@@ -3,7 +3,9 @@
 Each output file mirrors a topic of the Kafka runtime: ``posteriors.jsonl``,
 ``anomalies.jsonl``, ``drift.jsonl``, ``calibration.jsonl``, ``dead_letter.jsonl`` and
 ``evicted.jsonl``. Blank lines
-are skipped (the one documented filter); every other line ends in an output or a dead letter.
+are skipped (the one documented filter), and so is a UTF-8 byte-order mark at the very start
+of the input (RFC 8259 lets a parser ignore it; editors on Windows write one); every other
+line ends in an output or a dead letter.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ OUTPUT_FILES = {
     "evicted": "evicted.jsonl",
 }
 _BLOCK = 8 << 20
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -67,11 +70,16 @@ def read_batches(
     split into lines on ``workers``)."""
     pending = b""
     lines_before = 0
+    started = False  # past the place of a byte-order mark
     read = getattr(stream, "read1", stream.read)
     while True:
         chunk = read(_BLOCK)
         at_end = not chunk
         block = pending + chunk
+        if not started and (len(block) >= len(_BOM) or at_end or b"\n" in block):
+            started = True
+            if block.startswith(_BOM):
+                block = block[len(_BOM) :]
         cut = len(block) if at_end else block.rfind(b"\n") + 1
         if cut > 0:
             whole, pending = block[:cut], block[cut:]
