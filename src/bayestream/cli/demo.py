@@ -107,11 +107,7 @@ class _View:
             table.add_column(column)
         for (key, metric), rec in sorted(self.latest.items()):
             table.add_row(key, metric, *_describe(rec))
-        lines = [
-            f"{a.ts:.0f} {a.key} {a.metric}={a.value} P(anomalous)={a.anomaly_probability:.3f} "
-            f"tail p={a.tail_probability:.2e}"
-            for a in self.anomalies
-        ]
+        lines = [_anomaly_line(a) for a in self.anomalies]
         title = f"anomalies ({self.stats.anomalies}), dead letters ({self.stats.dead_letters})"
         anomalies = Panel("\n".join(lines) or "none yet", title=title)
         shifts = [
@@ -121,6 +117,21 @@ class _View:
         ]
         drift = Panel("\n".join(shifts) or "none yet", title=f"drift ({self.stats.drift})")
         return Group(self.progress, table, anomalies, drift)
+
+
+def _anomaly_line(a: AnomalyRecord) -> str:
+    """One anomaly, with what was expected instead (the predictive interval it was scored
+    against) where its rule gives one."""
+    value = f"{a.value:.4g}" if isinstance(a.value, float) else a.value
+    expected = ""
+    if a.predictive_interval:
+        level, (lo, hi) = next(iter(a.predictive_interval.items()))
+        ends = ("inf" if v is None else f"{v:.4g}" for v in (lo, hi))
+        expected = f" (expected {' .. '.join(ends)} at {level})"
+    return (
+        f"{a.ts:.0f} {a.key} {a.metric}={value}{expected} "
+        f"P(anomalous)={a.anomaly_probability:.3f} tail p={a.tail_probability:.2e}"
+    )
 
 
 def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:

@@ -35,6 +35,9 @@ from bayestream.models._protocol import (
     S_EXTRA,
     S_FALSE_ALARM,
     S_HOP,
+    S_IVL_PROB,
+    S_IVL_TAIL,
+    S_IVL_UPPER,
     S_KIND,
     S_MIN_EVENTS,
     S_NULL,
@@ -110,6 +113,11 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_EXTRA] = family_width(rule)
     kind = window_kind(rule)
     head[S_KIND] = kind
+    head[S_IVL_TAIL], head[S_IVL_PROB] = interval_cutoffs(rule)
+    level = interval_level(rule)  # no level (NaN) or categories: S_IVL_UPPER 0, no intervals
+    head[S_IVL_UPPER] = (
+        0.0 if rule.family == "dirichlet" or math.isnan(level) else 0.5 + 0.5 * level
+    )
     if drift is None:
         return head
     head[S_DRIFT] = 1.0
@@ -139,6 +147,26 @@ def settings(rule: Rule) -> np.ndarray:
             out[S_EXACT_COUNT] = EXACT_BASELINE_COUNT
         out = np.concatenate([out, tables])
     return out
+
+
+def interval_level(rule: Rule) -> float:
+    """The level of the predictive interval in a rule's anomaly records: its widest credible
+    level (NaN: none configured)."""
+    return max(rule.credible_levels) if rule.credible_levels else math.nan
+
+
+def interval_cutoffs(rule: Rule) -> tuple[float, float]:
+    """(tail, anomaly probability) cut-offs past which a kernel computes an event's predictive
+    interval: those of the rule's anomaly selection (:func:`bayestream.engine.alerts.
+    select_anomalies`), so that every anomaly record has one. Never for categories, whose
+    records carry none."""
+    if rule.family == "dirichlet" or not rule.credible_levels:
+        return -1.0, 0.0  # no tail probability is <= -1; a probability cut-off of 0 is none
+    if rule.fdr is not None:  # Benjamini-Hochberg selects no tail probability above the rate
+        return rule.fdr, 0.0
+    if rule.anomaly_probability_threshold is not None:
+        return -1.0, rule.anomaly_probability_threshold
+    return rule.anomaly_threshold, 0.0
 
 
 _TABLES: dict[bytes, np.ndarray] = {}
@@ -174,4 +202,12 @@ def row_prior(rule: Rule) -> np.ndarray:
     return np.concatenate([prior, extra, block])
 
 
-__all__ = ["family_prior", "row_prior", "settings", "window_kind", "window_prior"]
+__all__ = [
+    "family_prior",
+    "interval_cutoffs",
+    "interval_level",
+    "row_prior",
+    "settings",
+    "window_kind",
+    "window_prior",
+]

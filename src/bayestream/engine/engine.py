@@ -31,7 +31,14 @@ from bayestream.engine.sensor import NullSensor, Sensor
 from bayestream.engine.streams import group_streams, known_streams, named_rows
 from bayestream.engine.validate import check_names, event_times, family_inputs
 from bayestream.models import APPLIED, LATE
-from bayestream.models._protocol import EXTRA, N_OUT, OUT_PROB, OUT_TAIL
+from bayestream.models._protocol import (
+    EXTRA,
+    N_OUT,
+    OUT_PRED_HI,
+    OUT_PRED_LO,
+    OUT_PROB,
+    OUT_TAIL,
+)
 from bayestream.models._threads import auto_threads, workers
 from bayestream.schema.batch import (
     FIELD,
@@ -454,6 +461,7 @@ class Engine:
                         threshold=rule.anomaly_threshold,
                         trials=_present(decoded.kind[i], decoded.number[i], "trials"),
                         exposure=_present(decoded.kind[i], decoded.number[i], "exposure"),
+                        predictive_interval=_interval(rule, scores[i]),
                     ),
                 )
             )
@@ -601,6 +609,17 @@ class Engine:
         whose metric no longer maps to a rule of the same family and width are skipped;
         returns how many streams were loaded. Work is per rule, in bulk."""
         return self.restore_batch(RowBatch.of(list(rows)))
+
+
+def _interval(rule: Rule, score: np.ndarray) -> dict[str, list[float | None]] | None:
+    """An anomaly's predictive interval (``{level: [lo, hi]}``) from its scores, or None."""
+    lo, hi = float(score[OUT_PRED_LO]), float(score[OUT_PRED_HI])
+    if math.isnan(lo) or math.isnan(hi):
+        return None
+    if rule.transform == "log":  # quantiles commute with the monotone back-transform
+        lo, hi = math.exp(lo) if lo < 709.0 else math.inf, math.exp(hi) if hi < 709.0 else math.inf
+    bounds = [v if math.isfinite(v) else None for v in (lo, hi)]
+    return {str(decisions.interval_level(rule)): bounds}
 
 
 def _present(kind: np.ndarray, number: np.ndarray, name: str) -> float | None:

@@ -18,6 +18,10 @@ nor round to 0/0. The outlier components, per observation kind:
 - successes out of n trials (Beta-Binomial): uniform on 0..n;
 - categories (Dirichlet): uniform over the K categories.
 
+An event that may become an anomaly record (its tail probability or anomaly probability past
+the rule's cut-offs, ``S_IVL_*``) also gets the central interval of the predictive it was
+scored against, so that a record can say what was expected; the others skip that cost.
+
 Robust updating (Box & Tiao's contaminated model, in its usual one-pass form) adds each event
 to the posterior with weight ``1 - P(outlier | x)``: pseudo-counts grow by the weight, so an
 event that is surely an outlier changes nothing and an ordinary one counts in full.
@@ -27,8 +31,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from bayestream.models._jit import inline
+from bayestream.models._protocol import S_IVL_PROB, S_IVL_TAIL, S_IVL_UPPER
 from bayestream.models._special import gammaln
+
+
+@inline
+def wants_interval(settings: np.ndarray, tail: float, prob: float) -> bool:
+    """Does this event's record need its predictive interval (it may be an anomaly)? Never
+    with the cut-offs off (zeros, as in a settings vector that does not set them)."""
+    if not settings[S_IVL_UPPER] > 0.5:
+        return False
+    cut = settings[S_IVL_PROB]
+    return tail <= settings[S_IVL_TAIL] or (cut > 0.0 and prob >= cut)  # type: ignore[no-any-return]
 
 
 @inline

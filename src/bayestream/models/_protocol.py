@@ -28,7 +28,9 @@ OUT_WIN_END = 8
 OUT_CHANGE = 9  # change of the mean (current - reference); categories: index of the riser
 OUT_WIN_N = 10  # events in the window
 OUT_REF_N = 11  # effective events behind the reference
-N_OUT = 12
+OUT_PRED_LO = 12  # the central predictive interval the event was scored against (before its
+OUT_PRED_HI = 13  # update), computed only for events that may be anomalies (S_IVL_* below)
+N_OUT = 14
 
 # --- rule settings: columns of settings[:] -----------------------------------------------------
 S_ROBUST = 0  # 1.0: update with weight 1 - P(outlier); 0.0: the plain conjugate update
@@ -52,7 +54,10 @@ S_ROBUST_MIN = 17  # robust weights apply once a stream's n_eff reaches this; be
 S_RUN_RESET = 18  # this many events in a row with P(outlier) > 1/2 restart the posterior (0: never)
 S_EXACT = 19  # count windows: at most this many splits for the exact false-alarm probability
 S_EXACT_COUNT = 20  # ... and only up to this expected count per window (inf: any)
-N_SETTINGS = 21  # then the window prior (window-model parameters), then the null table:
+S_IVL_TAIL = 21  # events with tail probability <= this get their predictive interval (-1: none)
+S_IVL_PROB = 22  # ... and events with anomaly probability >= this (0: none)
+S_IVL_UPPER = 23  # the interval's upper probability, (1 + level) / 2 (0: no intervals at all)
+N_SETTINGS = 24  # then the window prior (window-model parameters), then the null table:
 # T statistics x_1 < ... < x_T and the log false-alarm probabilities log P(X >= x_j)
 
 # --- what a drift window accumulates ----------------------------------------------------------

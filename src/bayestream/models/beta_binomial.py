@@ -26,13 +26,16 @@ import numpy as np
 from bayestream.models._divergence import kl_beta
 from bayestream.models._drift import drift_step, reset_posterior
 from bayestream.models._jit import kernel
-from bayestream.models._outlier import mixture_probability
+from bayestream.models._outlier import mixture_probability, wants_interval
 from bayestream.models._protocol import (
     OUT_PIT,
+    OUT_PRED_HI,
+    OUT_PRED_LO,
     OUT_PROB,
     OUT_TAIL,
     S_DRIFT,
     S_EXTRA,
+    S_IVL_UPPER,
     S_OUTLIER_RATE,
     S_ROBUST,
     S_ROBUST_MIN,
@@ -180,6 +183,10 @@ def update(
         out[i, OUT_TAIL] = tail
         out[i, OUT_PIT] = pit
         out[i, OUT_PROB] = prob
+        if wants_interval(settings, tail, prob):
+            upper_p = settings[S_IVL_UPPER]
+            out[i, OUT_PRED_LO] = quantile(1.0 - upper_p, size[i], a, b)
+            out[i, OUT_PRED_HI] = quantile(upper_p, size[i], a, b)
         params[s, extra] = prob
         if outlier_run(params, n_eff, prior, s, extra, prob, run_reset):
             a, b = prior[0], prior[1]  # a regime change: the event then counts in full

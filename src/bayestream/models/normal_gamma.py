@@ -33,13 +33,16 @@ import numpy as np
 from bayestream.models._divergence import kl_normal_gamma
 from bayestream.models._drift import WINDOW_CLIP, drift_step, reset_posterior
 from bayestream.models._jit import inline, kernel
-from bayestream.models._outlier import mixture_probability, t_log_ratio
+from bayestream.models._outlier import mixture_probability, t_log_ratio, wants_interval
 from bayestream.models._protocol import (
     OUT_PIT,
+    OUT_PRED_HI,
+    OUT_PRED_LO,
     OUT_PROB,
     OUT_TAIL,
     S_DRIFT,
     S_EXTRA,
+    S_IVL_UPPER,
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_ROBUST,
@@ -172,6 +175,10 @@ def update(
         out[i, OUT_TAIL] = tail
         out[i, OUT_PIT] = t_pit(tail, z, side)
         out[i, OUT_PROB] = prob
+        if wants_interval(settings, tail, prob):
+            half = scale * stdtrit(df, settings[S_IVL_UPPER])
+            out[i, OUT_PRED_LO] = loc - half
+            out[i, OUT_PRED_HI] = loc + half
         params[s, extra] = prob
         if outlier_run(params, n_eff, prior, s, extra, prob, run_reset):
             mu, kappa, alpha, beta = mu0, kappa0, alpha0, beta0  # a regime change

@@ -67,6 +67,9 @@ class AnomalyRecord(msgspec.Struct, omit_defaults=True, gc=False):
     threshold: float
     trials: float | None = None
     exposure: float | None = None
+    # the central interval of the predictive the event was scored against, at the rule's
+    # widest credible level: {"0.95": [lo, hi]} (absent for categories)
+    predictive_interval: dict[str, list[float | None]] | None = None
 
 
 class DeadLetterRecord(msgspec.Struct, omit_defaults=True):

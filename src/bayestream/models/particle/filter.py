@@ -53,12 +53,15 @@ import numpy as np
 
 from bayestream.models._drift import drift_step
 from bayestream.models._jit import kernel, parallel_kernel
-from bayestream.models._outlier import mixture_probability
+from bayestream.models._outlier import mixture_probability, wants_interval
 from bayestream.models._protocol import (
     OUT_PIT,
+    OUT_PRED_HI,
+    OUT_PRED_LO,
     OUT_PROB,
     OUT_TAIL,
     S_DRIFT,
+    S_IVL_UPPER,
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_ROBUST,
@@ -82,6 +85,7 @@ from bayestream.models.particle.observation import (
 )
 from bayestream.models.particle.philox import gaussian_fill
 from bayestream.models.particle.resampling import resample
+from bayestream.models.particle.summaries import predictive_interval
 from bayestream.models.particle.vmath import exp as vexp
 from bayestream.models.particle.vmath import sum2
 
@@ -200,6 +204,11 @@ def apply_event(
         if model == MODEL_LOCAL_LEVEL:
             log_p = top + math.log(total) + continuous_constant(obs, nu, r)
         prob = mixture_probability(log_q - log_p, settings[S_OUTLIER_RATE])
+    if wants_interval(settings, tail, prob):  # from the particles before the update; z is free
+        out[i, OUT_PRED_LO], out[i, OUT_PRED_HI] = predictive_interval(
+            x, lw, z, settings[S_IVL_UPPER], model, obs, nu, math.sqrt(r), size
+        )
+    if top > -math.inf:
         robust = settings[S_ROBUST] == 1.0 and n_eff[s] >= settings[S_ROBUST_MIN]
         weight = 1.0 - prob if robust else 1.0
         if weight != 1.0:  # temper the likelihood: lw_j + weight log p(y | x_j)

@@ -110,7 +110,7 @@ def _mixture_cdf(
 
 
 @inline
-def _predictive_quantile(
+def predictive_quantile(
     u: float, x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, model: int, obs: int,
     nu: float, scale: float, size: float,
 ) -> float:  # fmt: skip
@@ -150,6 +150,23 @@ def _predictive_quantile(
         else:
             lo = mid
     return hi
+
+
+@inline
+def predictive_interval(
+    x: np.ndarray, lw: np.ndarray, w: np.ndarray, upper: float, model: int, obs: int, nu: float,
+    scale: float, size: float,
+) -> tuple[float, float]:  # fmt: skip
+    """The central interval (probabilities 1 - upper, upper) of the predictive mixture of
+    particles ``x`` with log weights ``lw``, for an observation of ``size``; ``w`` is scratch."""
+    weights(lw, w)
+    lo_x, hi_x = math.inf, -math.inf
+    for j in range(x.shape[0]):
+        lo_x = min(lo_x, x[j])
+        hi_x = max(hi_x, x[j])
+    lo = predictive_quantile(1.0 - upper, x, w, lo_x, hi_x, model, obs, nu, scale, size)
+    hi = predictive_quantile(upper, x, w, lo_x, hi_x, model, obs, nu, scale, size)
+    return lo, hi
 
 
 @kernel
@@ -208,7 +225,7 @@ def summarize(
         hi_x = x[order[p - 1]]
         size = obs_size[s]
         for k in range(quantiles.shape[0]):
-            out_q[i, k] = _predictive_quantile(
+            out_q[i, k] = predictive_quantile(
                 quantiles[k], x, w, lo_x, hi_x, model, obs, nu, scale, size
             )
 
