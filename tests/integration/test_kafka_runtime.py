@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.integration.kafka_helpers import (
     BAD,
@@ -34,7 +35,8 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
             lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines)
         )
 
-    posteriors = latest_by_key(read_all(kafka_bootstrap, f"{tmp}.posteriors"))
+    posterior_messages = read_all(kafka_bootstrap, f"{tmp}.posteriors")
+    posteriors = latest_by_key(posterior_messages)
     anomalies = [json.loads(m.value()) for m in read_all(kafka_bootstrap, f"{tmp}.anomalies")]
     dead = read_all(kafka_bootstrap, f"{tmp}.dead")
     changelog = read_all(kafka_bootstrap, f"{tmp}.group.changelog")
@@ -62,6 +64,46 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
         assert headers["bayestream.source.topic"] == f"{tmp}.in".encode()
         assert int(headers["bayestream.source.offset"]) >= 0
     assert len({m.key() for m in changelog if m.value() is not None}) == len(expected)
+    _check_sources(kafka_bootstrap, tmp, posterior_messages, set(expected))
+
+
+def _source(m: Any) -> tuple[int, int]:
+    headers = dict(m.headers())
+    return int(headers["bayestream.source.partition"]), int(headers["bayestream.source.offset"])
+
+
+def _check_sources(
+    bootstrap: str, tmp: str, posteriors: list[Any], streams: set[tuple[str, str]]
+) -> None:
+    """Anomaly and drift records name the input message behind them; a posterior record
+    names the newest input message of its partition that it holds."""
+    inputs = {(m.partition(), m.offset()): m for m in read_all(bootstrap, f"{tmp}.in")}
+    newest: dict[tuple[str, str], tuple[int, int]] = {}  # each stream's last event
+    for (partition, offset), m in sorted(inputs.items()):
+        if m.value() not in BAD:
+            e = json.loads(m.value())
+            newest[(e["key"], e["metric"])] = (partition, offset)
+    assert set(newest) == streams
+    for topic, field in (("anomalies", "ts"), ("drift", "window_end")):
+        records = read_all(bootstrap, f"{tmp}.{topic}")
+        assert records
+        for m in records:
+            assert dict(m.headers())["bayestream.source.topic"] == f"{tmp}.in".encode()
+            record, event = json.loads(m.value()), json.loads(inputs[_source(m)].value())
+            assert (record["key"], record["metric"]) == (event["key"], event["metric"])
+            if topic == "anomalies":
+                assert record[field] == event[field]
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    for m in posteriors:
+        record = json.loads(m.value())
+        name = (record["key"], record["metric"])
+        partition, offset = _source(m)
+        assert (partition, offset) in inputs
+        assert partition == newest[name][0]  # the stream's own partition
+        latest[name] = max(latest.get(name, (partition, -1)), (partition, offset))
+    # every stream's last record holds its last event
+    assert latest.keys() == streams
+    assert all(latest[name][1] >= newest[name][1] for name in streams)
 
 
 def test_restart_restores_state_from_the_changelog(kafka_bootstrap: str, tmp_path: Path) -> None:

@@ -106,6 +106,8 @@ class Outputs:
     statistic, ...; NaN for messages that were not applied), and ``rule`` the index of each
     message's rule (-1: none): what calibration monitoring and ``score-csv`` read.
     ``stream`` is each applied message's stream id (:meth:`Engine.stream_id`; -1: none).
+    ``anomaly_rows`` and ``drift_rows`` give the batch index of the message behind each
+    anomaly and drift record (the Kafka runtime names its source offset).
     """
 
     posteriors: Posteriors = field(default_factory=Posteriors)
@@ -120,6 +122,8 @@ class Outputs:
     rule: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     ts: np.ndarray = field(default_factory=lambda: np.empty(0))  # event time, NaN: not applied
     stream: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    anomaly_rows: list[int] = field(default_factory=list)
+    drift_rows: list[int] = field(default_factory=list)
 
 
 class Engine:
@@ -243,8 +247,12 @@ class Engine:
             anomalies += self._anomalies(rule_r, store, rows, batch, decoded, slot, ts, scores)
             drift += drift_records(rule_r, store, rows, slot, scores)
             outputs.posteriors.add(self._emit(r, rule_r, changed))
-        outputs.anomalies = [record for _, record in sorted(anomalies, key=lambda a: a[0])]
-        outputs.drift = [record for _, record in sorted(drift, key=lambda a: a[0])]
+        anomalies.sort(key=lambda a: a[0])
+        drift.sort(key=lambda a: a[0])
+        outputs.anomaly_rows = [i for i, _ in anomalies]
+        outputs.anomalies = [record for _, record in anomalies]
+        outputs.drift_rows = [i for i, _ in drift]
+        outputs.drift = [record for _, record in drift]
         outputs.scores = scores
         outputs.rule = np.where(status == APPLIED, rule, -1)
         outputs.ts = np.where(status == APPLIED, ts, np.nan)

@@ -566,16 +566,27 @@ class KafkaRunner:
         assert self.producer is not None
         settings = self.settings
         send = self._send_all
+        # a posterior record holds every message of its partition up to the batch's last one
+        # (per input topic): one header list for them all
+        source = _source_headers(messages, len(settings.input_topics) == 1)
         for batch in outputs.posteriors.batches:
-            send(settings.posteriors_topic, zip(batch.keys(), batch.json_values(), strict=True))
-        send(
-            settings.anomalies_topic,
-            ((stream_key(a.key, a.metric), ENCODER.encode(a)) for a in outputs.anomalies),
-        )
-        send(
-            settings.drift_topic,
-            ((stream_key(d.key, d.metric), ENCODER.encode(d)) for d in outputs.drift),
-        )
+            send(
+                settings.posteriors_topic,
+                zip(batch.keys(), batch.json_values(), strict=True),
+                headers=source,
+            )
+        for i, a in zip(outputs.anomaly_rows, outputs.anomalies, strict=True):
+            send(
+                settings.anomalies_topic,
+                [(stream_key(a.key, a.metric), ENCODER.encode(a))],
+                headers=_origin_headers(messages[i]),
+            )
+        for i, d in zip(outputs.drift_rows, outputs.drift, strict=True):
+            send(
+                settings.drift_topic,
+                [(stream_key(d.key, d.metric), ENCODER.encode(d))],
+                headers=_origin_headers(messages[i]),
+            )
         send(  # one engine per input partition: key by both
             settings.calibration_topic,
             (
@@ -585,13 +596,10 @@ class KafkaRunner:
         )
         for dead in outputs.dead_letters:
             m = messages[dead.index]
-            topic, source_partition, offset = _origin(m)
             headers: list[tuple[str, str | bytes | None]] = [
                 (HEADER_REASON, dead.reason.value.encode()),
                 (HEADER_DETAIL, dead.detail.encode("utf-8", "replace")),
-                (HEADER_TOPIC, topic.encode()),
-                (HEADER_PARTITION, str(source_partition).encode()),
-                (HEADER_OFFSET, str(offset).encode()),
+                *_origin_headers(m),
             ]
             self._dead_letter(m, headers)
         send(settings.changelog, engine.changelog(outputs), partition)
@@ -842,6 +850,27 @@ def _origin(m: Message) -> tuple[str, int, int]:
     topic, partition, offset = m.topic(), m.partition(), m.offset()
     assert topic is not None and partition is not None and offset is not None
     return topic, partition, offset
+
+
+def _origin_headers(m: Message) -> list[tuple[str, str | bytes | None]]:
+    """The source topic, partition and offset of a consumed message, as record headers."""
+    topic, partition, offset = _origin(m)
+    return [
+        (HEADER_TOPIC, topic.encode()),
+        (HEADER_PARTITION, str(partition).encode()),
+        (HEADER_OFFSET, str(offset).encode()),
+    ]
+
+
+def _source_headers(
+    messages: list[Message], single_topic: bool
+) -> list[tuple[str, str | bytes | None]]:
+    """Headers naming the newest input message behind one partition's batch: its topic,
+    partition and offset (one such triple per input topic that the batch read)."""
+    newest: dict[str | None, Message] = {}
+    for m in [messages[-1]] if single_topic else messages:
+        newest[m.topic()] = m
+    return [header for m in newest.values() for header in _origin_headers(m)]
 
 
 def _next_offsets(
