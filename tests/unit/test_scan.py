@@ -575,6 +575,20 @@ def test_split_lines(data: bytes, expected: list[tuple[int, bytes]]) -> None:
     assert _split(data) == expected
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_split_lines_finds_newlines_chunk_by_chunk(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    rng = np.random.default_rng(chunk)
+    pieces = [b"", b" ", b"\t\r", b"{}", b'{"value":1}', b"x y", b"\r"]
+    data = b"\n".join(pieces[i] for i in rng.integers(0, len(pieces), 300))
+    expected = _split(data)
+    assert expected  # (the default chunk holds the whole block)
+    monkeypatch.setattr(scan_module, "_NEWLINE_CHUNK", chunk)
+    assert _split(data) == expected
+    assert _split(data + b"\n") == expected
+
+
 def test_split_then_scan() -> None:
     data = b'{"key":"a","metric":"m","value":1}\r\n\n   \n{"value":2}\n{"value":\n'
     buf = np.frombuffer(data, np.uint8)
