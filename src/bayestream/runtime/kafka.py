@@ -425,17 +425,18 @@ class KafkaRunner:
             self.settings.batch_size, max(self.settings.poll_timeout_seconds - waited, 0.0)
         )
         self._batch_closed = time.monotonic()
-        data = [m for m in messages if m.error() is None]
-        if len(data) != len(messages):
-            for m in messages:
-                if m.error() is not None:
-                    log.warning("consumer: %s", m.error())
+        by_partition: dict[int, list[Message]] = defaultdict(list)
+        errors = 0
+        for m in messages:  # one pass: this loop runs per message
+            if m.error() is None:
+                by_partition[m.partition()].append(m)  # type: ignore[index]
+            else:
+                errors += 1
+                log.warning("consumer: %s", m.error())
+        data = [m for m in messages if m.error() is None] if errors else messages
         if self._label_feed is not None:
             self.labels.add(self._label_feed.poll(), self.engines)
             self.hooks.set_labels({**self.labels.counts(), "invalid": self._label_feed.invalid})
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        for m in data:
-            by_partition[m.partition()].append(m)  # type: ignore[index]
         offsets = _next_offsets(by_partition, len(self.settings.input_topics) == 1)
         touched = {(tp.topic, tp.partition) for tp in offsets}
         if self._failed_commit is not None:
