@@ -7,8 +7,10 @@ embedded broker. Run: ``python benchmarks/bench_kafka.py [--events N] [--quick] 
 - consume-only: the same events consumed with the runtime's consumer settings and nothing
   else, the ceiling of any loop on this machine and broker;
 - throughput: a pre-filled input topic (Normal-Gamma workload, Zipf-popular streams, keyed by
-  stream key, 6 partitions) consumed by one process with exactly-once, default emit policy;
-  and again publishing one anomaly record per event (as the baselines publish one per event);
+  stream key, 6 partitions) consumed by one process with exactly-once, default emit policy
+  and default ``source_headers`` (each output record names its input in headers); again
+  without those headers; and publishing one anomaly record per event without headers (as the
+  baselines publish one bare record per event);
 - the hand-written baseline: transactional consume-transform-produce with confluent-kafka,
   orjson, a dict of per-stream state and scipy.special.stdtr, one output record per event,
   a transaction per batch of the same size as the runtime's;
@@ -85,7 +87,9 @@ def _fill(bootstrap: str, topic: str, lines: list[bytes]) -> None:
     producer.flush(120)
 
 
-def _config(tag: str, batch_size: int, record_per_event: bool = False) -> Any:
+def _config(
+    tag: str, batch_size: int, record_per_event: bool = False, source_headers: bool = True
+) -> Any:
     rules = NORMAL_GAMMA_RULES
     if record_per_event:  # every event's score published, as the baselines do
         rules = [{**rule, "anomaly_probability_threshold": 1e-300} for rule in rules]
@@ -99,6 +103,7 @@ def _config(tag: str, batch_size: int, record_per_event: bool = False) -> Any:
                 "dead_letter_topic": f"{tag}.dead",
                 "metrics_port": None,
                 "batch_size": batch_size,
+                "source_headers": source_headers,
             },
             "rule": rules,
         }
@@ -153,11 +158,12 @@ def engine_throughput(
     batch_size: int,
     record_per_event: bool = False,
     broker_pid: int | None = None,
+    source_headers: bool = True,
 ) -> dict[str, Any]:
     tag = f"bench-{uuid.uuid4().hex[:6]}"
     _topic(bootstrap, f"{tag}.in", 6)
     _fill(bootstrap, f"{tag}.in", lines)
-    runner = KafkaRunner(_config(tag, batch_size, record_per_event), bootstrap)
+    runner = KafkaRunner(_config(tag, batch_size, record_per_event, source_headers), bootstrap)
     done = {"n": 0}
     first: list[float] = []
     original = runner.step
@@ -191,6 +197,7 @@ def engine_throughput(
         else "default emit policy: a posterior record per touched stream per batch",
         "anomaly_records_per_event": _records_per_event(lines, batch_size, record_per_event),
         "broker_cpu_seconds": _cpu_spent(broker_cpu[0], broker_pid),
+        "source_headers": source_headers,
         "note": "from the first consume that returned data (after the group join and the "
         "restore) to the last commit; startup_seconds is the time before it",
     }
@@ -604,8 +611,12 @@ def main() -> None:
         handwritten_baseline(bootstrap, lines[: args.baseline_events // 3], args.batch_size)
         report["consume_only"] = consume_only(bootstrap, lines, args.batch_size)
         report["engine"] = engine_throughput(bootstrap, lines, args.batch_size, broker_pid=pid)
+        report["engine_without_source_headers"] = engine_throughput(
+            bootstrap, lines, args.batch_size, broker_pid=pid, source_headers=False
+        )
+        # like the baselines: one record per event, without headers
         report["engine_record_per_event"] = engine_throughput(
-            bootstrap, lines, args.batch_size, record_per_event=True, broker_pid=pid
+            bootstrap, lines, args.batch_size, True, broker_pid=pid, source_headers=False
         )
         report["handwritten_baseline"] = handwritten_baseline(
             bootstrap, lines[: args.baseline_events], args.batch_size, broker_pid=pid

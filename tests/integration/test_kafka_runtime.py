@@ -67,6 +67,24 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
     _check_sources(kafka_bootstrap, tmp, posterior_messages, set(expected))
 
 
+def test_source_headers_can_be_left_out(kafka_bootstrap: str) -> None:
+    tmp = unique("bare")
+    create_topic(kafka_bootstrap, f"{tmp}.in", 2)
+    evs = events(600)
+    lines = [json.dumps(e).encode() for e in evs] + BAD
+    produce(kafka_bootstrap, f"{tmp}.in", lines, [e["key"].encode() for e in evs] + [b"h"] * 5)
+    with running(config_for(tmp, source_headers=False), kafka_bootstrap):
+        wait_for(
+            lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines)
+        )
+    outputs = [read_all(kafka_bootstrap, f"{tmp}.{t}") for t in ("posteriors", "anomalies")]
+    assert all(outputs)
+    assert all(m.headers() is None for records in outputs for m in records)
+    dead = read_all(kafka_bootstrap, f"{tmp}.dead")  # dead letters keep theirs
+    assert len(dead) == len(BAD)
+    assert all("bayestream.source.offset" in dict(m.headers()) for m in dead)
+
+
 def _source(m: Any) -> tuple[int, int]:
     headers = dict(m.headers())
     return int(headers["bayestream.source.partition"]), int(headers["bayestream.source.offset"])

@@ -567,27 +567,26 @@ class KafkaRunner:
         assert self.producer is not None
         settings = self.settings
         send = self._send_all
+        sourced = settings.source_headers
         # a posterior record holds every message of its partition up to the batch's last one
         # (per input topic): one header list for them all
-        source = _source_headers(messages, len(settings.input_topics) == 1)
+        source = _source_headers(messages, len(settings.input_topics) == 1) if sourced else None
         for batch in outputs.posteriors.batches:
             send(
                 settings.posteriors_topic,
                 zip(batch.keys(), batch.json_values(), strict=True),
                 headers=source,
             )
-        for i, a in zip(outputs.anomaly_rows, outputs.anomalies, strict=True):
-            send(
-                settings.anomalies_topic,
-                [(stream_key(a.key, a.metric), ENCODER.encode(a))],
-                headers=_origin_headers(messages[i]),
-            )
-        for i, d in zip(outputs.drift_rows, outputs.drift, strict=True):
-            send(
-                settings.drift_topic,
-                [(stream_key(d.key, d.metric), ENCODER.encode(d))],
-                headers=_origin_headers(messages[i]),
-            )
+        self._send_events(
+            settings.anomalies_topic,
+            [(stream_key(a.key, a.metric), ENCODER.encode(a)) for a in outputs.anomalies],
+            [messages[i] for i in outputs.anomaly_rows] if sourced else None,
+        )
+        self._send_events(
+            settings.drift_topic,
+            [(stream_key(d.key, d.metric), ENCODER.encode(d)) for d in outputs.drift],
+            [messages[i] for i in outputs.drift_rows] if sourced else None,
+        )
         send(  # one engine per input partition: key by both
             settings.calibration_topic,
             (
@@ -627,6 +626,20 @@ class KafkaRunner:
             except BufferError:
                 self._make_room()
                 produce(topic, value, key, partition)
+
+    def _send_events(
+        self,
+        topic: str,
+        records: list[tuple[bytes | None, bytes | None]],
+        sources: list[Message] | None,
+    ) -> None:
+        """Produce records of single events, each with the source headers of its event's
+        message (``sources``; None: without headers)."""
+        if sources is None:
+            self._send_all(topic, records)
+            return
+        for record, m in zip(records, sources, strict=True):
+            self._send_all(topic, [record], headers=_origin_headers(m))
 
     def _make_room(self) -> None:
         """The producer's queue is full (``queue.buffering.max.*``, e.g. a batch with more
