@@ -448,32 +448,38 @@ class Engine:
         hits = rows[select_anomalies(rule, scores[rows, OUT_TAIL], scores[rows, OUT_PROB])]
         if hits.size == 0:
             return []
-        records: list[tuple[int, AnomalyRecord]] = []
-        for i in hits.tolist():
-            key, metric = store.names[int(slot[i])]  # type: ignore[misc]
-            if rule.family == "dirichlet":
-                value: float | str = decoded.string(batch, i, "value")
-            else:
-                value = float(decoded.number[i, FIELD["value"]])
-            records.append(
-                (
-                    i,
-                    AnomalyRecord(
-                        key=key,
-                        metric=metric,
-                        ts=float(ts[i]),
-                        value=value,
-                        tail_probability=float(scores[i, OUT_TAIL]),
-                        anomaly_probability=float(scores[i, OUT_PROB]),
-                        tail=rule.tail,
-                        threshold=rule.anomaly_threshold,
-                        trials=_present(decoded.kind[i], decoded.number[i], "trials"),
-                        exposure=_present(decoded.kind[i], decoded.number[i], "exposure"),
-                        predictive_interval=_interval(rule, scores[i]),
-                    ),
-                )
+        # columns to Python values once: this runs per anomaly, and with a low threshold an
+        # anomaly record per event is a supported way to publish every score
+        index = hits.tolist()
+        names = store.names
+        streams = [names[s] for s in slot[hits].tolist()]
+        if rule.family == "dirichlet":
+            values: list[float | str] = [decoded.string(batch, i, "value") for i in index]
+        else:
+            values = decoded.number[hits, FIELD["value"]].tolist()
+        intervals = _intervals(rule, scores[hits, OUT_PRED_LO], scores[hits, OUT_PRED_HI])
+        columns = zip(
+            index,
+            streams,
+            ts[hits].tolist(),
+            values,
+            scores[hits, OUT_TAIL].tolist(),
+            scores[hits, OUT_PROB].tolist(),
+            _present(decoded, hits, "trials"),
+            _present(decoded, hits, "exposure"),
+            intervals,
+            strict=True,
+        )
+        tail, threshold = rule.tail, rule.anomaly_threshold
+        return [
+            (
+                i,
+                AnomalyRecord(
+                    key, metric, t, v, p_tail, p_anomaly, tail, threshold, n, e, interval
+                ),
             )
-        return records
+            for i, (key, metric), t, v, p_tail, p_anomaly, n, e, interval in columns
+        ]
 
     def _emit(self, r: int, rule: Rule, slots: np.ndarray) -> PosteriorBatch:
         """Posterior records of the streams this batch changed (distinct, in order of first
@@ -619,20 +625,29 @@ class Engine:
         return self.restore_batch(RowBatch.of(list(rows)))
 
 
-def _interval(rule: Rule, score: np.ndarray) -> dict[str, list[float | None]] | None:
-    """An anomaly's predictive interval (``{level: [lo, hi]}``) from its scores, or None."""
-    lo, hi = float(score[OUT_PRED_LO]), float(score[OUT_PRED_HI])
-    if math.isnan(lo) or math.isnan(hi):
-        return None
+def _intervals(
+    rule: Rule, lo: np.ndarray, hi: np.ndarray
+) -> list[dict[str, list[float | None]] | None]:
+    """Each anomaly's predictive interval (``{level: [lo, hi]}``, None where it has none)."""
     if rule.transform == "log":  # quantiles commute with the monotone back-transform
-        lo, hi = math.exp(lo) if lo < 709.0 else math.inf, math.exp(hi) if hi < 709.0 else math.inf
-    bounds = [v if math.isfinite(v) else None for v in (lo, hi)]
-    return {str(decisions.interval_level(rule)): bounds}
+        with np.errstate(over="ignore"):
+            lo, hi = np.exp(lo), np.exp(hi)
+    level = str(decisions.interval_level(rule))
+    inf = math.inf  # (NaN: no interval; an infinite end is written as null)
+    return [
+        None
+        if a != a or b != b
+        else {level: [a if -inf < a < inf else None, b if -inf < b < inf else None]}
+        for a, b in zip(lo.tolist(), hi.tolist(), strict=True)
+    ]
 
 
-def _present(kind: np.ndarray, number: np.ndarray, name: str) -> float | None:
+def _present(decoded: DecodedBatch, rows: np.ndarray, name: str) -> list[float | None]:
+    """Field ``name`` of each of ``rows`` where it was a number, else None."""
     f = FIELD[name]
-    return float(number[f]) if kind[f] == KIND_NUMBER else None
+    have = (decoded.kind[rows, f] == KIND_NUMBER).tolist()
+    numbers = decoded.number[rows, f].tolist()
+    return [v if h else None for v, h in zip(numbers, have, strict=True)]
 
 
 __all__ = ["DeadLetter", "Engine", "Outputs"]
