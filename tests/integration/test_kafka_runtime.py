@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.kafka_helpers import (
     BAD,
     committed_count,
@@ -29,7 +31,7 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
     lines = [json.dumps(e).encode() for e in evs] + BAD
     keys = [e["key"].encode() for e in evs] + [b"h"] * len(BAD)
     produce(kafka_bootstrap, f"{tmp}.in", lines, keys)
-    config = config_for(tmp)
+    config = config_for(tmp, source_headers="all")
     with running(config, kafka_bootstrap):
         wait_for(
             lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines)
@@ -67,20 +69,30 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
     _check_sources(kafka_bootstrap, tmp, posterior_messages, set(expected))
 
 
-def test_source_headers_can_be_left_out(kafka_bootstrap: str) -> None:
-    tmp = unique("bare")
+@pytest.mark.parametrize("which", ["events", "none"])
+def test_source_headers_events_and_none(kafka_bootstrap: str, which: str) -> None:
+    """The default ("events") names the input of anomaly records only; "none" of no output
+    record; dead letters always keep theirs."""
+    tmp = unique(f"headers-{which}")
     create_topic(kafka_bootstrap, f"{tmp}.in", 2)
     evs = events(600)
     lines = [json.dumps(e).encode() for e in evs] + BAD
     produce(kafka_bootstrap, f"{tmp}.in", lines, [e["key"].encode() for e in evs] + [b"h"] * 5)
-    with running(config_for(tmp, source_headers=False), kafka_bootstrap):
+    config = config_for(tmp) if which == "events" else config_for(tmp, source_headers=which)
+    assert config.kafka.source_headers == which
+    with running(config, kafka_bootstrap):
         wait_for(
             lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines)
         )
-    outputs = [read_all(kafka_bootstrap, f"{tmp}.{t}") for t in ("posteriors", "anomalies")]
-    assert all(outputs)
-    assert all(m.headers() is None for records in outputs for m in records)
-    dead = read_all(kafka_bootstrap, f"{tmp}.dead")  # dead letters keep theirs
+    posteriors = read_all(kafka_bootstrap, f"{tmp}.posteriors")
+    anomalies = read_all(kafka_bootstrap, f"{tmp}.anomalies")
+    assert posteriors and anomalies
+    assert all(m.headers() is None for m in posteriors)
+    if which == "events":
+        assert all("bayestream.source.offset" in dict(m.headers()) for m in anomalies)
+    else:
+        assert all(m.headers() is None for m in anomalies)
+    dead = read_all(kafka_bootstrap, f"{tmp}.dead")
     assert len(dead) == len(BAD)
     assert all("bayestream.source.offset" in dict(m.headers()) for m in dead)
 

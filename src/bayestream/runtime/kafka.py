@@ -567,10 +567,12 @@ class KafkaRunner:
         assert self.producer is not None
         settings = self.settings
         send = self._send_all
-        sourced = settings.source_headers
+        sourced = settings.source_headers != "none"
         # a posterior record holds every message of its partition up to the batch's last one
         # (per input topic): one header list for them all
-        source = _source_headers(messages, len(settings.input_topics) == 1) if sourced else None
+        source = None
+        if settings.source_headers == "all":
+            source = _source_headers(messages, len(settings.input_topics) == 1)
         for batch in outputs.posteriors.batches:
             send(
                 settings.posteriors_topic,
