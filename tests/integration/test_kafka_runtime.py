@@ -31,7 +31,8 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
     lines = [json.dumps(e).encode() for e in evs] + BAD
     keys = [e["key"].encode() for e in evs] + [b"h"] * len(BAD)
     produce(kafka_bootstrap, f"{tmp}.in", lines, keys)
-    config = config_for(tmp, source_headers="all")
+    config = config_for(tmp)  # source_headers = "all", the default
+    assert config.kafka.source_headers == "all"
     with running(config, kafka_bootstrap):
         wait_for(
             lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines)
@@ -71,16 +72,14 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("which", ["events", "none"])
 def test_source_headers_events_and_none(kafka_bootstrap: str, which: str) -> None:
-    """The default ("events") names the input of anomaly records only; "none" of no output
-    record; dead letters always keep theirs."""
+    """ "events" names the input of anomaly records only, "none" of no output record; dead
+    letters always keep theirs."""
     tmp = unique(f"headers-{which}")
     create_topic(kafka_bootstrap, f"{tmp}.in", 2)
     evs = events(600)
     lines = [json.dumps(e).encode() for e in evs] + BAD
     produce(kafka_bootstrap, f"{tmp}.in", lines, [e["key"].encode() for e in evs] + [b"h"] * 5)
-    config = config_for(tmp) if which == "events" else config_for(tmp, source_headers=which)
-    assert config.kafka.source_headers == which
-    with running(config, kafka_bootstrap):
+    with running(config_for(tmp, source_headers=which), kafka_bootstrap):
         wait_for(
             lambda: committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == len(lines)
         )
