@@ -29,6 +29,14 @@ def _anomaly_of_last(rules: list[dict], messages: list[bytes]) -> dict:  # type:
     return json.loads(ENCODER.encode(last[0]))  # type: ignore[no-any-return]
 
 
+def _counts(values: np.ndarray, field: str, sizes: np.ndarray) -> list[bytes]:
+    """One stream's count events, a second apart, each with its trials or exposure."""
+    return [
+        event("k", "m", 1000.0 + i, int(v), **{field: size.item()})
+        for i, (v, size) in enumerate(zip(values, sizes, strict=True))
+    ]
+
+
 def test_normal_gamma_interval_is_the_student_t_predictive_before_the_update() -> None:
     rng = np.random.default_rng(RNG_SEED)
     x = rng.normal(10.0, 2.0, N)
@@ -62,10 +70,7 @@ def test_beta_binomial_interval_is_the_beta_binomial_predictive_quantiles() -> N
     trials = rng.integers(20, 60, N)
     successes = rng.binomial(trials, 0.1)
     rule = {"metric": "m", "family": "beta_binomial", "prior": {"alpha": 1.0, "beta": 9.0}}
-    messages = [
-        event("k", "m", 1000.0 + i, int(s), trials=int(n))
-        for i, (s, n) in enumerate(zip(successes, trials, strict=True))
-    ]
+    messages = _counts(successes, "trials", trials)
     messages.append(event("k", "m", 1000.0 + N, 30, trials=40))
     record = _anomaly_of_last([rule], messages)
     a, b = beta_binomial.posterior(np.array([1.0, 9.0]), successes, trials)
@@ -78,10 +83,7 @@ def test_gamma_poisson_interval_is_the_negative_binomial_predictive_quantiles() 
     exposure = rng.uniform(0.5, 2.0, N)
     counts = rng.poisson(5.0 * exposure)
     rule = {"metric": "m", "family": "gamma_poisson", "prior": {"alpha": 2.0, "beta": 1.0}}
-    messages = [
-        event("k", "m", 1000.0 + i, int(c), exposure=float(e))
-        for i, (c, e) in enumerate(zip(counts, exposure, strict=True))
-    ]
+    messages = _counts(counts, "exposure", exposure)
     messages.append(event("k", "m", 1000.0 + N, 40, exposure=1.5))
     record = _anomaly_of_last([rule], messages)
     a, b = gamma_poisson.posterior(np.array([2.0, 1.0]), counts, exposure)
