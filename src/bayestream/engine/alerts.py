@@ -59,6 +59,18 @@ def select_anomalies(rule: Rule, tail: np.ndarray, prob: np.ndarray) -> np.ndarr
     return tail < rule.anomaly_threshold
 
 
+def selection_cutoffs(rule: Rule) -> tuple[float, float]:
+    """(tail probability, anomaly probability) cut-offs that every event
+    :func:`select_anomalies` may select is past: tail <= the first or probability >= the
+    second (-1 and 0: no cut-off on that side). Per event, before the batch is known, as the
+    kernels need them."""
+    if rule.fdr is not None:  # Benjamini-Hochberg selects no tail probability above the rate
+        return rule.fdr, 0.0
+    if rule.anomaly_probability_threshold is not None:
+        return -1.0, rule.anomaly_probability_threshold
+    return rule.anomaly_threshold, 0.0
+
+
 def drift_records(
     rule: Rule, store: RuleStore, rows: np.ndarray, slot: np.ndarray, scores: np.ndarray
 ) -> list[tuple[int, DriftRecord]]:
@@ -95,4 +107,4 @@ def drift_records(
     return out
 
 
-__all__ = ["benjamini_hochberg", "drift_records", "select_anomalies"]
+__all__ = ["benjamini_hochberg", "drift_records", "select_anomalies", "selection_cutoffs"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from bayestream.config import Rule
 from bayestream.engine import null
+from bayestream.engine.alerts import selection_cutoffs
 from bayestream.engine.kernels import observation_kind
 from bayestream.models._conditional import EXACT_BASELINE_COUNT, EXACT_TERMS
 from bayestream.models._drift import block_width, clear, stats_width
@@ -113,11 +114,12 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_EXTRA] = family_width(rule)
     kind = window_kind(rule)
     head[S_KIND] = kind
-    head[S_IVL_TAIL], head[S_IVL_PROB] = interval_cutoffs(rule)
-    level = interval_level(rule)  # no level (NaN) or categories: S_IVL_UPPER 0, no intervals
-    head[S_IVL_UPPER] = (
-        0.0 if rule.family == "dirichlet" or math.isnan(level) else 0.5 + 0.5 * level
-    )
+    # predictive intervals for the events the anomaly selection may pick; S_IVL_UPPER 0
+    # (categories, or no credible level) turns them off
+    head[S_IVL_TAIL], head[S_IVL_PROB] = selection_cutoffs(rule)
+    level = interval_level(rule)
+    off = rule.family == "dirichlet" or math.isnan(level)
+    head[S_IVL_UPPER] = 0.0 if off else 0.5 + 0.5 * level
     if drift is None:
         return head
     head[S_DRIFT] = 1.0
@@ -155,20 +157,6 @@ def interval_level(rule: Rule) -> float:
     return max(rule.credible_levels) if rule.credible_levels else math.nan
 
 
-def interval_cutoffs(rule: Rule) -> tuple[float, float]:
-    """(tail, anomaly probability) cut-offs past which a kernel computes an event's predictive
-    interval: those of the rule's anomaly selection (:func:`bayestream.engine.alerts.
-    select_anomalies`), so that every anomaly record has one. Never for categories, whose
-    records carry none."""
-    if rule.family == "dirichlet" or not rule.credible_levels:
-        return -1.0, 0.0  # no tail probability is <= -1; a probability cut-off of 0 is none
-    if rule.fdr is not None:  # Benjamini-Hochberg selects no tail probability above the rate
-        return rule.fdr, 0.0
-    if rule.anomaly_probability_threshold is not None:
-        return -1.0, rule.anomaly_probability_threshold
-    return rule.anomaly_threshold, 0.0
-
-
 _TABLES: dict[bytes, np.ndarray] = {}
 
 
@@ -204,7 +192,6 @@ def row_prior(rule: Rule) -> np.ndarray:
 
 __all__ = [
     "family_prior",
-    "interval_cutoffs",
     "interval_level",
     "row_prior",
     "settings",
