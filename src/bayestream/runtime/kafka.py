@@ -511,9 +511,13 @@ class KafkaRunner:
             OFFSETS_TIMEOUT,
             lambda t: producer.send_offsets_to_transaction(offsets, group, t),
         )
+        # with source_headers = "all", a posterior record names the newest input message of its
+        # partition: the offsets about to be committed, one past it
+        positions = _position_headers(offsets) if self.settings.source_headers == "all" else {}
         try:
             for partition, part in by_partition.items():
-                self._produce(partition, part, outputs[partition], self.engines[partition])
+                engine = self.engines[partition]
+                self._produce(partition, part, outputs[partition], engine, positions.get(partition))
                 self._maybe_crash("mid_batch")
             self._await(sending)
         except KafkaException:
@@ -562,17 +566,19 @@ class KafkaRunner:
             self._recover(*failed)
 
     def _produce(
-        self, partition: int, messages: list[Message], outputs: Outputs, engine: Engine
+        self,
+        partition: int,
+        messages: list[Message],
+        outputs: Outputs,
+        engine: Engine,
+        source: list[tuple[str, str | bytes | None]] | None,
     ) -> None:
+        """Produce one partition's outputs; ``source``: the headers of its posterior records
+        (None: none)."""
         assert self.producer is not None
         settings = self.settings
         send = self._send_all
         sourced = settings.source_headers != "none"
-        # a posterior record holds every message of its partition up to the batch's last one
-        # (per input topic): one header list for them all
-        source = None
-        if settings.source_headers == "all":
-            source = _source_headers(messages, len(settings.input_topics) == 1)
         for batch in outputs.posteriors.batches:
             send(
                 settings.posteriors_topic,
@@ -868,9 +874,8 @@ def _origin(m: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
-def _origin_headers(m: Message) -> list[tuple[str, str | bytes | None]]:
-    """The source topic, partition and offset of a consumed message, as record headers."""
-    topic, partition, offset = _origin(m)
+def _source(topic: str, partition: int, offset: int) -> list[tuple[str, str | bytes | None]]:
+    """An input position as record headers."""
     return [
         (HEADER_TOPIC, topic.encode()),
         (HEADER_PARTITION, str(partition).encode()),
@@ -878,15 +883,20 @@ def _origin_headers(m: Message) -> list[tuple[str, str | bytes | None]]:
     ]
 
 
-def _source_headers(
-    messages: list[Message], single_topic: bool
-) -> list[tuple[str, str | bytes | None]]:
-    """Headers naming the newest input message behind one partition's batch: its topic,
-    partition and offset (one such triple per input topic that the batch read)."""
-    newest: dict[str | None, Message] = {}
-    for m in [messages[-1]] if single_topic else messages:
-        newest[m.topic()] = m
-    return [header for m in newest.values() for header in _origin_headers(m)]
+def _origin_headers(m: Message) -> list[tuple[str, str | bytes | None]]:
+    """The source topic, partition and offset of a consumed message, as record headers."""
+    return _source(*_origin(m))
+
+
+def _position_headers(
+    offsets: list[TopicPartition],
+) -> dict[int, list[tuple[str, str | bytes | None]]]:
+    """Per input partition number, headers naming the newest message a batch read of it: the
+    topic, partition and offset of each input topic (``offsets`` are one past them)."""
+    out: dict[int, list[tuple[str, str | bytes | None]]] = defaultdict(list)
+    for tp in offsets:
+        out[tp.partition] += _source(tp.topic, tp.partition, tp.offset - 1)
+    return out
 
 
 def _next_offsets(
