@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bayestream.state import StateRow, decode_row, encode_row
+from bayestream.errors import StateError
+from bayestream.state import (
+    MAX_NAME_BYTES,
+    RuleStore,
+    StateRow,
+    decode_row,
+    encode_row,
+    encode_rows,
+)
 from bayestream.state.rowbatch import decode_rows
 from tests.conftest import batch, event, make_engine
 
@@ -64,3 +73,45 @@ def test_bulk_restore_equals_restore_row_by_row() -> None:
 
     assert rows(one_by_one) == rows(bulk) == rows(engine)
     assert bulk.watermark == one_by_one.watermark
+
+
+def test_encode_rows_equals_encode_row_for_each_stream() -> None:
+    """The bulk encoder lays out the fixed part of all rows at once: byte for byte the rows
+    the one-row encoder writes (non-ASCII names, NaN and signed zeros, a width of 1)."""
+    rng = np.random.default_rng(11)
+    for width in (1, 4, 7):
+        store = RuleStore(np.arange(width, dtype=float))
+        keys = [f"host-{i}" if i % 4 else f"hôte-{i}-€" for i in range(40)]
+        metrics = ["lat" if i % 3 else "latência" for i in range(40)]
+        slots = store.admit_many(keys, metrics)
+        store.params[slots] = rng.normal(size=(40, width))
+        store.params[slots[::5], 0] = np.nan
+        store.params[slots[1::7], -1] = -0.0
+        store.last_ts[slots] = 1.7e9 + rng.uniform(0, 100, 40)
+        store.n_eff[slots] = rng.uniform(0, 50, 40)
+        store.obs_size[slots] = 1.0
+        store.last_emit_ts[slots] = np.where(np.arange(40) % 2, np.nan, 1.7e9)
+        chosen = slots[rng.permutation(40)[:25]]
+        expected = [
+            encode_row(
+                StateRow(
+                    *store.names[s],
+                    3,
+                    float(store.last_ts[s]),
+                    float(store.n_eff[s]),
+                    float(store.obs_size[s]),
+                    float(store.last_emit_ts[s]),
+                    store.params[s].copy(),
+                )
+            )
+            for s in chosen.tolist()
+        ]
+        assert encode_rows(store, chosen, 3) == expected
+        assert encode_rows(store, chosen[:0], 3) == []
+
+
+def test_encode_rows_refuses_a_name_too_long_for_the_row() -> None:
+    store = RuleStore(np.zeros(4))
+    slots = store.admit_many(["k", "é" * (MAX_NAME_BYTES // 2 + 1)], ["m", "m"])
+    with pytest.raises(StateError):
+        encode_rows(store, slots, 1)
