@@ -8,30 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from bayestream import parse_config
 from bayestream.runtime.kafka import KafkaRunner
-
-
-class FakeMessage:
-    def __init__(self, partition: int, offset: int) -> None:
-        self._partition, self._offset = partition, offset
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return "in"
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return b'{"key":"k","metric":"m","ts":1,"value":1}'
 
 
 class FakeConsumer:
@@ -39,7 +19,8 @@ class FakeConsumer:
         self.rewound = 0
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
-        return [FakeMessage(0, 7)]
+        value = b'{"key":"k","metric":"m","ts":1,"value":1}'
+        return [Message(topic="in", partition=0, offset=7, value=value)]
 
     def assignment(self) -> list[Any]:
         self.rewound += 1  # _rewind asks for the assignment first

@@ -44,7 +44,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -425,15 +425,7 @@ class KafkaRunner:
             self.settings.batch_size, max(self.settings.poll_timeout_seconds - waited, 0.0)
         )
         self._batch_closed = time.monotonic()
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        errors = 0
-        for m in messages:  # one pass: this loop runs per message
-            if m.error() is None:
-                by_partition[m.partition()].append(m)  # type: ignore[index]
-            else:
-                errors += 1
-                log.warning("consumer: %s", m.error())
-        data = [m for m in messages if m.error() is None] if errors else messages
+        data, by_partition = _by_partition(messages)
         if self._label_feed is not None:
             self.labels.add(self._label_feed.poll(), self.engines)
             self.hooks.set_labels({**self.labels.counts(), "invalid": self._label_feed.invalid})
@@ -479,7 +471,10 @@ class KafkaRunner:
         if engine is None:  # assigned but not restored: cannot happen inside a rebalance
             engine = self._restore(partition)
             self.engines[partition] = engine
-        outputs = engine.process(RawBatch.from_messages([m.value() or b"" for m in messages]))
+        values: list[bytes | None] = list(map(Message.value, messages))  # in C, no frames
+        if None in values:  # a null value: an invalid_json dead letter like any empty message
+            values = [v or b"" for v in values]
+        outputs = engine.process(RawBatch.from_messages(cast(list[bytes], values)))
         if self._label_feed is not None:
             self.labels.join(partition, engine, outputs)
         return outputs
@@ -897,6 +892,27 @@ def _position_headers(
     for tp in offsets:
         out[tp.partition] += _source(tp.topic, tp.partition, tp.offset - 1)
     return out
+
+
+def _by_partition(messages: list[Message]) -> tuple[list[Message], dict[int, list[Message]]]:
+    """The consumed messages that are not errors (errors are logged), and the same grouped
+    by partition number, each group in consumption order. This runs per message, so it stays
+    in C: the partition numbers come from ``map`` and each run of one partition (librdkafka
+    hands a fetch's messages out together) is added as one slice."""
+    data = messages
+    if any(map(Message.error, messages)):
+        for m in messages:
+            if m.error() is not None:
+                log.warning("consumer: %s", m.error())
+        data = [m for m in messages if m.error() is None]
+    by_partition: dict[int, list[Message]] = defaultdict(list)
+    if not data:
+        return data, by_partition
+    numbers = np.fromiter(map(Message.partition, data), dtype=np.int64, count=len(data))
+    cuts = (np.flatnonzero(numbers[1:] != numbers[:-1]) + 1).tolist()
+    for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        by_partition[int(numbers[start])] += data[start:end]
+    return data, by_partition
 
 
 def _next_offsets(
