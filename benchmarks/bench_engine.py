@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines import scipy_special_baseline, scipy_stats_baseline
 from bayestream import Engine, RawBatch, parse_config
+from bayestream.schema.lines import split_lines
 from bayestream.schema.records import ENCODER
-from bayestream.schema.scan import split_lines
 from workloads import MIX_RULES, NORMAL_GAMMA_RULES, mix_lines, normal_gamma_lines
 
 

@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bayestream.schema import decimal
+from bayestream.schema import lines as lines_module
 from bayestream.schema import scan as scan_module
+from bayestream.schema.lines import split_lines
 from bayestream.schema.scan import (
     FIELDS,
     KIND_ABSENT,
@@ -23,7 +26,6 @@ from bayestream.schema.scan import (
     ScanResult,
     resolve_deferred,
     scan,
-    split_lines,
 )
 
 # Messages are laid out in one buffer separated by this junk, so a scanner that read past
@@ -456,10 +458,10 @@ def test_resolve_deferred(as_bytes: bool) -> None:
 
 def test_eisel_lemire_table() -> None:
     """The generated table holds the truncated 128-bit mantissas (spot checks against Go's)."""
-    lo_q = scan_module._EL_MIN_Q
-    hi, lo = scan_module._POW10_HI, scan_module._POW10_LO
+    lo_q = decimal._EL_MIN_Q
+    hi, lo = decimal._POW10_HI, decimal._POW10_LO
     assert hi.dtype == lo.dtype == np.uint64
-    assert hi.shape == lo.shape == (scan_module._EL_MAX_Q - lo_q + 1,)
+    assert hi.shape == lo.shape == (decimal._EL_MAX_Q - lo_q + 1,)
     assert (hi >= np.uint64(2**63)).all()  # normalised: top bit set
     # strconv/eisel_lemire.go: 1e43, 1e0 and 1e-1 (rounded down).
     assert (int(hi[43 - lo_q]), int(lo[43 - lo_q])) == (0xE596B7B0C643C719, 0x6D9CCD05D0000000)
@@ -479,7 +481,7 @@ def test_eisel_lemire_table() -> None:
 def test_mul_64x64() -> None:
     cases = [(0, 0), (1, 1), (2**64 - 1, 2**64 - 1), (2**63, 2), (0xDEADBEEFCAFEBABE, 12345)]
     for a, b in cases:
-        hi, lo = scan_module._mul_64x64(np.uint64(a), np.uint64(b))
+        hi, lo = decimal._mul_64x64(np.uint64(a), np.uint64(b))
         assert (int(hi) << 64) | int(lo) == a * b
 
 
@@ -584,7 +586,7 @@ def test_split_lines_finds_newlines_chunk_by_chunk(
     data = b"\n".join(pieces[i] for i in rng.integers(0, len(pieces), 300))
     expected = _split(data)
     assert expected  # (the default chunk holds the whole block)
-    monkeypatch.setattr(scan_module, "_NEWLINE_CHUNK", chunk)
+    monkeypatch.setattr(lines_module, "_NEWLINE_CHUNK", chunk)
     assert _split(data) == expected
     assert _split(data + b"\n") == expected
 

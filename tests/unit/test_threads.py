@@ -15,8 +15,8 @@ from bayestream import RawBatch
 from bayestream.errors import ConfigError
 from bayestream.models import _threads
 from bayestream.models._threads import Workers, auto_threads
-from bayestream.schema import scan as scan_module
-from bayestream.schema.scan import split_lines
+from bayestream.schema import lines as lines_module
+from bayestream.schema.lines import split_lines
 from tests.conftest import make_engine
 from tests.property.test_engine_properties import RULES
 
@@ -145,7 +145,7 @@ def test_split_lines_in_pieces_equals_one_piece(monkeypatch: pytest.MonkeyPatch,
     block = b"\n".join(lines) + (b"\n" if seed % 2 else b"")  # with and without the last \n
     buf = np.frombuffer(block, dtype=np.uint8)
     expected = split_lines(buf)
-    monkeypatch.setattr(scan_module, "SPLIT_PIECE_BYTES", 16 + seed)
+    monkeypatch.setattr(lines_module, "SPLIT_PIECE_BYTES", 16 + seed)
     for threads in (2, 3, 4):
         got = split_lines(buf, Workers(threads))
         for a, b in zip(got, expected, strict=True):

@@ -25,8 +25,8 @@ from bayestream.models._threads import SERIAL, Workers
 from bayestream.runtime.gcpolicy import batch_gc
 from bayestream.runtime.labels import LabelJoin
 from bayestream.schema.batch import RawBatch
+from bayestream.schema.lines import split_lines
 from bayestream.schema.records import ENCODER, DeadLetterRecord
-from bayestream.schema.scan import split_lines
 
 OUTPUT_FILES = {
     "posteriors": "posteriors.jsonl",
