@@ -56,8 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bayestream import Engine, RawBatch, parse_config
 from bayestream.engine.warmup import warm_up
+from bayestream.runtime.clients import REQUIRED_CONSUMER, TUNED_CONSUMER
 from bayestream.runtime.gcpolicy import batch_gc
-from bayestream.runtime.kafka import REQUIRED_CONSUMER, TUNED_CONSUMER, KafkaRunner
+from bayestream.runtime.kafka import KafkaRunner
 from bayestream.state import StateRow, encode_row
 from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
 
@@ -282,7 +283,7 @@ def handwritten_baseline(
             "linger.ms": 5,
             "queue.buffering.max.messages": 2_000_000,
             # the runtime's retry backoff too: librdkafka's 100 ms default costs ~100 ms per
-            # transaction (see bayestream.runtime.kafka.TUNED_PRODUCER)
+            # transaction (see bayestream.runtime.clients.TUNED_PRODUCER)
             "retry.backoff.ms": 5,
         }
     )

@@ -42,7 +42,7 @@ CONSUMER_CONFIG = {
     "fetch.max.bytes": 64 << 20,
 }
 # ... and the same producer retry backoff (librdkafka's 100 ms default costs ~100 ms per
-# transaction: see bayestream.runtime.kafka.TUNED_PRODUCER)
+# transaction: see bayestream.runtime.clients.TUNED_PRODUCER)
 PRODUCER_CONFIG = {
     "linger.ms": 5,
     "queue.buffering.max.messages": 2_000_000,

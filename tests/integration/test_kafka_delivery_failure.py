@@ -90,7 +90,7 @@ def test_oversized_dead_letter_is_truncated_not_stuck(kafka_bootstrap: str, tmp_
     producer's message.max.bytes: dead-lettered with a prefix and its size, the stream goes on."""
     from confluent_kafka import Producer
 
-    from bayestream.runtime.kafka import DEAD_LETTER_KEEP_BYTES, HEADER_TRUNCATED
+    from bayestream.runtime.positions import DEAD_LETTER_KEEP_BYTES, HEADER_TRUNCATED
 
     tmp = unique("oversized")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})

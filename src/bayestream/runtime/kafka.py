@@ -30,7 +30,9 @@ changelog and the consumer is rewound to the committed offsets, so state and inp
 Every step is retried with backoff while the broker is away (readiness false, a WARNING per
 attempt), and no call into librdkafka may block longer than its timeout plus a grace: a
 transactional call that has not returned by then is given up with its producer (see
-:meth:`KafkaRunner._await`). Only this module and the broker launcher know about Kafka.
+:meth:`KafkaRunner._await`). The clients' settings and bounded calls are in
+:mod:`bayestream.runtime.clients`, message positions and source headers in
+:mod:`bayestream.runtime.positions`; only the runtime room knows about Kafka.
 """
 
 from __future__ import annotations
@@ -42,11 +44,9 @@ import signal
 import socket
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-import msgspec
 import numpy as np
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -62,10 +62,37 @@ from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
 from bayestream.runtime.changelog import read_changelog
+from bayestream.runtime.clients import (
+    ABORT_TIMEOUT,
+    COMMIT_TIMEOUT,
+    COMMITTED_TIMEOUT,
+    FLUSH_TIMEOUT,
+    INIT_TIMEOUT,
+    OFFSETS_TIMEOUT,
+    REQUIRED_CONSUMER,
+    TIMED_OUT,
+    TUNED_CONSUMER,
+    TUNED_PRODUCER,
+    TXN_GRACE,
+    BoundedCall,
+    Deliveries,
+)
 from bayestream.runtime.gcpolicy import BatchCollector, batch_gc
 from bayestream.runtime.hooks import Hooks, NoHooks
 from bayestream.runtime.label_feed import LabelFeed
 from bayestream.runtime.labels import LabelJoin
+from bayestream.runtime.positions import (
+    DEAD_LETTER_KEEP_BYTES,
+    HEADER_DETAIL,
+    HEADER_REASON,
+    HEADER_TRUNCATED,
+    event_ts,
+    group_by_partition,
+    next_offsets,
+    origin,
+    origin_headers,
+    position_headers,
+)
 from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER
@@ -74,50 +101,6 @@ from bayestream.state.rowbatch import decode_rows
 
 log = logging.getLogger("bayestream.kafka")
 
-# Measured on a 2-core machine (1 M JSON events, 4 partitions): librdkafka's defaults consume
-# 0.23 M ev/s, these 1.7 - 2.1 M ev/s (bench_kafka's consume-only run, 6 partitions, GC off as
-# in the runtime: 0.55 - 0.87 M ev/s here). Every one can be overridden in [kafka.consumer].
-TUNED_CONSUMER: dict[str, Any] = {
-    "fetch.wait.max.ms": 10,
-    "queued.min.messages": 1_000_000,
-    "max.partition.fetch.bytes": 8 << 20,
-    "fetch.max.bytes": 64 << 20,
-    "auto.offset.reset": "earliest",
-    "partition.assignment.strategy": "cooperative-sticky",
-}
-# Exactly-once needs these; they are not overridable.
-REQUIRED_CONSUMER: dict[str, Any] = {
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    "isolation.level": "read_committed",
-}
-# lz4: the JSON records shrink several times, and each commit waits for fewer bytes to be
-# acknowledged (measured, 500k events on the embedded broker: commit waits 1.3 s -> 0.6 s).
-# retry.backoff.ms: a transaction's first AddPartitionsToTxn / AddOffsetsToTxn meets the
-# coordinator still completing the previous one (CONCURRENT_TRANSACTIONS) and is retried after
-# this backoff (exponential up to retry.backoff.max.ms); librdkafka's 100 ms default put
-# ~100 ms into every send_offsets_to_transaction (measured on the embedded broker: 100 - 130
-# ms per transaction; with 5 ms, 10 - 20 ms).
-TUNED_PRODUCER: dict[str, Any] = {
-    "retry.backoff.ms": 5,
-    "linger.ms": 5,
-    "batch.num.messages": 10_000,
-    "queue.buffering.max.messages": 2_000_000,
-    "queue.buffering.max.kbytes": 2 << 20,
-    "transaction.timeout.ms": 60_000,
-    "compression.type": "lz4",
-}
-
-# Seconds given to librdkafka for each blocking call. A transactional call still running
-# TXN_GRACE seconds past its own timeout is taken as hung (librdkafka does not always honour
-# the timeout: confluentinc/librdkafka#5456, #5511) and its producer is replaced.
-INIT_TIMEOUT = 30.0
-OFFSETS_TIMEOUT = 30.0
-FLUSH_TIMEOUT = 30.0
-COMMIT_TIMEOUT = 60.0
-ABORT_TIMEOUT = 30.0
-COMMITTED_TIMEOUT = 30.0
-TXN_GRACE = 5.0
 # Backoff between attempts of a recovery step while the broker is away.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -126,87 +109,12 @@ BACKOFF_MAX = 30.0
 # with SIGKILL the n-th time it reaches <point> (mid_batch, before_commit, after_commit, restore).
 CRASH_ENV = "BAYESTREAM_CRASH_AT"
 
-_TIMED_OUT = KafkaError._TIMED_OUT
-_PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
-
-HEADER_REASON = "bayestream.reason"
-HEADER_DETAIL = "bayestream.detail"
-HEADER_TOPIC = "bayestream.source.topic"
-HEADER_PARTITION = "bayestream.source.partition"
-HEADER_OFFSET = "bayestream.source.offset"
-HEADER_TRUNCATED = "bayestream.truncated"
-# A dead letter the producer refuses as too large (the original plus headers over the
-# client's message.max.bytes) keeps this many bytes of the original and says so in a header.
-DEAD_LETTER_KEEP_BYTES = 65_536
-
-
-class _Call:
-    """``call(timeout)``, a blocking call of ``producer``, running in a daemon thread of its
-    own from construction on; :meth:`KafkaRunner._await` waits for it with a hard deadline."""
-
-    def __init__(
-        self, what: str, producer: Producer, timeout: float, call: Callable[[float], Any]
-    ) -> None:
-        self.what = what
-        self.producer = producer
-        self.timeout = timeout
-        self.started = time.monotonic()
-        self.done = threading.Event()
-        # what the call raised, for the waiting thread
-        self.outcome: list[BaseException] = []
-        threading.Thread(
-            target=self._run, args=(call,), name=f"bayestream-{what}", daemon=True
-        ).start()
-
-    def _run(self, call: Callable[[float], Any]) -> None:
-        try:
-            call(self.timeout)
-        except BaseException as exc:  # handed to the waiting thread
-            # without this frame's traceback: nothing may form a cycle holding the producer
-            # (a producer whose init_transactions timed out goes on acquiring a producer id in
-            # the background until freed, and would fence its successor)
-            self.outcome.append(exc.with_traceback(None))
-        finally:
-            self.done.set()
-
-
-class _Deliveries:
-    """The ``on_delivery`` of one producer: the first failed delivery of its open transaction
-    (only failures are reported). One per producer, so a given-up producer's reports and
-    checks never touch its successor's transaction."""
-
-    def __init__(self) -> None:
-        self.error: KafkaError | None = None
-
-    def __call__(self, err: KafkaError | None, msg: Message) -> None:
-        # purged messages are those of a transaction this runner aborted: their reports may
-        # arrive during the next transaction and must not fail it
-        if err is None or err.code() in _PURGED:
-            return
-        if self.error is None:
-            log.warning("delivery to %s[%s] failed: %s", msg.topic(), msg.partition(), err)
-            self.error = err
-
-    def check(self) -> None:
-        """Fail the transaction when any of its messages failed delivery: librdkafka aborts
-        such a transaction itself in current versions, but a transaction that would commit
-        with a message missing must never commit (confluentinc/librdkafka#3087)."""
-        error, self.error = self.error, None
-        if error is not None:
-            raise KafkaException(
-                KafkaError(
-                    error.code(),
-                    f"a message of the transaction failed delivery: {error.str()}",
-                    txn_requires_abort=True,
-                )
-            )
-
 
 class _InFlight:
     """A batch whose transaction is committing in the background while the next batch is
     consumed and applied (see :meth:`KafkaRunner._settle`)."""
 
-    commit: _Call  # started once the batch is produced
+    commit: BoundedCall  # started once the batch is produced
 
     def __init__(
         self,
@@ -259,7 +167,7 @@ class KafkaRunner:
             "transactional.id": transactional_id,
             "enable.idempotence": True,
             # delivery reports only for failed messages: no callback per message on the hot
-            # path, and a failed delivery fails its transaction (see _Deliveries)
+            # path, and a failed delivery fails its transaction (see Deliveries)
             "delivery.report.only.error": True,
         }
         self.consumer: Consumer | None = None
@@ -278,7 +186,7 @@ class KafkaRunner:
         # rolled back by the next step (a callback cannot discard what its consume returns)
         self._failed_commit: tuple[KafkaError, set[tuple[str, int]]] | None = None
         # failed deliveries of self.producer's open transaction
-        self._deliveries = _Deliveries()
+        self._deliveries = Deliveries()
         self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
         # labels (``labels_topic``) joined to the anomaly probabilities of the engines
         self.labels = LabelJoin(self.settings.labels_capacity)
@@ -350,7 +258,7 @@ class KafkaRunner:
     def _new_producer(self) -> Producer:
         """A transactional producer, initialised: this fences any earlier producer of the same
         ``transactional.id`` and ends (completes or aborts) its open transaction."""
-        deliveries = _Deliveries()
+        deliveries = Deliveries()
         producer = Producer({**self._producer_conf, "on_delivery": deliveries})
         self._bounded("init_transactions", producer, INIT_TIMEOUT, producer.init_transactions)
         self._deliveries = deliveries
@@ -360,17 +268,17 @@ class KafkaRunner:
         self, what: str, producer: Producer, timeout: float, call: Callable[[float], Any]
     ) -> None:
         """``call(timeout)``, a blocking transactional call of ``producer``, with a hard deadline
-        (see :class:`_Call`): started and waited for."""
-        self._await(_Call(what, producer, timeout, call))
+        (see :class:`BoundedCall`): started and waited for."""
+        self._await(BoundedCall(what, producer, timeout, call))
 
-    def _await(self, call: _Call) -> None:
+    def _await(self, call: BoundedCall) -> None:
         """Wait for a call started in the background, heartbeating meanwhile; raise what it
         raised. librdkafka does not always honour the timeout it is given: after a broker
         restart, ``send_offsets_to_transaction`` can wait for ever for a group coordinator
         that the client decommissioned when it re-bootstrapped (confluentinc/librdkafka#5456,
         #5511). So a call that has not returned ``TXN_GRACE`` seconds past its timeout is
         given up with its producer (its thread keeps it until the call returns, if ever), the
-        producer is marked for replacement, and a retriable ``_TIMED_OUT`` is raised. The new
+        producer is marked for replacement, and a retriable ``TIMED_OUT`` is raised. The new
         producer's ``init_transactions`` fences the old one and ends its transaction."""
         deadline = call.started + call.timeout + TXN_GRACE
         while not call.done.wait(min(1.0, max(deadline - time.monotonic(), 0.0))):
@@ -386,7 +294,7 @@ class KafkaRunner:
                 )
                 raise KafkaException(
                     KafkaError(
-                        _TIMED_OUT,
+                        TIMED_OUT,
                         f"{call.what} did not return within {call.timeout + TXN_GRACE:.0f} s",
                         retriable=True,
                     )
@@ -425,11 +333,11 @@ class KafkaRunner:
             self.settings.batch_size, max(self.settings.poll_timeout_seconds - waited, 0.0)
         )
         self._batch_closed = time.monotonic()
-        data, by_partition = _by_partition(messages)
+        data, by_partition = group_by_partition(messages)
         if self._label_feed is not None:
             self.labels.add(self._label_feed.poll(), self.engines)
             self.hooks.set_labels({**self.labels.counts(), "invalid": self._label_feed.invalid})
-        offsets = _next_offsets(by_partition, len(self.settings.input_topics) == 1)
+        offsets = next_offsets(by_partition, len(self.settings.input_topics) == 1)
         touched = {(tp.topic, tp.partition) for tp in offsets}
         if self._failed_commit is not None:
             # a rebalance waited for the commit under way and it failed: what this consume
@@ -500,7 +408,7 @@ class KafkaRunner:
         # commit starts. The group generation they commit under is still this batch's
         # consume's: a rebalance runs only inside consume, and none runs before the wait.
         group = self.consumer.consumer_group_metadata()
-        sending = _Call(
+        sending = BoundedCall(
             "send_offsets_to_transaction",
             producer,
             OFFSETS_TIMEOUT,
@@ -508,7 +416,7 @@ class KafkaRunner:
         )
         # with source_headers = "all", a posterior record names the newest input message of its
         # partition: the offsets about to be committed, one past it
-        positions = _position_headers(offsets) if self.settings.source_headers == "all" else {}
+        positions = position_headers(offsets) if self.settings.source_headers == "all" else {}
         try:
             for partition, part in by_partition.items():
                 engine = self.engines[partition]
@@ -531,7 +439,7 @@ class KafkaRunner:
             inflight.committed_at = self.clock()
 
         # one deadline for both steps: their two timeouts (plus the grace)
-        inflight.commit = _Call(
+        inflight.commit = BoundedCall(
             "commit_transaction", producer, FLUSH_TIMEOUT + COMMIT_TIMEOUT, commit
         )
         self._inflight = inflight
@@ -602,7 +510,7 @@ class KafkaRunner:
             headers: list[tuple[str, str | bytes | None]] = [
                 (HEADER_REASON, dead.reason.value.encode()),
                 (HEADER_DETAIL, dead.detail.encode("utf-8", "replace")),
-                *_origin_headers(m),
+                *origin_headers(m),
             ]
             self._dead_letter(m, headers)
         send(settings.changelog, engine.changelog(outputs), partition)
@@ -642,7 +550,7 @@ class KafkaRunner:
             self._send_all(topic, records)
             return
         for record, m in zip(records, sources, strict=True):
-            self._send_all(topic, [record], headers=_origin_headers(m))
+            self._send_all(topic, [record], headers=origin_headers(m))
 
     def _make_room(self) -> None:
         """The producer's queue is full (``queue.buffering.max.*``, e.g. a batch with more
@@ -705,7 +613,7 @@ class KafkaRunner:
 
     def _end_failed(self, error: KafkaError) -> None:
         """End the transaction that failed with ``error``, retrying while the broker is away."""
-        if error.fatal() or not error.txn_requires_abort() or error.code() == _TIMED_OUT:
+        if error.fatal() or not error.txn_requires_abort() or error.code() == TIMED_OUT:
             # fenced or fatal; or not an abortable error; or a timeout, after which requests of
             # this transaction may still be under way: a new producer epoch fences them all
             self._replace_producer = True
@@ -837,7 +745,7 @@ class KafkaRunner:
         step = max(len(data) // 64, 1)
         out = []
         for m in data[::step]:
-            ts = _event_ts(m.value())
+            ts = event_ts(m.value())
             if ts is not None:
                 out.append(now - ts)
         return out
@@ -846,7 +754,7 @@ class KafkaRunner:
         assert self.consumer is not None
         now = self.clock()
         for partition, messages in by_partition.items():
-            topic, _, offset = _origin(messages[-1])
+            topic, _, offset = origin(messages[-1])
             engine = self.engines.get(partition)
             if engine is not None and np.isfinite(engine.watermark):
                 self.hooks.set_freshness(topic, partition, now - engine.watermark)
@@ -860,90 +768,6 @@ class KafkaRunner:
 def _crash_plan(text: str) -> tuple[str, int]:
     point, _, count = text.partition(":")
     return point, int(count) if count.isdigit() else 1
-
-
-def _origin(m: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a consumed (non-error) message."""
-    topic, partition, offset = m.topic(), m.partition(), m.offset()
-    assert topic is not None and partition is not None and offset is not None
-    return topic, partition, offset
-
-
-def _source(topic: str, partition: int, offset: int) -> list[tuple[str, str | bytes | None]]:
-    """An input position as record headers."""
-    return [
-        (HEADER_TOPIC, topic.encode()),
-        (HEADER_PARTITION, str(partition).encode()),
-        (HEADER_OFFSET, str(offset).encode()),
-    ]
-
-
-def _origin_headers(m: Message) -> list[tuple[str, str | bytes | None]]:
-    """The source topic, partition and offset of a consumed message, as record headers."""
-    return _source(*_origin(m))
-
-
-def _position_headers(
-    offsets: list[TopicPartition],
-) -> dict[int, list[tuple[str, str | bytes | None]]]:
-    """Per input partition number, headers naming the newest message a batch read of it: the
-    topic, partition and offset of each input topic (``offsets`` are one past them)."""
-    out: dict[int, list[tuple[str, str | bytes | None]]] = defaultdict(list)
-    for tp in offsets:
-        out[tp.partition] += _source(tp.topic, tp.partition, tp.offset - 1)
-    return out
-
-
-def _by_partition(messages: list[Message]) -> tuple[list[Message], dict[int, list[Message]]]:
-    """The consumed messages that are not errors (errors are logged), and the same grouped
-    by partition number, each group in consumption order. This runs per message, so it stays
-    in C: the partition numbers come from ``map`` and each run of one partition (librdkafka
-    hands a fetch's messages out together) is added as one slice."""
-    data = messages
-    if any(map(Message.error, messages)):
-        for m in messages:
-            if m.error() is not None:
-                log.warning("consumer: %s", m.error())
-        data = [m for m in messages if m.error() is None]
-    by_partition: dict[int, list[Message]] = defaultdict(list)
-    if not data:
-        return data, by_partition
-    numbers = np.fromiter(map(Message.partition, data), dtype=np.int64, count=len(data))
-    cuts = (np.flatnonzero(numbers[1:] != numbers[:-1]) + 1).tolist()
-    for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
-        by_partition[int(numbers[start])] += data[start:end]
-    return data, by_partition
-
-
-def _next_offsets(
-    by_partition: dict[int, list[Message]], single_topic: bool
-) -> list[TopicPartition]:
-    """The offsets to commit: one past the last message of each topic-partition. Messages of
-    one partition number come in offset order per topic, so with one input topic the last
-    message of each list is enough; several topics take a full pass."""
-    last: dict[tuple[str, int], int] = {}
-    for messages in by_partition.values():
-        topic, partition, offset = _origin(messages[-1])
-        last[(topic, partition)] = offset
-        if not single_topic and any(m.topic() != topic for m in messages):
-            for m in messages:
-                t, p, o = _origin(m)
-                last[(t, p)] = max(o, last.get((t, p), -1))
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-
-
-def _event_ts(value: bytes | None) -> float | None:
-    if not value:
-        return None
-    # only for a metric, after the commit: any input must give a number or None, never raise
-    # (not UTF-8: UnicodeDecodeError; deeply nested: RecursionError; a 400-digit ts: Overflow)
-    try:
-        ts = msgspec.json.decode(value).get("ts")
-        if isinstance(ts, int | float) and not isinstance(ts, bool):
-            return float(ts)
-    except (ValueError, AttributeError, OverflowError, RecursionError):
-        pass
-    return None
 
 
 __all__ = ["Hooks", "KafkaRunner", "KafkaRuntimeError"]
