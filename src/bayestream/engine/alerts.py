@@ -50,6 +50,15 @@ def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
     return out
 
 
+def selection(rule: Rule) -> tuple[str, float]:
+    """The rule's selection policy as its anomaly records name it, with its cut-off."""
+    if rule.fdr is not None:
+        return "fdr", rule.fdr
+    if rule.anomaly_probability_threshold is not None:
+        return "anomaly_probability", rule.anomaly_probability_threshold
+    return "tail_probability", rule.anomaly_threshold
+
+
 def select_anomalies(rule: Rule, tail: np.ndarray, prob: np.ndarray) -> np.ndarray:
     """Mask of the events (of one rule, one batch) that become anomaly records."""
     if rule.fdr is not None:
@@ -107,4 +116,10 @@ def drift_records(
     return out
 
 
-__all__ = ["benjamini_hochberg", "drift_records", "select_anomalies", "selection_cutoffs"]
+__all__ = [
+    "benjamini_hochberg",
+    "drift_records",
+    "select_anomalies",
+    "selection",
+    "selection_cutoffs",
+]

@@ -24,7 +24,7 @@ import numpy as np
 
 from bayestream.config import Config, Rule
 from bayestream.engine import decisions, kernels
-from bayestream.engine.alerts import drift_records, select_anomalies
+from bayestream.engine.alerts import drift_records, select_anomalies, selection
 from bayestream.engine.monitoring import CalibrationTracker
 from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
@@ -470,12 +470,23 @@ class Engine:
             intervals,
             strict=True,
         )
-        tail, threshold = rule.tail, rule.anomaly_threshold
+        tail, (selected_by, threshold) = rule.tail, selection(rule)
         return [
             (
                 i,
                 AnomalyRecord(
-                    key, metric, t, v, p_tail, p_anomaly, tail, threshold, n, e, interval
+                    key,
+                    metric,
+                    t,
+                    v,
+                    p_tail,
+                    p_anomaly,
+                    tail,
+                    threshold,
+                    selected_by,
+                    n,
+                    e,
+                    interval,
                 ),
             )
             for i, (key, metric), t, v, p_tail, p_anomaly, n, e, interval in columns

@@ -64,7 +64,12 @@ class AnomalyRecord(msgspec.Struct, omit_defaults=True, gc=False):
     tail_probability: float
     anomaly_probability: float
     tail: str
+    # the policy that selected the event and its cut-off: "tail_probability" (tail probability
+    # below threshold = anomaly_threshold), "anomaly_probability" (anomaly probability at
+    # least threshold = anomaly_probability_threshold) or "fdr" (Benjamini-Hochberg at level
+    # threshold = fdr over the rule's events of the batch)
     threshold: float
+    selected_by: str
     trials: float | None = None
     exposure: float | None = None
     # the central interval of the predictive the event was scored against, at the rule's
