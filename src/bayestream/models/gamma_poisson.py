@@ -41,7 +41,7 @@ from bayestream.models._protocol import (
     S_ROBUST_MIN,
     S_RUN_RESET,
 )
-from bayestream.models._special import betainc, betaincc, gammaincinv
+from bayestream.models._special import betainc, betaincc, gammaincinv, ndtri
 from bayestream.models._stream import (
     APPLIED,
     LATE,
@@ -97,17 +97,44 @@ def tails(x: float, e: float, a: float, b: float) -> tuple[float, float, float]:
 
 @kernel
 def quantile(q: float, e: float, a: float, b: float) -> float:
-    """Smallest k with P(X <= k) >= q, by doubling then bisection on the CDF."""
+    """Smallest k with P(X <= k) >= q, by a search on the exact CDF that starts from a guess.
+
+    The guess is the Cornish-Fisher quantile of the Negative Binomial (its mean, sd and
+    skewness; usually within a count or two of the answer); from it the search steps away,
+    doubling, until the CDF brackets ``q``, then bisects. Only the CDF decides, so the result is
+    exact whatever the guess: 2 - 4 CDF evaluations for a good one, against ~10 for a search
+    from the mean.
+    """
     if cdf(0.0, e, a, b) >= q:
         return 0.0
-    lo = 0.0  # CDF(lo) < q
-    hi = max(1.0, math.ceil(a * e / b))
-    while cdf(hi, e, a, b) < q:
-        lo = hi
-        hi *= 2.0
-        if hi > 1e18:
-            return np.inf
-    while hi - lo > 1.0:  # invariant: CDF(lo) < q <= CDF(hi)
+    mean = a * e / b
+    sd = math.sqrt(mean * (1.0 + e / b))
+    share = e / (b + e)  # 1 - p
+    skew = (1.0 + share) / math.sqrt(a * share)
+    z = ndtri(q)
+    guess = math.floor(mean + sd * (z + skew * (z * z - 1.0) / 6.0))
+    if not guess < 1e18:  # not finite, or past any count
+        guess = 1e18
+    guess = max(guess, 0.0)
+    # invariant once bracketed: CDF(lo) < q <= CDF(hi); lo = 0 holds (checked above)
+    step = 1.0
+    if cdf(guess, e, a, b) >= q:
+        hi = guess
+        lo = max(hi - step, 0.0)
+        while lo > 0.0 and cdf(lo, e, a, b) >= q:
+            hi = lo
+            step *= 2.0
+            lo = max(hi - step, 0.0)
+    else:
+        lo = guess
+        hi = lo + step
+        while cdf(hi, e, a, b) < q:
+            lo = hi
+            step *= 2.0
+            hi = lo + step
+            if hi > 1e18:
+                return np.inf
+    while hi - lo > 1.0:
         mid = math.floor(0.5 * (lo + hi))
         if cdf(mid, e, a, b) >= q:
             hi = mid
