@@ -112,10 +112,10 @@ def quantile(q: float, e: float, a: float, b: float) -> float:
     share = e / (b + e)  # 1 - p
     skew = (1.0 + share) / math.sqrt(a * share)
     z = ndtri(q)
-    guess = math.floor(mean + sd * (z + skew * (z * z - 1.0) / 6.0))
-    if not guess < 1e18:  # not finite, or past any count
-        guess = 1e18
-    guess = max(guess, 0.0)
+    x = mean + sd * (z + skew * (z * z - 1.0) / 6.0)
+    if not x < 1e18:  # NaN, or past any count
+        x = 1e18
+    guess = float(math.floor(max(x, 0.0)))
     # invariant once bracketed: CDF(lo) < q <= CDF(hi); lo = 0 holds (checked above)
     step = 1.0
     if cdf(guess, e, a, b) >= q:
@@ -135,7 +135,7 @@ def quantile(q: float, e: float, a: float, b: float) -> float:
             if hi > 1e18:
                 return np.inf
     while hi - lo > 1.0:
-        mid = math.floor(0.5 * (lo + hi))
+        mid = float(math.floor(0.5 * (lo + hi)))
         if cdf(mid, e, a, b) >= q:
             hi = mid
         else:
