@@ -227,12 +227,16 @@ def main() -> None:
 def _batch_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Steady-state Normal-Gamma throughput per batch size and emit policy (the number of
     posterior records per event falls with the batch size, or with an interval policy), on the
-    default number of threads and, for batch 50k, on one thread."""
+    default number of threads and, for batches of 50k and 200k, on one thread."""
     out = []
     variants: list[tuple[int, str, int | None]] = [
         (b, "every_batch", None) for b in (10_000, 50_000, 200_000)
     ]
-    variants += [(50_000, "interval", None), (50_000, "every_batch", 1)]
+    variants += [
+        (50_000, "interval", None),
+        (50_000, "every_batch", 1),
+        (200_000, "every_batch", 1),
+    ]
     for batch_size, emit, threads in variants:
         rule = dict(NORMAL_GAMMA_RULES[0])
         if emit == "interval":
