@@ -34,7 +34,7 @@ class _Frozen(BaseModel):
 class EngineSettings(_Frozen):
     """``[engine]``: settings for every rule."""
 
-    batch_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    batch_size: Annotated[int, Field(ge=1, le=10_000_000)] = 50_000
     max_streams: Annotated[int, Field(ge=1)] = 10_000_000
     idle_ttl_seconds: Positive | None = None
     max_lateness_seconds: Annotated[float, Field(ge=0)] = 3600.0
