@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path)
     check.set_defaults(handler=_check_config)
 
+    schema = commands.add_parser(
+        "schema", help="print the versioned JSON Schemas of the event and of the output records"
+    )
+    schema.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="event, posteriors, anomalies, drift, calibration, dead_letter or evicted "
+        "(default: all, as one JSON object by name)",
+    )
+    schema.set_defaults(handler=_schema)
+
     score = commands.add_parser(
         "score-csv", help="score a timestamp,value CSV as one stream: a row of scores per row"
     )
@@ -131,6 +143,19 @@ def _check_config(args: argparse.Namespace) -> int:
     }
     print(json.dumps(resolved, indent=2))
     print(f"{args.config}: OK, {len(config.rule)} rule(s)", file=sys.stderr)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from bayestream.schema.contract import NAMES, json_schema
+
+    unknown = [name for name in args.names if name not in NAMES]
+    if unknown:
+        raise BayestreamError(f"no schema named {', '.join(unknown)} (one of {', '.join(NAMES)})")
+    if len(args.names) == 1:
+        print(json.dumps(json_schema(args.names[0]), indent=2))
+    else:
+        print(json.dumps({name: json_schema(name) for name in args.names or NAMES}, indent=2))
     return 0
 
 
