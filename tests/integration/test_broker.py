@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import bayestream
-from bayestream.runtime import broker as broker_module
+from bayestream.runtime import kafka_jars
 from bayestream.runtime.broker import BrokerError, EmbeddedBroker, ensure_broker_jars
 
 if TYPE_CHECKING:
@@ -377,8 +377,8 @@ def test_jar_cache_is_reused() -> None:
     started = time.monotonic()
     assert ensure_broker_jars() == lib_dir
     assert time.monotonic() - started < 0.5
-    assert (lib_dir / broker_module._COMPLETE_MARKER).is_file()
-    assert (lib_dir / f"kafka_2.13-{broker_module.KAFKA_VERSION}.jar").is_file()
+    assert (lib_dir / kafka_jars._COMPLETE_MARKER).is_file()
+    assert (lib_dir / f"kafka_2.13-{kafka_jars.KAFKA_VERSION}.jar").is_file()
 
 
 def _child_env() -> dict[str, str]:
