@@ -54,3 +54,18 @@ def test_quantile_matches_scipy_nbinom_on_typical_streams() -> None:
         dist = stats.nbinom(a, b / (b + e))
         for q in (0.01, 0.5, 0.9, 0.95, 0.99):
             assert gamma_poisson.quantile(q, e, a, b) == dist.ppf(q), (a, b, e, q)
+
+
+def test_quantile_ends_beyond_two_to_the_53() -> None:
+    """Past 2**53 neighbouring doubles are 2 or more apart: the search must still end (it once
+    looped for ever on a stream whose first count was 1e16). scipy's incomplete beta gives NaN
+    at such parameters, so only the end and a figure near the mean (or NaN) are asserted."""
+    a, b, e = 1e16 + 1.0, 10.1, 10.0
+    mean = a * e / b
+    for q in (0.5, 0.9, 0.99):
+        k = gamma_poisson.quantile(q, e, a, b)
+        assert math.isnan(k) or abs(k - mean) < 1e-3 * mean
+
+
+def test_quantile_of_nan_parameters_is_nan() -> None:
+    assert math.isnan(gamma_poisson.quantile(0.9, 1.0, math.nan, 1.0))

@@ -39,5 +39,7 @@ def test_records_name_their_selection_policy_and_meet_it(
         assert document["threshold"] == threshold
         if selected_by == "anomaly_probability":
             assert record.anomaly_probability >= threshold
-        else:  # Benjamini-Hochberg rejects only p-values at or below q
+        elif selected_by == "fdr":  # Benjamini-Hochberg rejects only p-values at or below q
             assert record.tail_probability <= threshold
+        else:
+            assert record.tail_probability < threshold

@@ -82,7 +82,11 @@ def test_particle_selection_and_eviction_records_validate() -> None:
     ]
     assert {p["family"] for p in posteriors} == {"particle", "normal_gamma", "gamma_poisson"}
     anomalies = [json.loads(ENCODER.encode(a)) for a in out.anomalies]
-    assert {a["selected_by"] for a in anomalies} >= {"tail_probability", "anomaly_probability"}
+    assert {a["selected_by"] for a in anomalies} == {
+        "tail_probability",
+        "anomaly_probability",
+        "fdr",
+    }
     evicted = [json.loads(ENCODER.encode(e)) for e in out.evictions]
     assert evicted, "the idle stream k/f was evicted"
     assert (
@@ -119,3 +123,14 @@ def test_the_schemas_refuse_what_the_contract_does_not_allow() -> None:
     assert _errors("anomalies", [{**good, "ts": "yesterday"}])
     assert _errors("dead_letter", [{"reason": "no_such_reason", "detail": "", "raw": ""}])
     assert _errors("event", [{"key": "k", "metric": "m", "ts": 1.0}])  # no value
+
+
+def test_the_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "anomalies"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema("anomalies")
+    assert main(["schema"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == list(NAMES)
+    assert main(["schema", "event", "drift"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ["event", "drift"]
+    assert main(["schema", "nope"]) == 2
+    assert "no schema named nope" in capsys.readouterr().err

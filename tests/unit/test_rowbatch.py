@@ -107,6 +107,7 @@ def test_encode_rows_equals_encode_row_for_each_stream() -> None:
             for s in chosen.tolist()
         ]
         assert encode_rows(store, chosen, 3) == expected
+        assert encode_rows(store, chosen[:1], 3) == expected[:1]  # one row: its own path
         assert encode_rows(store, chosen[:0], 3) == []
 
 

@@ -117,7 +117,7 @@ class Rule(_Frozen):
     drift: Drift | None = None
     # family = "particle" (a state-space model per stream, bootstrap particle filter)
     model: Literal["local_level", "poisson_rate", "binomial_rate"] | None = None
-    particles: Annotated[int, Field(ge=16, le=65_536)] = 512
+    particles: Annotated[int, Field(ge=16, le=32_766)] = 512  # state row width 2P+2 < 2**16
     observation: Literal["normal", "student_t"] = "normal"
     nu: Positive = 4.0
     process_noise: Positive | None = None

@@ -101,11 +101,16 @@ def quantile(q: float, e: float, a: float, b: float) -> float:
 
     The guess is the Cornish-Fisher quantile of the Negative Binomial (its mean, sd and
     skewness; usually within a count or two of the answer); from it the search steps away,
-    doubling, until the CDF brackets ``q``, then bisects. Only the CDF decides, so the result is
-    exact whatever the guess: 2 - 4 CDF evaluations for a good one, against ~10 for a search
-    from the mean.
+    doubling, until the CDF brackets ``q``, then bisects. Only the CDF decides, so the result
+    does not depend on the guess: 2 - 4 CDF evaluations for a good one, against ~10 for a
+    search from the mean. Above 2**53 neighbouring doubles are more than 1 apart: the bisection
+    stops when no double lies strictly between its ends (the answer is then exact only to the
+    spacing of doubles there). NaN parameters give NaN.
     """
-    if cdf(0.0, e, a, b) >= q:
+    first = cdf(0.0, e, a, b)
+    if first != first:
+        return np.nan
+    if first >= q:
         return 0.0
     mean = a * e / b
     sd = math.sqrt(mean * (1.0 + e / b))
@@ -136,6 +141,8 @@ def quantile(q: float, e: float, a: float, b: float) -> float:
                 return np.inf
     while hi - lo > 1.0:
         mid = float(math.floor(0.5 * (lo + hi)))
+        if not lo < mid < hi:  # no double between them (beyond 2**53)
+            break
         if cdf(mid, e, a, b) >= q:
             hi = mid
         else:

@@ -143,8 +143,8 @@ def _nullable_figures(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {key: _nullable_figures(value) for key, value in node.items()}
-    if out.get("type") in ("number", "integer"):
-        out["type"] = [out["type"], "null"]
+    if out.get("type") == "number":  # (counts and positions are never NaN)
+        out["type"] = ["number", "null"]
     return out
 
 

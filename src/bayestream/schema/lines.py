@@ -93,9 +93,9 @@ def split_lines(
     -------
     starts, ends, line_numbers : numpy.ndarray
         int64 arrays: line ``k`` is ``buf[starts[k]:ends[k]]`` (without the ``\\n``; a ``\\r``
-        before it is kept and is whitespace to :func:`scan`), with 1-based line number
-        ``line_numbers[k]``. Lines that are empty or hold only spaces, tabs and carriage
-        returns are omitted.
+        before it is kept and is whitespace to :func:`bayestream.schema.scan.scan`), with
+        1-based line number ``line_numbers[k]``. Lines that are empty or hold only spaces, tabs
+        and carriage returns are omitted.
     """
     if buf.dtype != np.uint8 or buf.ndim != 1:
         raise ValueError("buf must be a 1-D uint8 array")

@@ -144,7 +144,9 @@ def predictive_quantile(
             if hi > 1e18:
                 return math.inf
     while hi - lo > 1.0:
-        mid = math.floor(0.5 * (lo + hi))
+        mid = float(math.floor(0.5 * (lo + hi)))
+        if not lo < mid < hi:  # no double between them (beyond 2**53)
+            break
         if _mixture_cdf(mid, x, w, model, obs, nu, scale, size) >= u:
             hi = mid
         else:
