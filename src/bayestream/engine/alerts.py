@@ -61,11 +61,12 @@ def selection(rule: Rule) -> tuple[str, float]:
 
 def select_anomalies(rule: Rule, tail: np.ndarray, prob: np.ndarray) -> np.ndarray:
     """Mask of the events (of one rule, one batch) that become anomaly records."""
-    if rule.fdr is not None:
-        return benjamini_hochberg(tail, rule.fdr)
-    if rule.anomaly_probability_threshold is not None:
-        return prob >= rule.anomaly_probability_threshold
-    return tail < rule.anomaly_threshold
+    policy, cut = selection(rule)
+    if policy == "fdr":
+        return benjamini_hochberg(tail, cut)
+    if policy == "anomaly_probability":
+        return prob >= cut
+    return tail < cut
 
 
 def selection_cutoffs(rule: Rule) -> tuple[float, float]:
@@ -73,11 +74,10 @@ def selection_cutoffs(rule: Rule) -> tuple[float, float]:
     :func:`select_anomalies` may select is past: tail <= the first or probability >= the
     second (-1 and 0: no cut-off on that side). Per event, before the batch is known, as the
     kernels need them."""
-    if rule.fdr is not None:  # Benjamini-Hochberg selects no tail probability above the rate
-        return rule.fdr, 0.0
-    if rule.anomaly_probability_threshold is not None:
-        return -1.0, rule.anomaly_probability_threshold
-    return rule.anomaly_threshold, 0.0
+    policy, cut = selection(rule)
+    if policy == "anomaly_probability":
+        return -1.0, cut
+    return cut, 0.0  # (Benjamini-Hochberg selects no tail probability above its level)
 
 
 def drift_records(

@@ -23,6 +23,7 @@ means a new version and a reader for the old one.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from operator import itemgetter
@@ -93,6 +94,7 @@ def encode_row(row: StateRow) -> bytes:
     return header + params.tobytes() + key + metric
 
 
+@functools.cache
 def _fixed_dtype(width: int) -> np.dtype[np.void]:
     """The fixed-size part of a version-1 row (header, then params) as a packed record."""
     return np.dtype(
