@@ -481,8 +481,20 @@ class Published:
                 }
             )
         self.posteriors = latest_by_key(read_all(bootstrap, k.posteriors_topic, timeout))
-        self.changelog: dict[tuple[int, bytes], bytes | None] = {
+        from bayestream.runtime.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+
+        rows = {
             (m.partition(), m.key()): m.value() for m in read_all(bootstrap, k.changelog, timeout)
+        }
+        # each changelog partition's checkpoint: input topic -> the next offset its state includes
+        self.checkpoints: dict[int, dict[str, int]] = {
+            p: decode_checkpoint(value)
+            for (p, key), value in rows.items()
+            if key == CHECKPOINT_KEY and value is not None
+        }
+        # the stream rows (and tombstones), without the checkpoints
+        self.changelog: dict[tuple[int, bytes], bytes | None] = {
+            where: value for where, value in rows.items() if where[1] != CHECKPOINT_KEY
         }
 
     def dead_multiset(self, with_topic: bool = False) -> Any:

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from bayestream.runtime.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from tests.integration.kafka_helpers import (
     BAD,
     committed_count,
+    committed_offsets,
     config_for,
     create_topic,
     events,
@@ -66,7 +68,16 @@ def test_kafka_and_file_runner_agree(kafka_bootstrap: str, tmp_path: Path) -> No
         headers = dict(m.headers())
         assert headers["bayestream.source.topic"] == f"{tmp}.in".encode()
         assert int(headers["bayestream.source.offset"]) >= 0
-    assert len({m.key() for m in changelog if m.value() is not None}) == len(expected)
+    rows = {m.key() for m in changelog if m.value() is not None} - {CHECKPOINT_KEY}
+    assert len(rows) == len(expected)
+    # each partition's checkpoint names the offsets the group committed with it
+    checkpoints = {
+        m.partition(): decode_checkpoint(m.value())
+        for m in changelog
+        if m.key() == CHECKPOINT_KEY and m.value() is not None
+    }
+    committed = committed_offsets(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in")
+    assert checkpoints == {p: {f"{tmp}.in": offset} for p, offset in committed.items()}
     _check_sources(kafka_bootstrap, tmp, posterior_messages, set(expected))
 
 

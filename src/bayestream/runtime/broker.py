@@ -389,15 +389,19 @@ class EmbeddedBroker:
             preexec_fn=preexec,
         )
 
-    def restart(self, down_seconds: float = 0.0, timeout: float = 20.0) -> None:
+    def restart(
+        self, down_seconds: float = 0.0, timeout: float = 20.0, crash: bool = False
+    ) -> None:
         """Stop the broker process and start it again on the same ports and data, as clients
-        see a broker restart; returns once it serves clients again."""
+        see a broker restart; returns once it serves clients again. ``crash``: kill it with
+        SIGKILL (no controlled shutdown, no flushed checkpoints: the broker recovers its logs
+        and transaction state on start) instead of stopping it with SIGTERM."""
         with self._lock:
             proc = self._proc
             if proc is None:
                 raise BrokerError("the broker is not started")
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGKILL if crash else signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -52,6 +52,9 @@ def read_changelog(
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            # reading starts at the beginning; if that position is refused (a broker that
+            # just came back), "latest" would jump to the end and read nothing
+            "auto.offset.reset": "error",
             "fetch.wait.max.ms": 10,
             "max.partition.fetch.bytes": 8 << 20,
             "queued.min.messages": 1_000_000,
@@ -102,6 +105,9 @@ def read_changelog(
                     continue
                 if err.fatal():
                     raise KafkaException(err)
+                if err.code() == KafkaError._AUTO_OFFSET_RESET:  # start again from the top
+                    reason = f"changelog {topic}[{partition}]: {err.str()}"
+                    raise KafkaException(KafkaError(KafkaError._STATE, reason, retriable=True))
                 if last_error is None or err.code() != last_error.code():
                     log.warning("changelog %s restore: %s (waiting)", topic, err)
                 last_error = err

@@ -62,6 +62,13 @@ from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
 from bayestream.runtime.changelog import read_changelog
+from bayestream.runtime.checkpoint import (
+    CHECKPOINT_KEY,
+    committed_with_checkpoint,
+    decode_checkpoint,
+    encode_checkpoint,
+    resume_positions,
+)
 from bayestream.runtime.clients import (
     ABORT_TIMEOUT,
     COMMIT_TIMEOUT,
@@ -146,6 +153,9 @@ class KafkaRunner:
         self.hooks: Hooks = hooks or NoHooks()
         self.clock = clock
         self.engines: dict[int, Engine] = {}
+        # per partition number with an engine: input topic -> the next offset its state
+        # includes (its changelog checkpoint, see bayestream.runtime.checkpoint)
+        self._positions: dict[int, dict[str, int]] = {}
         self._stopping = threading.Event()
         common = {**reveal(self.settings.client), **reveal(environment_properties())}
         common["bootstrap.servers"] = bootstrap_servers
@@ -408,12 +418,17 @@ class KafkaRunner:
         # commit starts. The group generation they commit under is still this batch's
         # consume's: a rebalance runs only inside consume, and none runs before the wait.
         group = self.consumer.consumer_group_metadata()
+        marked = committed_with_checkpoint(offsets)
         sending = BoundedCall(
             "send_offsets_to_transaction",
             producer,
             OFFSETS_TIMEOUT,
-            lambda t: producer.send_offsets_to_transaction(offsets, group, t),
+            lambda t: producer.send_offsets_to_transaction(marked, group, t),
         )
+        # where each partition's state will stand once this transaction commits (a failed one
+        # is rolled back: its partitions' positions are restored with their engines)
+        for tp in offsets:
+            self._positions.setdefault(tp.partition, {})[tp.topic] = tp.offset
         # with source_headers = "all", a posterior record names the newest input message of its
         # partition: the offsets about to be committed, one past it
         positions = position_headers(offsets) if self.settings.source_headers == "all" else {}
@@ -514,6 +529,8 @@ class KafkaRunner:
             ]
             self._dead_letter(m, headers)
         send(settings.changelog, engine.changelog(outputs), partition)
+        checkpoint = encode_checkpoint(self._positions[partition])
+        send(settings.changelog, [(CHECKPOINT_KEY, checkpoint)], partition)
         self.producer.poll(0)
 
     def _send_all(
@@ -656,7 +673,10 @@ class KafkaRunner:
         for tp in self.consumer.committed(tps, timeout=COMMITTED_TIMEOUT):
             if tp.error is not None:
                 raise KafkaException(tp.error)
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            # where the partition's state stands (verified against the committed offsets when
+            # it was restored); else the committed offset
+            offset = self._positions.get(tp.partition, {}).get(tp.topic, tp.offset)
+            offset = offset if offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     # --- rebalancing ------------------------------------------------------------------------
@@ -669,15 +689,28 @@ class KafkaRunner:
                 f"restoring partitions {new} from the changelog", lambda: self._restore_many(new)
             )
             self.engines.update(restored)
+        # the consumer starts where each partition's restored state stands (the committed
+        # offsets, checked against the changelog's checkpoint), not where a later offset
+        # fetch of its own may say
+        for tp in partitions:
+            at = self._positions.get(tp.partition, {}).get(tp.topic)
+            if at is not None:
+                tp.offset = at
+        if "cooperative" in str(self._consumer_conf.get("partition.assignment.strategy", "")):
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         self.hooks.set_ready(True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._settle_in_callback()  # revoked partitions are committed, then dropped
-        self._drop(partitions)
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions revoked, or lost (the same: see :meth:`_on_lost`): the commit under way
+        ends first, then their engines are dropped."""
         self._settle_in_callback()
         self._drop(partitions)
+
+    # a lost partition may already be another member's: its commit under way fails (fenced by
+    # the new generation) and is rolled back like any other
+    _on_lost = _on_revoke
 
     def _settle_in_callback(self) -> None:
         """Wait for the commit under way before partitions go; a failed one is ended at once,
@@ -698,6 +731,7 @@ class KafkaRunner:
             self.hooks.drop_partition(tp.topic, tp.partition)
             if tp.partition not in remaining:
                 self.engines.pop(tp.partition, None)
+                self._positions.pop(tp.partition, None)
                 self.labels.forget([tp.partition])
 
     def _restore_progress(self) -> None:
@@ -719,6 +753,7 @@ class KafkaRunner:
             partitions,
             on_batch=self._restore_progress,
         )
+        positions = self._verified_positions(partitions, rows)
         engines = {}
         total = 0
         for p in partitions:
@@ -733,10 +768,34 @@ class KafkaRunner:
                 )
             total += engine.restore_batch(batch)
             engines[p] = engine
+        self._positions.update(positions)
         seconds = time.monotonic() - started
         self.hooks.observe_restore(seconds, total)
         log.info("partitions %s: restored %d streams in %.2f s", partitions, total, seconds)
         return engines
+
+    def _verified_positions(
+        self, partitions: list[int], rows: dict[int, dict[bytes, bytes]]
+    ) -> dict[int, dict[str, int]]:
+        """Per partition, the input offsets its changelog checkpoint (taken out of ``rows``)
+        says the state includes, checked against the group's committed offsets; raises a
+        retriable :class:`~bayestream.runtime.checkpoint.Inconsistent` when they disagree."""
+        assert self.consumer is not None
+        topics = list(self.settings.input_topics)
+        committed = self.consumer.committed(
+            [TopicPartition(t, p) for p in partitions for t in topics], timeout=COMMITTED_TIMEOUT
+        )
+        out = {}
+        for p in partitions:
+            value = rows[p].pop(CHECKPOINT_KEY, None)
+            checkpoint = None
+            if value is not None:
+                try:
+                    checkpoint = decode_checkpoint(value)
+                except ValueError as exc:
+                    log.error("changelog %s[%d]: %s", self.settings.changelog, p, exc)
+            out[p] = resume_positions(p, checkpoint, [tp for tp in committed if tp.partition == p])
+        return out
 
     # --- topics and metrics -------------------------------------------------------------------
 
