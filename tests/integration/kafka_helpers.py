@@ -288,16 +288,20 @@ class Runtime:
         import subprocess
         import sys
 
-        from bayestream.runtime.kafka import CRASH_ENV
-
-        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-        if crash_at is not None:
-            env[CRASH_ENV] = crash_at
         self.log = log
         argv = [sys.executable, "-m", "bayestream.cli.main", "run", "--kafka", bootstrap]
+        argv += ["--config", str(config)]
+        if crash_at is not None:  # the runtime with a kill at a point of its commit protocol
+            argv = [sys.executable, "-m", "tests.integration.crash_runner", crash_at, bootstrap]
+            argv += [str(config)]
+        env = dict(os.environ)
+        # the crash runner is imported from this checkout's tests package
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), *filter(None, [env.get("PYTHONPATH")])]
+        )
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                [*argv, "--config", str(config)],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

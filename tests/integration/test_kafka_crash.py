@@ -1,7 +1,7 @@
 """Crash safety of the Kafka runtime, with real ``bayestream run --kafka`` processes.
 
-A process is SIGKILLed (``BAYESTREAM_CRASH_AT``) in the middle of a batch, just before the
-commit, just after it, or while restoring its state; a restarted process must then publish
+A process is SIGKILLed (by ``tests.integration.crash_runner``) in the middle of a batch, just
+before the commit, just after it, or while restoring its state; a restarted process must publish
 exactly what an uninterrupted run publishes: no lost or duplicated anomaly or dead letter, the
 same final posteriors and the same changelog. Bad input must never stop the processor either:
 every bad message is dead-lettered exactly once, with its reason and its source position.

@@ -223,6 +223,10 @@ class Metrics:
         for state, count in counts.items():
             self.label_states.labels(state).set(count)
 
+    def reached(self, point: str) -> None:
+        """A point of the runner's commit protocol: nothing to count."""
+        return None
+
     def observe_restore(self, seconds: float, streams: int) -> None:
         """Record one restore: its duration and the number of streams it brought back."""
         self.restore_duration.observe(seconds)

@@ -27,6 +27,13 @@ class Hooks(Protocol):
 
     def set_labels(self, counts: Mapping[str, int]) -> None: ...
 
+    def reached(self, point: str) -> None:
+        """The runner reached a point of its commit protocol: ``mid_batch`` (between two
+        partitions' outputs), ``before_commit`` (records delivered, commit not sent),
+        ``after_commit`` and ``restore`` (a batch of changelog records read). Reports nothing
+        in production; the crash tests kill the process here."""
+        ...
+
 
 class NoHooks:
     """Hooks that report nothing."""
@@ -56,6 +63,9 @@ class NoHooks:
         return None
 
     def set_labels(self, counts: Mapping[str, int]) -> None:
+        return None
+
+    def reached(self, point: str) -> None:
         return None
 
 

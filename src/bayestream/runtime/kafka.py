@@ -40,7 +40,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -111,10 +110,6 @@ log = logging.getLogger("bayestream.kafka")
 # Backoff between attempts of a recovery step while the broker is away.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
-
-# Fault injection for the crash tests: BAYESTREAM_CRASH_AT="<point>:<n>" kills the process
-# with SIGKILL the n-th time it reaches <point> (mid_batch, before_commit, after_commit, restore).
-CRASH_ENV = "BAYESTREAM_CRASH_AT"
 
 
 class _InFlight:
@@ -197,18 +192,9 @@ class KafkaRunner:
         self._failed_commit: tuple[KafkaError, set[tuple[str, int]]] | None = None
         # failed deliveries of self.producer's open transaction
         self._deliveries = Deliveries()
-        self._crash_point, self._crash_count = _crash_plan(os.environ.get(CRASH_ENV, ""))
         # labels (``labels_topic``) joined to the anomaly probabilities of the engines
         self.labels = LabelJoin(self.settings.labels_capacity)
         self._label_feed: LabelFeed | None = None
-
-    def _maybe_crash(self, point: str) -> None:
-        if point != self._crash_point:
-            return
-        self._crash_count -= 1
-        if self._crash_count <= 0:
-            log.warning("%s: killing the process at %s", CRASH_ENV, point)
-            os.kill(os.getpid(), signal.SIGKILL)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -436,7 +422,7 @@ class KafkaRunner:
             for partition, part in by_partition.items():
                 engine = self.engines[partition]
                 self._produce(partition, part, outputs[partition], engine, positions.get(partition))
-                self._maybe_crash("mid_batch")
+                self.hooks.reached("mid_batch")
             self._await(sending)
         except KafkaException:
             # the TxnOffsetCommit may still be under way (or have failed); after an abort
@@ -449,7 +435,7 @@ class KafkaRunner:
         def commit(timeout: float) -> None:
             producer.flush(FLUSH_TIMEOUT)
             deliveries.check()
-            self._maybe_crash("before_commit")
+            self.hooks.reached("before_commit")
             producer.commit_transaction(COMMIT_TIMEOUT)
             inflight.committed_at = self.clock()
 
@@ -470,7 +456,7 @@ class KafkaRunner:
         except KafkaException as exc:
             return exc.args[0], inflight.partitions
         self._in_txn = False
-        self._maybe_crash("after_commit")
+        self.hooks.reached("after_commit")
         self.hooks.transaction(True)
         self.hooks.observe_publish_latency(self._latencies(inflight.data, inflight.committed_at))
         self._report_partitions(inflight.by_partition)
@@ -735,7 +721,7 @@ class KafkaRunner:
                 self.labels.forget([tp.partition])
 
     def _restore_progress(self) -> None:
-        self._maybe_crash("restore")
+        self.hooks.reached("restore")
         self.hooks.heartbeat()
 
     def _restore(self, partition: int) -> Engine:
@@ -822,11 +808,6 @@ class KafkaRunner:
             )
             if marks is not None and marks[1] is not None:
                 self.hooks.set_lag(topic, partition, max(marks[1] - offset - 1, 0))
-
-
-def _crash_plan(text: str) -> tuple[str, int]:
-    point, _, count = text.partition(":")
-    return point, int(count) if count.isdigit() else 1
 
 
 __all__ = ["Hooks", "KafkaRunner", "KafkaRuntimeError"]

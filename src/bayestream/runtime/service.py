@@ -5,14 +5,22 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from bayestream.config import Config
+from bayestream.runtime.hooks import NoHooks
 from bayestream.runtime.kafka import Hooks, KafkaRunner
 
 
-def run_kafka(config: Config, bootstrap: str, batch_size: int | None = None) -> int:
-    """Run until SIGTERM/SIGINT, then finish the batch, commit and exit 0."""
+def run_kafka(
+    config: Config,
+    bootstrap: str,
+    batch_size: int | None = None,
+    hooks_around: Callable[[Hooks], Hooks] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT, then finish the batch, commit and exit 0. ``hooks_around``
+    wraps the runner's hooks (the crash tests inject their kills so)."""
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -39,6 +47,8 @@ def run_kafka(config: Config, bootstrap: str, batch_size: int | None = None) -> 
         logging.getLogger("bayestream").info(
             "metrics on http://%s:%d/metrics", config.kafka.metrics_host, port
         )
+    if hooks_around is not None:
+        hooks = hooks_around(hooks or NoHooks())
     runner = KafkaRunner(config, bootstrap, sensor=sensor, hooks=hooks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
