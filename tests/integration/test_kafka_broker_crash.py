@@ -157,6 +157,10 @@ def test_broker_crash_keeps_exactly_once(own_broker: EmbeddedBroker, tmp_path: P
         f"(of {sum(want_anomalies.values())})\n"
         f"{_diagnose(bootstrap, config.kafka.anomalies_topic, missing)}\n{log}"
     )
+    # librdkafka's complaints while the broker was down went through Python logging
+    text = runtime.text()
+    assert "bayestream.librdkafka" in text
+    assert not [line for line in text.splitlines() if line[:1] == "%"], "raw librdkafka lines"
     reasons = sorted(d["reason"] for d in published.dead)
     assert reasons == sorted([d["reason"] for d in expected["dead_letter"]] + ["invalid_json"])
 

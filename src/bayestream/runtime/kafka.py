@@ -92,7 +92,6 @@ from bayestream.runtime.positions import (
     HEADER_DETAIL,
     HEADER_REASON,
     HEADER_TRUNCATED,
-    event_ts,
     group_by_partition,
     next_offsets,
     origin,
@@ -106,6 +105,9 @@ from bayestream.state import stream_key
 from bayestream.state.rowbatch import decode_rows
 
 log = logging.getLogger("bayestream.kafka")
+# librdkafka's own log lines (connection failures, group and transaction events) reach Python
+# logging through this logger, in the runtime's format, instead of stderr raw
+LIBRDKAFKA_LOG = logging.getLogger("bayestream.librdkafka")
 
 # Backoff between attempts of a recovery step while the broker is away.
 BACKOFF_FIRST = 0.5
@@ -120,11 +122,11 @@ class _InFlight:
 
     def __init__(
         self,
-        data: list[Message],
+        ts: np.ndarray,
         by_partition: dict[int, list[Message]],
         partitions: set[tuple[str, int]],
     ) -> None:
-        self.data = data
+        self.ts = ts  # the event times of a sample of the batch's applied events
         self.by_partition = by_partition
         self.partitions = partitions
         # when the commit returned (the runner's clock): the batch's publish time
@@ -154,6 +156,7 @@ class KafkaRunner:
         self._stopping = threading.Event()
         common = {**reveal(self.settings.client), **reveal(environment_properties())}
         common["bootstrap.servers"] = bootstrap_servers
+        common["logger"] = LIBRDKAFKA_LOG
         self._common = common
         transactional_id = self.settings.transactional_id or (
             f"{self.settings.group_id}-{socket.gethostname()}-{os.getpid()}"
@@ -204,7 +207,9 @@ class KafkaRunner:
 
     def run(self) -> int:
         """Process until :meth:`stop`; returns 0 after a clean shutdown."""
-        log.info("kafka settings: %s", redacted({**self._common}))
+        log.info(
+            "kafka settings: %s", redacted({k: v for k, v in self._common.items() if k != "logger"})
+        )
         prepare_topics(self._common, self.settings)
         self.producer = self._new_producer()
         consumer = Consumer(self._consumer_conf)
@@ -430,7 +435,7 @@ class KafkaRunner:
             # group's offsets pending for ever. Only a new producer epoch fences it.
             self._replace_producer = True
             raise
-        inflight = _InFlight(data, by_partition, touched)
+        inflight = _InFlight(_sample_ts(outputs.values()), by_partition, touched)
 
         def commit(timeout: float) -> None:
             producer.flush(FLUSH_TIMEOUT)
@@ -458,7 +463,7 @@ class KafkaRunner:
         self._in_txn = False
         self.hooks.reached("after_commit")
         self.hooks.transaction(True)
-        self.hooks.observe_publish_latency(self._latencies(inflight.data, inflight.committed_at))
+        self.hooks.observe_publish_latency((inflight.committed_at - inflight.ts).tolist())
         self._report_partitions(inflight.by_partition)
         self._collector.after_batch()
         return None
@@ -785,16 +790,6 @@ class KafkaRunner:
 
     # --- topics and metrics -------------------------------------------------------------------
 
-    def _latencies(self, data: list[Message], now: float) -> list[float]:
-        """Event-time-to-publish latency of a sample of the batch's events."""
-        step = max(len(data) // 64, 1)
-        out = []
-        for m in data[::step]:
-            ts = event_ts(m.value())
-            if ts is not None:
-                out.append(now - ts)
-        return out
-
     def _report_partitions(self, by_partition: dict[int, list[Message]]) -> None:
         assert self.consumer is not None
         now = self.clock()
@@ -808,6 +803,15 @@ class KafkaRunner:
             )
             if marks is not None and marks[1] is not None:
                 self.hooks.set_lag(topic, partition, max(marks[1] - offset - 1, 0))
+
+
+def _sample_ts(outputs: Iterable[Outputs], size: int = 64) -> np.ndarray:
+    """The event times of about ``size`` applied events of a batch, evenly spread: what its
+    event-to-publish latency is sampled on (dead letters have none)."""
+    parts = [o.ts for o in outputs]
+    ts = np.concatenate(parts) if parts else np.empty(0)
+    ts = ts[np.isfinite(ts)]
+    return ts[:: max(ts.shape[0] // size, 1)]
 
 
 __all__ = ["Hooks", "KafkaRunner", "KafkaRuntimeError"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-import msgspec
 import numpy as np
 from confluent_kafka import Message, TopicPartition
 
@@ -93,20 +92,6 @@ def next_offsets(
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
-def event_ts(value: bytes | None) -> float | None:
-    if not value:
-        return None
-    # only for a metric, after the commit: any input must give a number or None, never raise
-    # (not UTF-8: UnicodeDecodeError; deeply nested: RecursionError; a 400-digit ts: Overflow)
-    try:
-        ts = msgspec.json.decode(value).get("ts")
-        if isinstance(ts, int | float) and not isinstance(ts, bool):
-            return float(ts)
-    except (ValueError, AttributeError, OverflowError, RecursionError):
-        pass
-    return None
-
-
 __all__ = [
     "DEAD_LETTER_KEEP_BYTES",
     "HEADER_DETAIL",
@@ -115,7 +100,6 @@ __all__ = [
     "HEADER_REASON",
     "HEADER_TOPIC",
     "HEADER_TRUNCATED",
-    "event_ts",
     "group_by_partition",
     "next_offsets",
     "origin",
