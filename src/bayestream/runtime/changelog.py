@@ -61,6 +61,7 @@ def read_changelog(
         }
     )
     pending = set(partitions)
+    records = dict.fromkeys(partitions, 0)  # read per partition, for the log line
     held: set[int] = set()  # partitions whose last stable offset is below their end
     held_since = 0.0
     last_progress = time.monotonic()
@@ -76,10 +77,12 @@ def read_changelog(
                 err = m.error()
                 if err is None:
                     value = m.value()
+                    partition = m.partition()
                     if value is None:
-                        rows[m.partition()].pop(m.key() or b"", None)  # type: ignore[index]
+                        rows[partition].pop(m.key() or b"", None)  # type: ignore[index]
                     else:
-                        rows[m.partition()][m.key() or b""] = value  # type: ignore[index]
+                        rows[partition][m.key() or b""] = value  # type: ignore[index]
+                    records[partition] += 1  # type: ignore[index]
                     progressed = True
                     continue
                 partition = m.partition()
@@ -127,6 +130,11 @@ def read_changelog(
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT, reason, retriable=True))
     finally:
         reader.close()
+    log.info(
+        "changelog %s read: %s",
+        topic,
+        ", ".join(f"[{p}] {records[p]} records to offset {ends[p]}" for p in partitions),
+    )
     return rows
 
 
