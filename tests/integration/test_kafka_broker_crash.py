@@ -50,6 +50,8 @@ STREAMS = 100  # keys; each has a "lat" (Normal-Gamma) and a "req" (Gamma-Poisso
 # the scenario had 80,000: BAYESTREAM_BROKER_CRASH_EVENTS=80000 runs it
 EVENTS = int(os.environ.get("BAYESTREAM_BROKER_CRASH_EVENTS", "24000"))
 RATE = 1_500.0  # events/s of the second half
+# [kafka] batch_size: the default; smaller batches roll back fewer partitions at a time
+BATCH = int(os.environ.get("BAYESTREAM_BROKER_CRASH_BATCH", "20000"))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,7 @@ def test_broker_crash_keeps_exactly_once(own_broker: EmbeddedBroker, tmp_path: P
     lines[100:100] = BAD
     keys[100:100] = [b"svc-bad"] * len(BAD)
     half += len(BAD)
-    config = write_config(tmp_path / "config.toml", tmp, batch_size=500)
+    config = write_config(tmp_path / "config.toml", tmp, batch_size=BATCH)
     produce(bootstrap, f"{tmp}.in", lines[:half], keys[:half])
     runtime = Runtime(bootstrap, tmp_path / "config.toml", tmp_path / "run.log")
     paced = _Paced(bootstrap, f"{tmp}.in", lines[half:], keys[half:])

@@ -60,6 +60,7 @@ from confluent_kafka import (
 from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
+from bayestream.models._threads import Workers, auto_threads, workers
 from bayestream.runtime.changelog import read_changelog
 from bayestream.runtime.checkpoint import (
     CHECKPOINT_KEY,
@@ -98,6 +99,7 @@ from bayestream.runtime.positions import (
     origin_headers,
     position_headers,
 )
+from bayestream.runtime.sizing import members_on_this_host, share_of_cores
 from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
 from bayestream.schema.records import ENCODER
@@ -150,6 +152,12 @@ class KafkaRunner:
         self.hooks: Hooks = hooks or NoHooks()
         self.clock = clock
         self.engines: dict[int, Engine] = {}
+        # the engines' kernel threads: [engine] threads, else this member's share of the
+        # host's cores, sized again after every rebalance (see bayestream.runtime.sizing)
+        self._workers: Workers | None = (
+            workers(config.engine.threads) if config.engine.threads else None
+        )
+        self._resize = config.engine.threads is None
         # per partition number with an engine: input topic -> the next offset its state
         # includes (its changelog checkpoint, see bayestream.runtime.checkpoint)
         self._positions: dict[int, dict[str, int]] = {}
@@ -352,6 +360,8 @@ class KafkaRunner:
             self.hooks.set_ready(bool(self.engines))
             return 0
         self.hooks.set_ready(True)
+        if self._resize:
+            self._size_threads()
         error: KafkaError | None = None
         outputs: dict[int, Outputs] = {}
         try:
@@ -687,6 +697,7 @@ class KafkaRunner:
             at = self._positions.get(tp.partition, {}).get(tp.topic)
             if at is not None:
                 tp.offset = at
+        self._resize = self.config.engine.threads is None  # the group changed
         if "cooperative" in str(self._consumer_conf.get("partition.assignment.strategy", "")):
             consumer.incremental_assign(partitions)
         else:
@@ -698,6 +709,28 @@ class KafkaRunner:
         ends first, then their engines are dropped."""
         self._settle_in_callback()
         self._drop(partitions)
+        self._resize = self.config.engine.threads is None  # the group changed
+
+    def _size_threads(self) -> None:
+        """Give the engines this member's share of the host's cores (after a rebalance)."""
+        assert self.consumer is not None
+        self._resize = False
+        cores = auto_threads()
+        members = members_on_this_host(
+            self._common, self.settings.group_id, self.consumer.memberid()
+        )
+        threads = share_of_cores(cores, members)
+        if self._workers is not None and self._workers.threads == threads:
+            return
+        log.info(
+            "engine threads: %d (%d cores, %d member(s) of the group on this host)",
+            threads,
+            cores,
+            members,
+        )
+        self._workers = workers(threads)
+        for engine in self.engines.values():
+            engine.workers = self._workers
 
     # a lost partition may already be another member's: its commit under way fails (fenced by
     # the new generation) and is rolled back like any other
@@ -749,6 +782,8 @@ class KafkaRunner:
         total = 0
         for p in partitions:
             engine = Engine(self.config, self.sensor)
+            if self._workers is not None:
+                engine.workers = self._workers
             batch = decode_rows(list(rows[p].values()))
             if batch.bad:
                 log.error(
