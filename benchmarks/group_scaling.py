@@ -30,9 +30,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines  # noqa: E402
+from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
 
 PARTITIONS = 6
+SETTLE = 2.0  # seconds after the group is complete before the steady window may start
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
@@ -101,6 +102,14 @@ def _committed(consumer: Consumer, topic: str) -> int:
         return -1
 
 
+def _members_with_partitions(admin: AdminClient, group: str) -> int:
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(10)
+    except Exception:  # not there yet
+        return 0
+    return sum(1 for m in description.members if m.assignment.topic_partitions)
+
+
 def group_throughput(
     bootstrap: str,
     lines: list[bytes],
@@ -128,10 +137,15 @@ def group_throughput(
         for i in range(processes)
     ]
     trace: list[tuple[float, int]] = []
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    joined: float | None = None  # when every process had partitions
     try:
         while True:
             done = _committed(watcher, f"{tag}.in")
-            trace.append((time.perf_counter() - started, done))
+            now = time.perf_counter() - started
+            trace.append((now, done))
+            if joined is None and _members_with_partitions(admin, f"{tag}.group") == processes:
+                joined = now
             if done >= len(lines):
                 break
             if time.perf_counter() - started > timeout or any(p.poll() is not None for p in procs):
@@ -148,15 +162,22 @@ def group_throughput(
                 p.kill()
         watcher.close()
     broker_after = _cpu_seconds(broker_pid)
-    low = next(t for t, n in trace if n >= 0.1 * len(lines))
-    high = next(t for t, n in trace if n >= 0.9 * len(lines))
-    steady = 0.8 * len(lines) / max(high - low, 1e-9)
+    if joined is None:
+        raise RuntimeError(f"the group never had {processes} members with partitions")
+    # from SETTLE seconds after the group had every member (the rebalance that the last
+    # joiner caused, its restore and the rollback of the batch it interrupted are over) or 10 %
+    # of the input, whichever is later, to 90 %
+    start = next((t, n) for t, n in trace if t >= joined + SETTLE and n >= 0.1 * len(lines))
+    end = next((t, n) for t, n in trace if n >= 0.9 * len(lines))
+    steady = (end[1] - start[1]) / max(end[0] - start[0], 1e-9)
     return {
         "processes": processes,
         "engine_threads": threads if threads is not None else "default",
         "events": len(lines),
         "steady_events_per_s": round(steady),
         "whole_run_seconds": round(trace[-1][0], 2),
+        "group_complete_at_seconds": round(joined, 2),
+        "steady_window": [round(start[0], 2), round(end[0], 2)],
         "process_cpu_seconds": [None if c is None else round(c, 1) for c in cpu],
         "broker_cpu_seconds": None
         if broker_before is None or broker_after is None
@@ -180,7 +201,7 @@ def compare(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--streams", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=None, help="[engine] threads")
     args = parser.parse_args()

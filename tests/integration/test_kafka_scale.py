@@ -8,10 +8,12 @@ downstream then sees exactly what one uninterrupted process publishes.
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
+from bayestream.models._threads import auto_threads
 from tests.integration.kafka_helpers import (
     BAD,
     FAST_FAILOVER,
@@ -93,6 +95,11 @@ def test_survivor_takes_over_a_killed_members_partitions(
         assert {p for ps, _ in takeover for p in ps} == taken, takeover
         assert sum(n for _, n in takeover) > 0  # the dead member's state, from the changelog
         assert first.stop() == 0, first.tail()
+        # each member took its share of this host's cores: half while both ran, all after
+        counted = re.findall(r"(\d+) member\(s\) of the group on this host", first.text())
+        assert counted and counted[0] == "2", first.tail()
+        if auto_threads() > 1:
+            assert counted[-1] == "1", first.tail()
     finally:
         for runtime in runs:
             runtime.kill()
