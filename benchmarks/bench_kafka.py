@@ -28,7 +28,10 @@ embedded broker. Run: ``python benchmarks/bench_kafka.py [--events N] [--quick] 
   runtime's own event-to-publish measurement (sampled per batch, the commit's return time),
   in the steady state after a warm-up of 5 s of offering and over the whole run;
 - restore: the time to rebuild the engines of every partition from a changelog holding
-  ``--restore-streams`` streams.
+  ``--restore-streams`` streams;
+- group: one ``bayestream run --kafka`` process against two in one consumer group on this host
+  (benchmarks/group_scaling.py), on ``--group-events`` events with 20,000 Zipf-popular streams:
+  the steady rate once the group is complete, and the whole run.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from bayestream.runtime.clients import REQUIRED_CONSUMER, TUNED_CONSUMER
 from bayestream.runtime.gcpolicy import batch_gc
 from bayestream.runtime.kafka import KafkaRunner
 from bayestream.state import StateRow, encode_row
+from group_scaling import compare as group_compare
 from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
 
 
@@ -586,13 +590,14 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--restore-streams", type=int, default=1_000_000)
     parser.add_argument("--verify-events", type=int, default=20_000)
+    parser.add_argument("--group-events", type=int, default=2_000_000)
     parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.events, args.baseline_events, args.streams = 50_000, 20_000, 5_000
         args.latency_seconds, args.restore_streams, args.rate = 5.0, 20_000, 5_000
-        args.verify_events = 10_000
+        args.verify_events, args.group_events = 10_000, 200_000
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
@@ -649,6 +654,8 @@ def main() -> None:
             for size in (5_000, 50_000)
         ]
         report["restore"] = restore(bootstrap, args.restore_streams)
+        group_lines = normal_gamma_lines(args.group_events, 20_000, 1.1, seed=2)
+        report["group"] = group_compare(bootstrap, group_lines, broker_pid=pid)
         print(json.dumps(report, indent=2))
     finally:
         if broker is not None:

@@ -438,13 +438,11 @@ class KafkaRunner:
                 engine = self.engines[partition]
                 self._produce(partition, part, outputs[partition], engine, positions.get(partition))
                 self.hooks.reached("mid_batch")
-            self._await(sending)
         except KafkaException:
-            # the TxnOffsetCommit may still be under way (or have failed); after an abort
-            # (same producer epoch) it could land in a later transaction or leave the
-            # group's offsets pending for ever. Only a new producer epoch fences it.
+            self._await_offsets_call(sending)  # its error, when it failed, is the cause
             self._replace_producer = True
             raise
+        self._await_offsets_call(sending)
         inflight = _InFlight(_sample_ts(outputs.values()), by_partition, touched)
 
         def commit(timeout: float) -> None:
@@ -459,6 +457,25 @@ class KafkaRunner:
             "commit_transaction", producer, FLUSH_TIMEOUT + COMMIT_TIMEOUT, commit
         )
         self._inflight = inflight
+
+    def _await_offsets_call(self, sending: BoundedCall) -> None:
+        """Wait for the batch's ``send_offsets_to_transaction``; when it failed, raise its
+        error, marking the producer for replacement unless the error is abortable.
+
+        A failed call has nothing under way, so an abortable error (a rebalance's
+        ILLEGAL_GENERATION, after which every produce of the transaction fails with _STATE)
+        ends with an abort: a new producer would first wait, seconds, for the broker to end
+        the old transaction. A call that did not fail may still have its TxnOffsetCommit
+        under way when something else fails: then only a new producer epoch fences it (after
+        an abort of the same epoch it could land in a later transaction, or leave the
+        group's offsets pending for ever), which the caller asks for."""
+        try:
+            self._await(sending)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal() or not error.txn_requires_abort():
+                self._replace_producer = True
+            raise
 
     def _settle(self) -> tuple[KafkaError, set[tuple[str, int]]] | None:
         """Wait for the commit under way, if any, and report its batch; when it failed, its
