@@ -37,7 +37,6 @@ transactional call that has not returned by then is given up with its producer (
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -89,21 +88,15 @@ from bayestream.runtime.hooks import Hooks, NoHooks
 from bayestream.runtime.label_feed import LabelFeed
 from bayestream.runtime.labels import LabelJoin
 from bayestream.runtime.positions import (
-    DEAD_LETTER_KEEP_BYTES,
-    HEADER_DETAIL,
-    HEADER_REASON,
-    HEADER_TRUNCATED,
     group_by_partition,
     next_offsets,
     origin,
-    origin_headers,
     position_headers,
 )
+from bayestream.runtime.records import RecordWriter
 from bayestream.runtime.sizing import members_on_this_host, share_of_cores
 from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
-from bayestream.schema.records import ENCODER
-from bayestream.state import stream_key
 from bayestream.state.rowbatch import decode_rows
 
 log = logging.getLogger("bayestream.kafka")
@@ -509,109 +502,15 @@ class KafkaRunner:
         engine: Engine,
         source: list[tuple[str, str | bytes | None]] | None,
     ) -> None:
-        """Produce one partition's outputs; ``source``: the headers of its posterior records
-        (None: none)."""
+        """Produce one partition's outputs, its changelog rows and its checkpoint into the
+        open transaction; ``source``: the headers of its posterior records (None: none)."""
         assert self.producer is not None
-        settings = self.settings
-        send = self._send_all
-        sourced = settings.source_headers != "none"
-        for batch in outputs.posteriors.batches:
-            send(
-                settings.posteriors_topic,
-                zip(batch.keys(), batch.json_values(), strict=True),
-                headers=source,
-            )
-        self._send_events(
-            settings.anomalies_topic,
-            [(stream_key(a.key, a.metric), ENCODER.encode(a)) for a in outputs.anomalies],
-            [messages[i] for i in outputs.anomaly_rows] if sourced else None,
+        writer = RecordWriter(self.producer, self.settings)
+        writer.outputs(partition, messages, outputs, source)
+        writer.changelog(
+            partition, engine.changelog(outputs), encode_checkpoint(self._positions[partition])
         )
-        self._send_events(
-            settings.drift_topic,
-            [(stream_key(d.key, d.metric), ENCODER.encode(d)) for d in outputs.drift],
-            [messages[i] for i in outputs.drift_rows] if sourced else None,
-        )
-        send(  # one engine per input partition: key by both
-            settings.calibration_topic,
-            (
-                (ENCODER.encode({"metric": r.metric, "partition": partition}), ENCODER.encode(r))
-                for r in outputs.calibration
-            ),
-        )
-        for dead in outputs.dead_letters:
-            m = messages[dead.index]
-            headers: list[tuple[str, str | bytes | None]] = [
-                (HEADER_REASON, dead.reason.value.encode()),
-                (HEADER_DETAIL, dead.detail.encode("utf-8", "replace")),
-                *origin_headers(m),
-            ]
-            self._dead_letter(m, headers)
-        send(settings.changelog, engine.changelog(outputs), partition)
-        checkpoint = encode_checkpoint(self._positions[partition])
-        send(settings.changelog, [(CHECKPOINT_KEY, checkpoint)], partition)
         self.producer.poll(0)
-
-    def _send_all(
-        self,
-        topic: str,
-        records: Iterable[tuple[bytes | None, bytes | None]],
-        partition: int = -1,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
-    ) -> None:
-        """Produce (key, value) records to ``topic`` (value None: a tombstone; partition -1:
-        the partitioner's choice), each with ``headers``."""
-        assert self.producer is not None
-        # positional arguments, and headers only when there are some: ``headers=None`` alone
-        # costs about 0.3 us per call (measured), and this is the loop of every output record
-        produce = self.producer.produce
-        if headers is not None:
-            produce = functools.partial(produce, headers=headers)
-        for key, value in records:
-            try:
-                produce(topic, value, key, partition)
-            except BufferError:
-                self._make_room()
-                produce(topic, value, key, partition)
-
-    def _send_events(
-        self,
-        topic: str,
-        records: list[tuple[bytes | None, bytes | None]],
-        sources: list[Message] | None,
-    ) -> None:
-        """Produce records of single events, each with the source headers of its event's
-        message (``sources``; None: without headers)."""
-        if sources is None:
-            self._send_all(topic, records)
-            return
-        for record, m in zip(records, sources, strict=True):
-            self._send_all(topic, [record], headers=origin_headers(m))
-
-    def _make_room(self) -> None:
-        """The producer's queue is full (``queue.buffering.max.*``, e.g. a batch with more
-        records than it holds): deliver what it has, inside the open transaction."""
-        assert self.producer is not None
-        if self.producer.flush(FLUSH_TIMEOUT):
-            raise KafkaException(
-                KafkaError(KafkaError._QUEUE_FULL, "producer queue still full after a flush")
-            )
-
-    def _dead_letter(self, m: Message, headers: list[tuple[str, str | bytes | None]]) -> None:
-        """Produce the dead letter of ``m``; one too large to produce (a poison pill that would
-        otherwise fail every retry of its batch) keeps the first DEAD_LETTER_KEEP_BYTES bytes
-        and a ``bayestream.truncated`` header with the original size."""
-        topic = self.settings.dead_letter_topic
-        value = m.value()
-        try:
-            self._send_all(topic, [(m.key(), value)], headers=headers)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or value is None:
-                raise
-            headers = [*headers, (HEADER_TRUNCATED, str(len(value)).encode())]
-            key = m.key()
-            if key is not None and len(key) > DEAD_LETTER_KEEP_BYTES:
-                key = key[:DEAD_LETTER_KEEP_BYTES]
-            self._send_all(topic, [(key, value[:DEAD_LETTER_KEEP_BYTES])], headers=headers)
 
     def _recover(
         self,
