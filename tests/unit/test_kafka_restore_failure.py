@@ -22,6 +22,9 @@ class FakeConsumer:
         value = b'{"key":"k","metric":"m","ts":1,"value":1}'
         return [Message(topic="in", partition=0, offset=7, value=value)]
 
+    def memberid(self) -> str | None:
+        return None  # not in a group yet: the engine threads are not shared with anyone
+
     def assignment(self) -> list[Any]:
         self.rewound += 1  # _rewind asks for the assignment first
         return []
