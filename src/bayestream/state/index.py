@@ -3,10 +3,16 @@
 An open-addressing table with linear probing, keyed by the 64-bit FNV-1a hash of the stream's
 UTF-8 ``key``, a 0x00 byte and ``metric`` (the hash the scanner computes), holding an int64
 value (the engine packs rule and slot into it). Every entry keeps its name bytes in an arena,
-and a lookup compares them, so two streams whose hashes collide stay apart. Deletion shifts
-later entries back (no tombstones); the arena is compacted when half of it is garbage.
+and a lookup compares them, so two streams whose hashes collide stay apart (``hash_bits`` below
+64 keeps only the low bits of every hash: tests use it to force collisions). Deletion shifts
+later entries back (no tombstones) and leaves the name's bytes in the arena as garbage; when a
+new name does not fit, the live names are copied into a new arena 1.5 times the size they
+need together with the new ones, so garbage lasts until the arena is full.
 
-Memory per stream: 32 bytes of table at load <= 1/2, plus its name bytes.
+Memory per stream: 32 bytes per table slot (hash, value, arena offset, two lengths); the table
+doubles when it would be more than half full, so it holds 2 to 4 slots per stream (64 to 128
+bytes); plus the name's bytes (``len(key) + len(metric) + 1``), at most 1.5 times over after
+the arena grows.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from bayestream.models._jit import ZERO, kernel
+
+_INITIAL_ARENA = 1 << 16
+_GROWTH = 1.5
 
 
 @kernel
@@ -62,11 +71,14 @@ def _lookup_spans(
     str_start: np.ndarray,
     str_end: np.ndarray,
     out: np.ndarray,
+    hash_mask: np.uint64,
 ) -> None:
     mask = t_hash.shape[0] - 1
     for r in range(rows.shape[0]):
         i = rows[r]
-        h = hashes[i] if hashes[i] != 0 else np.uint64(1)
+        h = hashes[i] & hash_mask
+        if h == 0:
+            h = np.uint64(1)
         ks, kl = str_start[i, 0], str_end[i, 0] - str_start[i, 0]
         ms, ml = str_start[i, 1], str_end[i, 1] - str_start[i, 1]
         p = np.int64(h & np.uint64(mask))
@@ -100,6 +112,34 @@ def _find(
             return int(p)
         p = (p + 1) & mask
     return -1
+
+
+@kernel
+def _find_many(
+    t_hash: np.ndarray,
+    t_value: np.ndarray,
+    t_off: np.ndarray,
+    t_klen: np.ndarray,
+    t_mlen: np.ndarray,
+    arena: np.ndarray,
+    names: np.ndarray,
+    klen: np.ndarray,
+    nlen: np.ndarray,
+    hash_mask: np.uint64,
+    out: np.ndarray,
+) -> None:
+    """``out[i]`` = value of name i (laid out as in ``_place_many``), or -1."""
+    off = 0
+    for i in range(klen.shape[0]):
+        h = np.uint64(0xCBF29CE484222325)
+        for j in range(off, off + nlen[i]):
+            h = (h ^ np.uint64(names[j])) * np.uint64(0x100000001B3)
+        h &= hash_mask
+        if h == 0:
+            h = np.uint64(1)
+        p = _find(t_hash, t_off, t_klen, t_mlen, arena, names[off : off + nlen[i]], klen[i], h)
+        out[i] = -1 if p < 0 else t_value[p]
+        off += nlen[i]
 
 
 @kernel
@@ -138,6 +178,7 @@ def _place_many(
     klen: np.ndarray,
     nlen: np.ndarray,
     values: np.ndarray,
+    hash_mask: np.uint64,
 ) -> None:
     """Place names laid out back to back from ``arena[start]`` (``key 0x00 metric``, name i
     ``nlen[i]`` bytes long, its key ``klen[i]``) with their values."""
@@ -146,6 +187,7 @@ def _place_many(
         h = np.uint64(0xCBF29CE484222325)
         for j in range(off, off + nlen[i]):
             h = (h ^ np.uint64(arena[j])) * np.uint64(0x100000001B3)
+        h &= hash_mask
         if h == 0:
             h = np.uint64(1)
         _place(
@@ -244,12 +286,16 @@ def _remove_at(
 class StreamIndex:
     """(key, metric) -> int64 value, with batch lookups straight from scanned byte spans."""
 
-    def __init__(self, capacity: int = 1 << 12) -> None:
+    def __init__(self, capacity: int = 1 << 12, hash_bits: int = 64) -> None:
+        if capacity < 1 or capacity & (capacity - 1):
+            raise ValueError("capacity must be a power of 2")
         self._alloc(capacity)
-        self.arena = np.empty(1 << 16, dtype=np.uint8)
+        self.hash_mask = np.uint64((1 << hash_bits) - 1)
+        self.arena = np.empty(_INITIAL_ARENA, dtype=np.uint8)
         self.arena_used = 0
         self.garbage = 0
         self.count = 0
+        self.compactions = 0
 
     def __len__(self) -> int:
         return self.count
@@ -289,7 +335,12 @@ class StreamIndex:
             str_start,
             str_end,
             out,
+            self.hash_mask,
         )
+
+    def _hash(self, name: np.ndarray) -> np.uint64:
+        h = np.uint64(fnv1a(name)) & self.hash_mask
+        return h if h != 0 else np.uint64(1)
 
     def get(self, key: str, metric: str) -> int:
         name, klen = self.name_bytes(key, metric)
@@ -301,9 +352,28 @@ class StreamIndex:
             self.arena,
             name,
             klen,
-            np.uint64(fnv1a(name)),
+            self._hash(name),
         )
         return -1 if p < 0 else int(self.t_value[p])
+
+    def get_many(self, keys: list[str], metrics: list[str]) -> np.ndarray:
+        """The value of each (key, metric), or -1, in one kernel call."""
+        klen, nlen, data = _names(keys, metrics)
+        out = np.empty(len(keys), dtype=np.int64)
+        _find_many(
+            self.t_hash,
+            self.t_value,
+            self.t_off,
+            self.t_klen,
+            self.t_mlen,
+            self.arena,
+            np.frombuffer(data, dtype=np.uint8),
+            klen,
+            nlen,
+            self.hash_mask,
+            out,
+        )
+        return out
 
     def insert(self, key: str, metric: str, value: int) -> None:
         """Add a stream that is not in the index."""
@@ -314,12 +384,7 @@ class StreamIndex:
         n = len(keys)
         if n == 0:
             return
-        encoded = [k.encode("utf-8") for k in keys]
-        klen = np.fromiter(map(len, encoded), dtype=np.int32, count=n)
-        tails = {m: b"\x00" + m.encode("utf-8") for m in set(metrics)}  # metrics repeat
-        names = [k + tails[m] for k, m in zip(encoded, metrics, strict=True)]
-        nlen = np.fromiter(map(len, names), dtype=np.int64, count=n)
-        data = b"".join(names)
+        klen, nlen, data = _names(keys, metrics)
         while 2 * (self.count + n) > self.t_hash.shape[0]:
             self._rehash(self.t_hash.shape[0] * 2)
         if self.arena_used + len(data) > self.arena.shape[0]:
@@ -338,6 +403,7 @@ class StreamIndex:
             klen,
             nlen,
             np.ascontiguousarray(values, dtype=np.int64),
+            self.hash_mask,
         )
         self.count += n
 
@@ -351,7 +417,7 @@ class StreamIndex:
             self.arena,
             name,
             klen,
-            np.uint64(fnv1a(name)),
+            self._hash(name),
         )
         if p < 0:
             raise KeyError((key, metric))
@@ -369,15 +435,25 @@ class StreamIndex:
         _rehash_into(*old, self.t_hash, self.t_value, self.t_off, self.t_klen, self.t_mlen)
 
     def _compact(self, need: int) -> None:
+        """Copy the live names into a new arena with room for ``need`` more bytes."""
         live = self.arena_used - self.garbage
-        size = self.arena.shape[0]
-        while size < 2 * (live + need):
-            size *= 2
-        arena = np.empty(size, dtype=np.uint8)
+        arena = np.empty(max(_INITIAL_ARENA, int(_GROWTH * (live + need))), dtype=np.uint8)
         self.arena_used = _compact_into(
             self.t_hash, self.t_off, self.t_klen, self.t_mlen, self.arena, arena
         )
         self.arena, self.garbage = arena, 0
+        self.compactions += 1
+
+
+def _names(keys: list[str], metrics: list[str]) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """Key lengths, name lengths and the names ``key 0x00 metric`` back to back."""
+    n = len(keys)
+    encoded = [k.encode("utf-8") for k in keys]
+    klen = np.fromiter(map(len, encoded), dtype=np.int32, count=n)
+    tails = {m: b"\x00" + m.encode("utf-8") for m in set(metrics)}  # metrics repeat
+    names = [k + tails[m] for k, m in zip(encoded, metrics, strict=True)]
+    nlen = np.fromiter(map(len, names), dtype=np.int64, count=n)
+    return klen, nlen, b"".join(names)
 
 
 __all__ = ["StreamIndex", "fnv1a"]
