@@ -78,12 +78,22 @@ def _compact_into(
 class NameArena:
     """Stream names of the slots of one store (see the module docstring for the layout)."""
 
-    __slots__ = ("arena", "garbage", "json_len", "key_len", "metric_len", "off", "used")
+    __slots__ = (
+        "arena",
+        "compactions",
+        "garbage",
+        "json_len",
+        "key_len",
+        "metric_len",
+        "off",
+        "used",
+    )
 
     def __init__(self, capacity: int = 0) -> None:
         self.arena = np.empty(_INITIAL_ARENA, dtype=np.uint8)
         self.used = 0  # bytes of the arena in use, live or garbage
         self.garbage = 0
+        self.compactions = 0
         self.off = np.zeros(0, dtype=np.int64)
         self.json_len = np.zeros(0, dtype=np.int32)
         self.key_len = np.zeros(0, dtype=np.int32)
@@ -197,6 +207,7 @@ class NameArena:
         sizes = self.json_len.astype(np.int64) + self.key_len + self.metric_len
         self.used = _compact_into(self.arena, self.off, sizes, arena)
         self.arena, self.garbage = arena, 0
+        self.compactions += 1
         return self.used
 
 
