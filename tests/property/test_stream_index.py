@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayestream.schema.scan import ScanResult, scan
-from bayestream.state import StreamIndex
+from bayestream.state import MAX_NAME_BYTES, StreamIndex
 
 names = st.tuples(
     st.sampled_from(["a", "b", "host-1", "ü", "", "x" * 40]), st.sampled_from(["m", "lat", "ü", ""])
@@ -172,3 +173,13 @@ def test_insert_many_equals_inserting_one_by_one(
     for (key, metric), value in zip(names, values.tolist(), strict=True):
         assert bulk.get(key, metric) == single.get(key, metric) == value
     assert bulk.get("\x00", "\x00") == -1 or ("\x00", "\x00") in names
+
+
+def test_a_name_longer_than_a_row_can_hold_is_refused() -> None:
+    index = StreamIndex(4)
+    long = "é" * (MAX_NAME_BYTES // 2 + 1)  # MAX_NAME_BYTES + 1 UTF-8 bytes
+    for key, metric in ((long, "m"), ("k", long)):
+        with pytest.raises(ValueError, match="longer than"):
+            index.insert(key, metric, 1)
+    index.insert("k" * MAX_NAME_BYTES, "m" * MAX_NAME_BYTES, 5)
+    assert index.get("k" * MAX_NAME_BYTES, "m" * MAX_NAME_BYTES) == 5 and len(index) == 1

@@ -6,13 +6,13 @@ value (the engine packs rule and slot into it). Every entry keeps its name bytes
 and a lookup compares them, so two streams whose hashes collide stay apart (``hash_bits`` below
 64 keeps only the low bits of every hash: tests use it to force collisions). Deletion shifts
 later entries back (no tombstones) and leaves the name's bytes in the arena as garbage; when a
-new name does not fit, the live names are copied into a new arena 1.5 times the size they
+new name does not fit, the live names are copied into a new arena 1.25 times the size they
 need together with the new ones, so garbage lasts until the arena is full.
 
-Memory per stream: 32 bytes per table slot (hash, value, arena offset, two lengths); the table
-doubles when it would be more than half full, so it holds 2 to 4 slots per stream (64 to 128
-bytes); plus the name's bytes (``len(key) + len(metric) + 1``), at most 1.5 times over after
-the arena grows.
+Memory per stream: 28 bytes per table slot (hash, value, arena offset, two 16-bit lengths: a
+key or metric is at most ``MAX_NAME_BYTES`` long); the table doubles when it would be more than
+half full, so it holds 2 to 4 slots per stream (56 to 112 bytes); plus the name's bytes
+(``len(key) + len(metric) + 1``), at most 1.25 times over after the arena grows.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from bayestream.state._table import (
     _remove_at,
     fnv1a,
 )
+from bayestream.state.rows import MAX_NAME_BYTES
 
 _INITIAL_ARENA = 1 << 16
-_GROWTH = 1.5
+_GROWTH = 1.25
 
 
 class StreamIndex:
@@ -55,8 +56,8 @@ class StreamIndex:
         self.t_hash = np.zeros(capacity, dtype=np.uint64)
         self.t_value = np.full(capacity, -1, dtype=np.int64)
         self.t_off = np.zeros(capacity, dtype=np.int64)
-        self.t_klen = np.zeros(capacity, dtype=np.int32)
-        self.t_mlen = np.zeros(capacity, dtype=np.int32)
+        self.t_klen = np.zeros(capacity, dtype=np.uint16)  # (names of MAX_NAME_BYTES at most)
+        self.t_mlen = np.zeros(capacity, dtype=np.uint16)
 
     @staticmethod
     def name_bytes(key: str, metric: str) -> tuple[np.ndarray, int]:
@@ -136,6 +137,9 @@ class StreamIndex:
         if n == 0:
             return
         klen, nlen, data = _names(keys, metrics)
+        longest = max(int(klen.max()), int((nlen - klen).max()) - 1)  # key, metric
+        if longest > MAX_NAME_BYTES:
+            raise ValueError(f"a key or metric longer than {MAX_NAME_BYTES} UTF-8 bytes")
         while 2 * (self.count + n) > self.t_hash.shape[0]:
             self._rehash(self.t_hash.shape[0] * 2)
         if self.arena_used + len(data) > self.arena.shape[0]:

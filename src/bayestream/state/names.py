@@ -1,15 +1,17 @@
 """Each slot's stream name, as bytes in one arena: no Python object per stream.
 
-A slot's entry is laid out back to back at ``off[slot]``: the JSON members that name the
-stream in output records, ``"key":<key>,"metric":<metric>`` (``json_len`` bytes, as
-:func:`msgspec.json.encode` writes the strings), then the UTF-8 key (``key_len`` bytes) and
-the UTF-8 metric (``metric_len`` bytes). A free slot has ``json_len == 0`` (a name's JSON is
-never empty).
+A slot's entry is laid out at ``off[slot]``: the JSON members that name the stream in output
+records, ``"key":<key>,"metric":<metric>`` (``json_len`` bytes, as :func:`msgspec.json.encode`
+writes the strings). The UTF-8 key (``key_len`` bytes) and metric (``metric_len`` bytes) are
+read inside those JSON strings, which hold them verbatim unless a character had to be escaped
+(quote, backslash, control characters; msgspec writes other characters, ASCII or not, as they
+are); a slot with an escaped name (``escaped[slot]``) has its UTF-8 key and metric stored
+after the JSON. A free slot has ``json_len == 0`` (a name's JSON is never empty).
 
-Memory per stream: 20 bytes of offset and lengths plus the entry (for ``host-123456`` /
-``latency_ms``, 40 + 21 bytes), in an arena at most 1.5 times the live bytes after it grows.
+Memory per stream: 21 bytes of offset, lengths and flag, plus the entry (for ``host-123456``
+/ ``latency_ms``, 40 bytes), in an arena at most 1.25 times the live bytes after it grows.
 Clearing a slot leaves its bytes as garbage; when the arena is full, the live entries are
-copied, in slot order, into a new arena sized 1.5 times what they need, so the garbage is
+copied, in slot order, into a new arena sized 1.25 times what they need, so the garbage is
 dropped then (amortised O(1) per byte added).
 """
 
@@ -21,7 +23,9 @@ import numpy as np
 from bayestream.models._jit import kernel
 
 _INITIAL_ARENA = 1 << 16
-_GROWTH = 1.5
+_GROWTH = 1.25
+_KEY_AT = len(b'"key":"')  # where the key's text starts in an unescaped entry
+_METRIC_AFTER_KEY = len(b'","metric":"')  # and the metric's, after the key's
 
 
 @kernel
@@ -31,10 +35,11 @@ def _gather(
     json_len: np.ndarray,
     key_len: np.ndarray,
     metric_len: np.ndarray,
+    escaped: np.ndarray,
     part: int,
     slots: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One part of each slot's entry (0: the JSON, 1: the key, 2: the metric), back to back,
+    """One part of each slot's name (0: the JSON, 1: the key, 2: the metric), back to back,
     and where each one ends."""
     ends = np.empty(slots.shape[0], dtype=np.int64)
     total = 0
@@ -48,9 +53,9 @@ def _gather(
         s = slots[i]
         a = off[s]
         if part > 0:
-            a += json_len[s]
+            a += json_len[s] if escaped[s] else _KEY_AT
         if part > 1:
-            a += key_len[s]
+            a += key_len[s] if escaped[s] else key_len[s] + _METRIC_AFTER_KEY
         for j in range(a, a + ends[i] - pos):
             out[pos] = arena[j]
             pos += 1
@@ -81,6 +86,7 @@ class NameArena:
     __slots__ = (
         "arena",
         "compactions",
+        "escaped",
         "garbage",
         "json_len",
         "key_len",
@@ -98,6 +104,7 @@ class NameArena:
         self.json_len = np.zeros(0, dtype=np.int32)
         self.key_len = np.zeros(0, dtype=np.int32)
         self.metric_len = np.zeros(0, dtype=np.int32)
+        self.escaped = np.zeros(0, dtype=np.bool_)
         self.grow(capacity)
 
     def grow(self, capacity: int) -> None:
@@ -109,6 +116,7 @@ class NameArena:
         self.json_len = np.concatenate([self.json_len, np.zeros(extra, dtype=np.int32)])
         self.key_len = np.concatenate([self.key_len, np.zeros(extra, dtype=np.int32)])
         self.metric_len = np.concatenate([self.metric_len, np.zeros(extra, dtype=np.int32)])
+        self.escaped = np.concatenate([self.escaped, np.zeros(extra, dtype=np.bool_)])
 
     def set_many(self, slots: np.ndarray, keys: list[str], metrics: list[str]) -> None:
         """Name free ``slots`` (keys and metrics of at most ``MAX_NAME_BYTES`` UTF-8 bytes)."""
@@ -118,16 +126,22 @@ class NameArena:
         encode = msgspec.json.encode
         tails = {}  # metrics repeat: their bytes once per distinct metric
         for m in set(metrics):
-            raw = m.encode("utf-8")
-            tails[m] = (b',"metric":' + encode(m), raw)
+            raw, text = m.encode("utf-8"), encode(m)
+            tails[m] = (b',"metric":' + text, raw, len(text) == len(raw) + 2)
         raw_keys = [k.encode("utf-8") for k in keys]
         entries = []
         json_len = np.empty(n, dtype=np.int32)
+        escaped = np.zeros(n, dtype=np.bool_)
         for i, (key, raw, metric) in enumerate(zip(keys, raw_keys, metrics, strict=True)):
-            tail, raw_metric = tails[metric]
-            head = b'"key":' + encode(key) + tail
+            tail, raw_metric, verbatim = tails[metric]
+            text = encode(key)
+            head = b'"key":' + text + tail
             json_len[i] = len(head)
-            entries.append(head + raw + raw_metric)
+            if verbatim and len(text) == len(raw) + 2:  # escaping lengthens a string
+                entries.append(head)
+            else:
+                escaped[i] = True
+                entries.append(head + raw + raw_metric)
         sizes = np.fromiter(map(len, entries), dtype=np.int64, count=n)
         data = b"".join(entries)
         start = self._reserve(len(data))
@@ -135,6 +149,7 @@ class NameArena:
         self.used = start + len(data)
         self.off[slots] = start + np.cumsum(sizes) - sizes
         self.json_len[slots] = json_len
+        self.escaped[slots] = escaped
         self.key_len[slots] = np.fromiter(map(len, raw_keys), dtype=np.int64, count=n)
         self.metric_len[slots] = [len(tails[m][1]) for m in metrics]
 
@@ -144,6 +159,7 @@ class NameArena:
         self.json_len[slot] = 0
         self.key_len[slot] = 0
         self.metric_len[slot] = 0
+        self.escaped[slot] = False
 
     def __getitem__(self, slot: int) -> tuple[str, str]:
         """(key, metric) of a named slot (KeyError for a free one)."""
@@ -156,10 +172,8 @@ class NameArena:
         """(key, metric) of a slot, or None when it is free."""
         if self.json_len[slot] == 0:
             return None
-        a = int(self.off[slot] + self.json_len[slot])
-        b = a + int(self.key_len[slot])
-        c = b + int(self.metric_len[slot])
-        return self.arena[a:b].tobytes().decode("utf-8"), self.arena[b:c].tobytes().decode("utf-8")
+        keys, metrics = self.raw(np.array([slot]))
+        return keys[0].decode("utf-8"), metrics[0].decode("utf-8")
 
     def json(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The JSON members of named ``slots`` back to back (a copy), and each one's end."""
@@ -179,7 +193,7 @@ class NameArena:
         return [(k.decode("utf-8"), m.decode("utf-8")) for k, m in zip(keys, metrics, strict=True)]
 
     def nbytes(self) -> int:
-        columns = (self.arena, self.off, self.json_len, self.key_len, self.metric_len)
+        columns = (self.arena, self.off, self.json_len, self.key_len, self.metric_len, self.escaped)
         return sum(int(a.nbytes) for a in columns)
 
     def _gather(self, part: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,12 +203,14 @@ class NameArena:
             self.json_len,
             self.key_len,
             self.metric_len,
+            self.escaped,
             part,
             np.ascontiguousarray(slots, dtype=np.int64),
         )
 
     def _size(self, slot: int) -> int:
-        return int(self.json_len[slot]) + int(self.key_len[slot]) + int(self.metric_len[slot])
+        raw = int(self.key_len[slot]) + int(self.metric_len[slot]) if self.escaped[slot] else 0
+        return int(self.json_len[slot]) + raw
 
     def _reserve(self, need: int) -> int:
         """Where ``need`` more bytes go, after compacting into a larger arena if they do not
@@ -204,7 +220,7 @@ class NameArena:
         live = self.used - self.garbage
         size = max(_INITIAL_ARENA, int(_GROWTH * (live + need)))
         arena = np.empty(size, dtype=np.uint8)
-        sizes = self.json_len.astype(np.int64) + self.key_len + self.metric_len
+        sizes = self.json_len + np.where(self.escaped, self.key_len + self.metric_len, 0)
         self.used = _compact_into(self.arena, self.off, sizes, arena)
         self.arena, self.garbage = arena, 0
         self.compactions += 1

@@ -5,7 +5,7 @@ streams live in one :class:`RuleStore`: ``params`` is ``float64[capacity, width]
 other column is ``float64[capacity]``. Rows are addressed by slot; the engine's
 :class:`~bayestream.state.index.StreamIndex` maps a stream's (key, metric) to its slot.
 Numeric state per stream is ``8 * (width + 4) + 2`` bytes, plus 8 of admission generation,
-8 of free stack and 1 of scratch; the stream's name is kept as bytes in a
+4 of free stack and 1 of scratch; the stream's name is kept as bytes in a
 :class:`~bayestream.state.names.NameArena` (no Python object per stream).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayestream.errors import StateError
 from bayestream.models._jit import kernel
 from bayestream.state.names import NameArena
 
@@ -74,7 +75,7 @@ class RuleStore:
         # admissions per slot: a slot reused by another stream has a new generation, so
         # (slot, generation) names one stream for the life of the store
         self.generation = np.empty(0, dtype=np.int64)
-        self.free = np.empty(0, dtype=np.int64)  # a stack: free[:n_free], next taken last
+        self.free = np.empty(0, dtype=np.int32)  # a stack: free[:n_free], next taken last
         self.n_free = 0
         self._grow(capacity)
 
@@ -92,7 +93,7 @@ class RuleStore:
         while self.n_free < n:
             self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
         self.n_free -= n
-        slots = self.free[self.n_free : self.n_free + n][::-1].copy()  # as admit() pops them
+        slots = self.free[self.n_free : self.n_free + n][::-1].astype(np.int64)  # as admit() pops
         self.params[slots] = self.prior
         for column in (self.last_ts, self.obs_size, self.last_emit_ts):
             column[slots] = np.nan
@@ -158,7 +159,9 @@ class RuleStore:
         self._seen = np.zeros(capacity, dtype=np.bool_)
         self.names.grow(capacity)
         # the stack is taken from its top: hand out low slots first
-        free = np.empty(capacity, dtype=np.int64)
+        if capacity > np.iinfo(np.int32).max:
+            raise StateError(f"a rule holds at most {np.iinfo(np.int32).max} streams")
+        free = np.empty(capacity, dtype=np.int32)
         free[: self.n_free] = self.free[: self.n_free]
         free[self.n_free : self.n_free + extra] = np.arange(capacity - 1, old - 1, -1)
         self.free, self.n_free = free, self.n_free + extra
