@@ -206,9 +206,11 @@ def child_breakdown(n: int, config: str) -> dict[str, Any]:
         for name in ("names", "name_json", "free")
         if isinstance(getattr(store, name, None), list)
     }
+    arena = getattr(store.names, "nbytes", None)  # a NameArena (after 2fb0fc6), else a list
     per = {
         "key_index": index.nbytes() / n,
         "state_arrays": numeric / n,
+        **({"names_arena": arena() / n} if arena is not None else {}),
         **{f"python_{k}": v / n for k, v in python_objects.items()},
         "output_buffer_largest_batch": out_bytes / n,
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayestream.models._jit import kernel
+from bayestream.state._memory import release_free_memory
 from bayestream.state.rows import MAGIC, VERSION, StateRow
 
 _HEADER_SIZE = 42
@@ -150,13 +151,16 @@ def drain_rows(table: dict[bytes, bytes], chunk: int = 1 << 16) -> Iterator[RowB
     each chunk's rows once it is decoded, so a restore holds the undecoded rows, one decoded
     chunk and the state restored so far, never every row twice. Restoring the chunks in order
     is restoring :func:`decode_rows` of all the rows (each key has one row: chunks hold
-    distinct streams)."""
+    distinct streams). Once the last chunk is restored, the heap's free pages go back to the
+    operating system."""
     values = list(table.values())
     table.clear()
     while values:
         batch = decode_rows(values[:chunk])
         del values[:chunk]
         yield batch
+        del batch
+    release_free_memory()
 
 
 __all__ = ["RowBatch", "decode_rows", "drain_rows"]
