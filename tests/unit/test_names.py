@@ -130,3 +130,19 @@ def test_restore_in_chunks_equals_restore_at_once() -> None:
     a, b = at_once.process(batch(later)), chunked.process(batch(later))
     assert a.posteriors.json_lines() == b.posteriors.json_lines()
     assert encode_row(next(chunked.state_rows())) == encode_row(next(at_once.state_rows()))
+
+
+def test_evict_many_equals_evicting_one_by_one() -> None:
+    one, many = RuleStore(np.zeros(4), capacity=8), RuleStore(np.zeros(4), capacity=8)
+    names = [(f"k{i}", 'm"' if i % 2 else "m") for i in range(6)]
+    for store in (one, many):
+        store.admit_many([k for k, _ in names], [m for _, m in names])
+    victims = np.array([4, 1, 2])
+    assert [one.evict(s) for s in victims.tolist()] == many.evict_many(victims)
+    assert many.evict_many(victims[:0]) == []
+    for a, b in ((one, many), (many, one)):
+        assert a.n_free == b.n_free and a.free[: a.n_free].tolist() == b.free[: b.n_free].tolist()
+        assert a.names.garbage == b.names.garbage > 0 and len(a) == len(b) == 3
+    assert [one.admit(f"x{i}", "m") for i in range(3)] == [2, 1, 4]  # the last evicted first
+    assert [many.admit(f"x{i}", "m") for i in range(3)] == [2, 1, 4]
+    assert [many.names.get(s) for s in range(6)] == [one.names.get(s) for s in range(6)]

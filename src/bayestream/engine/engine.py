@@ -377,11 +377,10 @@ class Engine:
         self._pending.posteriors.add(
             posterior_records(rule, store, slots[store.dirty[slots]], self.workers)
         )
-        for s in slots.tolist():
-            last = float(store.last_ts[s])
-            key, metric = store.evict(s)
+        last = store.last_ts[slots].tolist()
+        for (key, metric), t in zip(store.evict_many(slots), last, strict=True):
             self.index.remove(key, metric)
-            self._pending.evictions.append(EvictionRecord(key, metric, last, "idle_ttl"))
+            self._pending.evictions.append(EvictionRecord(key, metric, t, "idle_ttl"))
 
     def _update(
         self,

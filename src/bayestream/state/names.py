@@ -155,11 +155,15 @@ class NameArena:
 
     def clear(self, slot: int) -> None:
         """Forget a slot's name (its bytes become garbage)."""
-        self.garbage += self._size(slot)
-        self.json_len[slot] = 0
-        self.key_len[slot] = 0
-        self.metric_len[slot] = 0
-        self.escaped[slot] = False
+        self.clear_many(np.array([slot], dtype=np.int64))
+
+    def clear_many(self, slots: np.ndarray) -> None:
+        """Forget the names of distinct named slots (their bytes become garbage)."""
+        raw = np.where(self.escaped[slots], self.key_len[slots] + self.metric_len[slots], 0)
+        self.garbage += int(self.json_len[slots].sum()) + int(raw.sum())
+        for column in (self.json_len, self.key_len, self.metric_len):
+            column[slots] = 0
+        self.escaped[slots] = False
 
     def __getitem__(self, slot: int) -> tuple[str, str]:
         """(key, metric) of a named slot (KeyError for a free one)."""
@@ -207,10 +211,6 @@ class NameArena:
             part,
             np.ascontiguousarray(slots, dtype=np.int64),
         )
-
-    def _size(self, slot: int) -> int:
-        raw = int(self.key_len[slot]) + int(self.metric_len[slot]) if self.escaped[slot] else 0
-        return int(self.json_len[slot]) + raw
 
     def _reserve(self, need: int) -> int:
         """Where ``need`` more bytes go, after compacting into a larger arena if they do not

@@ -107,16 +107,22 @@ class RuleStore:
 
     def evict(self, slot: int) -> tuple[str, str]:
         """Forget a stream; its row is reused by a later admission."""
-        name = self.names.get(slot)
-        assert name is not None, "evicting a free slot"
-        self.names.clear(slot)
-        self.live[slot] = False
-        self.count -= 1
-        self.last_ts[slot] = np.nan
-        self.dirty[slot] = False
-        self.free[self.n_free] = slot
-        self.n_free += 1
-        return name
+        return self.evict_many(np.array([slot], dtype=np.int64))[0]
+
+    def evict_many(self, slots: np.ndarray) -> list[tuple[str, str]]:
+        """Forget distinct tracked streams (later admissions reuse their rows, the last
+        evicted first); return their names."""
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        assert self.live[slots].all(), "evicting a free slot"
+        names = self.names.names(slots)
+        self.names.clear_many(slots)
+        self.live[slots] = False
+        self.count -= slots.shape[0]
+        self.last_ts[slots] = np.nan
+        self.dirty[slots] = False
+        self.free[self.n_free : self.n_free + slots.shape[0]] = slots
+        self.n_free += slots.shape[0]
+        return names
 
     def distinct(self, slots: np.ndarray) -> np.ndarray:
         """Distinct slots in order of first appearance, in one pass (no sort)."""
