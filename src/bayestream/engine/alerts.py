@@ -90,7 +90,7 @@ def drift_records(
     out: list[tuple[int, DriftRecord]] = []
     categories = rule.categories
     for i in hits.tolist():
-        key, metric = store.names[int(slot[i])]  # type: ignore[misc]
+        key, metric = store.names[int(slot[i])]
         change = float(scores[i, OUT_CHANGE])
         if categories:
             direction = categories[int(change)]

@@ -28,11 +28,10 @@ from bayestream.engine.alerts import drift_records, select_anomalies, selection
 from bayestream.engine.monitoring import CalibrationTracker
 from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
-from bayestream.engine.streams import group_streams, known_streams, named_rows
+from bayestream.engine.streams import group_streams, known_streams, named_rows, pack, unpack
 from bayestream.engine.validate import check_names, event_times, family_inputs
 from bayestream.models import APPLIED, LATE
 from bayestream.models._protocol import (
-    EXTRA,
     N_OUT,
     OUT_PRED_HI,
     OUT_PRED_LO,
@@ -64,10 +63,8 @@ from bayestream.state import (
     encode_rows,
     stream_key,
 )
+from bayestream.state.restore import load_rows, loadable
 from bayestream.state.rowbatch import RowBatch
-
-_SLOT_BITS = 40
-_SLOT_MASK = (1 << _SLOT_BITS) - 1
 
 _DETAIL = {
     Reason.INVALID_KEY: f"key must be a non-empty string of at most {MAX_NAME_BYTES} UTF-8 bytes",
@@ -136,7 +133,7 @@ class Engine:
         self.stores = [RuleStore(decisions.row_prior(rule)) for rule in self.rules]
         self._settings = [decisions.settings(rule) for rule in self.rules]
         self._priors = [decisions.family_prior(rule) for rule in self.rules]
-        self.index = StreamIndex()  # (key, metric) -> rule << _SLOT_BITS | slot
+        self.index = StreamIndex()  # (key, metric) -> stream id, pack(rule, slot)
         self.watermark = -math.inf
         self._rule_cache: dict[str, int] = {}
         self._ttl = [rule.idle_ttl_seconds or config.engine.idle_ttl_seconds for rule in self.rules]
@@ -168,7 +165,8 @@ class Engine:
 
     def stream_name(self, stream_id: int) -> tuple[str, str] | None:
         """(key, metric) of a tracked stream's id, or None."""
-        return self.stores[stream_id >> _SLOT_BITS].names[stream_id & _SLOT_MASK]
+        rule, slot = unpack(stream_id)
+        return self.stores[rule].names.get(slot)
 
     def generations(self, stream_ids: np.ndarray) -> np.ndarray:
         """The admission generation of each tracked stream id: an id that an evicted stream
@@ -176,16 +174,16 @@ class Engine:
         one stream for the life of the engine."""
         ids = np.asarray(stream_ids, dtype=np.int64)
         out = np.empty(ids.shape[0], dtype=np.int64)
-        rules = ids >> _SLOT_BITS
+        rules, slots = unpack(ids)
         for r in np.unique(rules).tolist():
             mine = rules == r
-            out[mine] = self.stores[r].generation[ids[mine] & _SLOT_MASK]
+            out[mine] = self.stores[r].generation[slots[mine]]
         return out
 
     @staticmethod
     def stream_rule(stream_id: int) -> int:
         """The index of the rule of a stream's id."""
-        return stream_id >> _SLOT_BITS
+        return unpack(stream_id)[0]
 
     # --- the batch step -------------------------------------------------------------------
 
@@ -201,8 +199,9 @@ class Engine:
         check_names(reason, stream, keys, metrics, decoded)
 
         stream_rule = np.array([self.rule_index(m) for m in metrics], dtype=np.int64)
-        rule = np.where(value >= 0, value >> _SLOT_BITS, -1)
-        slot = np.where(value >= 0, value & _SLOT_MASK, -1)
+        known_rule, known_slot = unpack(value)
+        rule = np.where(value >= 0, known_rule, -1)
+        slot = np.where(value >= 0, known_slot, -1)
         pending = stream >= 0
         rule[pending] = stream_rule[stream[pending]]
         reason[(reason == 0) & (rule < 0)] = REASON_CODE[Reason.UNKNOWN_METRIC]
@@ -256,7 +255,7 @@ class Engine:
         outputs.scores = scores
         outputs.rule = np.where(status == APPLIED, rule, -1)
         outputs.ts = np.where(status == APPLIED, ts, np.nan)
-        outputs.stream = np.where(status == APPLIED, rule << _SLOT_BITS | slot, -1)
+        outputs.stream = np.where(status == APPLIED, pack(rule, slot), -1)
         outputs.calibration = self.monitor.observe(outputs.rule, scores, watermark)
         outputs.dead_letters = self._dead_letters(reason, decoded.detail)
         self._sweep()
@@ -314,7 +313,7 @@ class Engine:
                     continue
             s = self.stores[r].admit(keys[u], metrics[u])
             kernels.on_admit(self.rules[r], self.stores[r], np.array([s], dtype=np.int64))
-            packed = r << _SLOT_BITS | s
+            packed = pack(r, s)
             self.index.insert(keys[u], metrics[u], packed)
             stream_slot[u] = s
             admitted.append(packed)
@@ -349,7 +348,7 @@ class Engine:
             m = [metrics[u] for u in mine]
             slots = self.stores[r].admit_many(k, m)
             kernels.on_admit(self.rules[r], self.stores[r], slots)
-            self.index.insert_many(k, m, (r << _SLOT_BITS) | slots)
+            self.index.insert_many(k, m, pack(r, slots))
             stream_slot[mine] = slots
 
     def _full(self, r: int) -> bool:
@@ -367,9 +366,7 @@ class Engine:
             self._evict(
                 j,
                 rule,
-                np.array(
-                    [s for s in idle.tolist() if (j << _SLOT_BITS | s) not in keep], dtype=np.int64
-                ),
+                np.array([s for s in idle.tolist() if pack(j, s) not in keep], dtype=np.int64),
             )
 
     def _evict(self, r: int, rule: Rule, slots: np.ndarray) -> None:
@@ -380,11 +377,10 @@ class Engine:
         self._pending.posteriors.add(
             posterior_records(rule, store, slots[store.dirty[slots]], self.workers)
         )
-        for s in slots.tolist():
-            last = float(store.last_ts[s])
-            key, metric = store.evict(s)
+        last = store.last_ts[slots].tolist()
+        for (key, metric), t in zip(store.evict_many(slots), last, strict=True):
             self.index.remove(key, metric)
-            self._pending.evictions.append(EvictionRecord(key, metric, last, "idle_ttl"))
+            self._pending.evictions.append(EvictionRecord(key, metric, t, "idle_ttl"))
 
     def _update(
         self,
@@ -451,8 +447,7 @@ class Engine:
         # columns to Python values once: this runs per anomaly, and with a low threshold an
         # anomaly record per event is a supported way to publish every score
         index = hits.tolist()
-        names = store.names
-        streams = [names[s] for s in slot[hits].tolist()]
+        streams = store.names.names(slot[hits])
         if rule.family == "dirichlet":
             values: list[float | str] = [decoded.string(batch, i, "value") for i in index]
         else:
@@ -555,8 +550,8 @@ class Engine:
         for r, rule in enumerate(self.rules):
             store = self.stores[r]
             code = kernels.family_code(rule)
-            for s in store.live_slots().tolist():
-                key, metric = store.names[s]
+            live = store.live_slots()
+            for s, (key, metric) in zip(live.tolist(), store.names.names(live), strict=True):
                 yield StateRow(
                     key,
                     metric,
@@ -569,7 +564,8 @@ class Engine:
                 )
 
     def restore_batch(self, batch: RowBatch) -> int:
-        """Load many decoded changelog rows at once (see :meth:`restore`; same rules)."""
+        """Load many decoded changelog rows at once (see :meth:`restore`; same rules; rows of
+        another width load as :mod:`bayestream.state.restore` says)."""
         n = len(batch)
         if n == 0:
             return 0
@@ -579,11 +575,11 @@ class Engine:
         for r, rule in enumerate(self.rules):
             store = self.stores[r]
             k = self._priors[r].shape[0]
-            known = (batch.width == store.width) | (batch.width == k) | (batch.width == k + EXTRA)
-            if rule.family in ("normal_gamma", "beta_binomial", "gamma_poisson"):
-                known |= batch.width > k + EXTRA  # fixed width: any drift block can be dropped
+            fixed = rule.family in ("normal_gamma", "beta_binomial", "gamma_poisson")
             rows = np.flatnonzero(
-                (rule_of == r) & (batch.family_code == kernels.family_code(rule)) & known
+                (rule_of == r)
+                & (batch.family_code == kernels.family_code(rule))
+                & loadable(batch, store, k, fixed)
             )
             if rows.size == 0:
                 continue
@@ -595,37 +591,19 @@ class Engine:
                 rows = rows[keep]
                 keys = [keys[j] for j in keep]
                 metrics = [metrics[j] for j in keep]
-            slots = np.array(
-                [self.index.get(k, m) for k, m in zip(keys, metrics, strict=True)]
-                if len(self.index)
-                else [-1] * len(keys),
-                dtype=np.int64,
-            )
-            known = slots >= 0
-            slots[known] &= _SLOT_MASK
-            new = np.flatnonzero(~known)
+            del last
+            ids = self.index.get_many(keys, metrics) if len(self.index) else None
+            slots = np.full(len(keys), -1, dtype=np.int64) if ids is None else unpack(ids)[1]
+            new = np.arange(len(keys)) if ids is None else np.flatnonzero(ids < 0)
             if new.size:
                 new_keys = [keys[j] for j in new.tolist()]
                 new_metrics = [metrics[j] for j in new.tolist()]
                 slots[new] = store.admit_many(new_keys, new_metrics)
-                self.index.insert_many(new_keys, new_metrics, (r << _SLOT_BITS) | slots[new])
-            src = np.full((rows.size, store.width), np.nan)
-            have = min(batch.params.shape[1], store.width)
-            src[:, :have] = batch.params[rows, :have]
-            store.params[slots] = src
-            other = batch.width[rows] != store.width  # rows of a rule without (or with) drift
-            if other.any():  # keep their family parameters and last anomaly probability
-                fill = slots[other]
-                store.params[fill, k + EXTRA :] = store.prior[k + EXTRA :]
-                short = fill[batch.width[rows][other] == k]
-                store.params[short, k] = np.nan
-            columns = batch.columns[rows]
-            store.last_ts[slots] = columns[:, 0]
-            store.n_eff[slots] = columns[:, 1]
-            store.obs_size[slots] = columns[:, 2]
-            store.last_emit_ts[slots] = columns[:, 3]
-            if not np.isnan(columns[:, 0]).all():
-                self.watermark = max(self.watermark, float(np.nanmax(columns[:, 0])))
+                self.index.insert_many(new_keys, new_metrics, pack(r, slots[new]))
+            load_rows(store, batch, rows, slots, k)
+            last_ts = batch.columns[rows, 0]
+            if not np.isnan(last_ts).all():
+                self.watermark = max(self.watermark, float(np.nanmax(last_ts)))
             loaded += int(rows.size)
         return loaded
 

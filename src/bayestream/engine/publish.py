@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator
-from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -135,38 +134,43 @@ def _write_lines(
 class PosteriorBatch:
     """The posterior records of some streams of one rule, summarised at one moment."""
 
-    __slots__ = ("_layout", "_records", "_workers", "family", "name_ends", "name_json", "table")
+    __slots__ = ("_layout", "_records", "_workers", "family", "name_ends", "names", "table")
 
     def __init__(
         self, rule: Rule, store: RuleStore, slots: np.ndarray, workers: Workers = SERIAL
     ) -> None:
         self.family = rule.family
         self._workers = workers
-        # the names are copied now (a slot may be reused after an eviction), in C: itemgetter
-        # gathers without a Python frame per record
-        self.name_json: tuple[bytes, ...] = _gather(store.name_json, slots)
-        self.name_ends = np.cumsum(store.name_len[slots])
+        # the JSON members naming each record's stream, back to back, copied now (a slot may
+        # be reused after an eviction)
+        self.names, self.name_ends = store.names.json(slots)
         self.table = summary_table(rule, store, slots, workers)
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
     def __len__(self) -> int:
-        return len(self.name_json)
+        return int(self.name_ends.shape[0])
 
     def json_lines(self) -> bytes:
         """The records as newline-terminated JSON lines."""
-        if not self.name_json:
+        if not len(self):
             return b""
         out, _ = self._write()
         return out.tobytes()
 
     def keys(self) -> list[bytes]:
         """Each record's stream as the JSON object ``{"key":...,"metric":...}`` (Kafka key)."""
-        return [b"{" + name + b"}" for name in self.name_json]
+        if not len(self):
+            return []
+        data = self.names.tobytes()
+        starts = [0, *self.name_ends[:-1].tolist()]
+        return [
+            b"{" + data[a:b] + b"}" for a, b in zip(starts, self.name_ends.tolist(), strict=True)
+        ]
 
     def json_values(self) -> list[bytes]:
         """One JSON document (no newline) per record, e.g. for Kafka message values."""
-        if not self.name_json:
+        if not len(self):
             return []
         out, ends = self._write()
         data = out.tobytes()
@@ -177,7 +181,7 @@ class PosteriorBatch:
         """The JSON lines and each line's end, written in row ranges on the engine's threads
         and joined in order."""
         layout = self._layout
-        names = np.frombuffer(b"".join(self.name_json), dtype=np.uint8)
+        names = self.names
         k = self.table.shape[1]
         per_row = 2 + int(layout.offsets[-1]) + k * MAX_FLOAT_BYTES
 
@@ -193,7 +197,7 @@ class PosteriorBatch:
                 last - first + (b - a) * per_row,
             )
 
-        ranges = self._workers.ranges(len(self.name_json))
+        ranges = self._workers.ranges(len(self))
         parts = self._workers.run([functools.partial(chunk, a, b) for a, b in ranges])
         if len(parts) == 1:
             return parts[0]
@@ -206,13 +210,14 @@ class PosteriorBatch:
     def records(self) -> list[PosteriorRecord]:
         """The records as Python objects (cached)."""
         if self._records is None:
-            self._records = [self._record(r) for r in range(len(self.name_json))]
+            self._records = [self._record(r) for r in range(len(self))]
         return self._records
 
     def _record(self, r: int) -> PosteriorRecord:
         layout = self._layout
         row: list[Any] = [v if math.isfinite(v) else None for v in self.table[r].tolist()]
-        names = _NAMES.decode(b"{" + self.name_json[r] + b"}")
+        a = int(self.name_ends[r - 1]) if r else 0
+        names = _NAMES.decode(b"{" + self.names[a : self.name_ends[r]].tobytes() + b"}")
         key, metric = names["key"], names["metric"]
         w = layout.width
         ess = row.pop() if self.family == "particle" else None
@@ -241,15 +246,6 @@ class PosteriorBatch:
             fap,
             ess,
         )
-
-
-def _gather(items: list[bytes], slots: np.ndarray) -> tuple[bytes, ...]:
-    """``items[s]`` for each slot, as a tuple."""
-    if slots.shape[0] == 0:
-        return ()
-    if slots.shape[0] == 1:
-        return (items[int(slots[0])],)
-    return itemgetter(*slots.tolist())(items)  # type: ignore[no-any-return]
 
 
 def _dirichlet_record(

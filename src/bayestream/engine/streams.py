@@ -11,6 +11,7 @@ per-message path).
 from __future__ import annotations
 
 import functools
+from typing import overload
 
 import numpy as np
 
@@ -22,6 +23,28 @@ from bayestream.state import StreamIndex
 
 _KEY = FIELD["key"]
 _METRIC = FIELD["metric"]
+_SLOT_BITS = 40  # a stream id is rule << 40 | slot: 2**40 slots per rule, 2**23 rules
+_SLOT_MASK = (1 << _SLOT_BITS) - 1
+
+
+@overload
+def pack(rule: int, slot: int) -> int: ...
+@overload
+def pack(rule: int | np.ndarray, slot: np.ndarray) -> np.ndarray: ...
+@overload
+def pack(rule: np.ndarray, slot: int | np.ndarray) -> np.ndarray: ...
+def pack(rule: int | np.ndarray, slot: int | np.ndarray) -> int | np.ndarray:
+    """The stream id of a rule's slot (what the engine's index maps a stream to)."""
+    return (rule << _SLOT_BITS) | slot
+
+
+@overload
+def unpack(stream_id: int) -> tuple[int, int]: ...
+@overload
+def unpack(stream_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+def unpack(stream_id: int | np.ndarray) -> tuple[int, int] | tuple[np.ndarray, np.ndarray]:
+    """(rule, slot) of stream ids (of non-negative ones: -1, no stream, is not an id)."""
+    return stream_id >> _SLOT_BITS, stream_id & _SLOT_MASK  # type: ignore[return-value]
 
 
 @kernel
@@ -147,4 +170,4 @@ def group_streams(
     return stream, keys, metrics
 
 
-__all__ = ["group_streams", "known_streams", "named_rows"]
+__all__ = ["group_streams", "known_streams", "named_rows", "pack", "unpack"]

@@ -4,11 +4,13 @@ streams costs array work plus two string decodes per stream (see :mod:`.rows` fo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from bayestream.models._jit import kernel
+from bayestream.state._memory import release_free_memory
 from bayestream.state.rows import MAGIC, VERSION, StateRow
 
 _HEADER_SIZE = 42
@@ -143,4 +145,22 @@ def decode_rows(values: list[bytes]) -> RowBatch:
     return RowBatch(keys, metrics, code[rows], width[rows], floats, params, int(n - rows.size))
 
 
-__all__ = ["RowBatch", "decode_rows"]
+def drain_rows(table: dict[bytes, bytes], chunk: int = 1 << 16) -> Iterator[RowBatch]:
+    """Decode the rows of ``table`` (a changelog's latest row per Kafka key, in the table's
+    order) ``chunk`` rows at a time, emptying it as it goes: the keys are dropped at once and
+    each chunk's rows once it is decoded, so a restore holds the undecoded rows, one decoded
+    chunk and the state restored so far, never every row twice. Restoring the chunks in order
+    is restoring :func:`decode_rows` of all the rows (each key has one row: chunks hold
+    distinct streams). Once the last chunk is restored, the heap's free pages go back to the
+    operating system."""
+    values = list(table.values())
+    table.clear()
+    while values:
+        batch = decode_rows(values[:chunk])
+        del values[:chunk]
+        yield batch
+        del batch
+    release_free_memory()
+
+
+__all__ = ["RowBatch", "decode_rows", "drain_rows"]

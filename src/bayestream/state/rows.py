@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -122,10 +121,7 @@ def encode_rows(store: RuleStore, slots: np.ndarray, family_code: int) -> list[b
     n = slots.shape[0]
     if n == 0:
         return []
-    pick = itemgetter(*slots.tolist())  # (live slots only: their names are set)
-    names: tuple[tuple[str, str], ...] = (pick(store.names),) if n == 1 else pick(store.names)
-    keys = [key.encode("utf-8") for key, _ in names]
-    metrics = [metric.encode("utf-8") for _, metric in names]
+    keys, metrics = store.names.raw(slots)  # (live slots only: their names are set)
     width = store.params.shape[1]
     if width > 0xFFFF:
         raise StateError("parameter vector too long for a state row")

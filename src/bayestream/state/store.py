@@ -4,15 +4,18 @@ Every stream matched by one rule shares that rule's family, prior and width, so 
 streams live in one :class:`RuleStore`: ``params`` is ``float64[capacity, width]`` and each
 other column is ``float64[capacity]``. Rows are addressed by slot; the engine's
 :class:`~bayestream.state.index.StreamIndex` maps a stream's (key, metric) to its slot.
-Numeric state per stream is ``8 * (width + 4) + 2`` bytes.
+Numeric state per stream is ``8 * (width + 4) + 2`` bytes, plus 8 of admission generation,
+4 of free stack and 1 of scratch; the stream's name is kept as bytes in a
+:class:`~bayestream.state.names.NameArena` (no Python object per stream).
 """
 
 from __future__ import annotations
 
-import msgspec
 import numpy as np
 
+from bayestream.errors import StateError
 from bayestream.models._jit import kernel
+from bayestream.state.names import NameArena
 
 _INITIAL_CAPACITY = 1024
 
@@ -48,8 +51,7 @@ class RuleStore:
         "last_ts",
         "live",
         "n_eff",
-        "name_json",
-        "name_len",
+        "n_free",
         "names",
         "obs_size",
         "params",
@@ -69,13 +71,12 @@ class RuleStore:
         self.dirty = np.empty(0, dtype=np.bool_)
         self.live = np.empty(0, dtype=np.bool_)
         self.count = 0
-        self.names: list[tuple[str, str] | None] = []
-        self.name_json: list[bytes] = []  # the JSON "key":..,"metric":.. members of records
-        self.name_len = np.empty(0, dtype=np.int64)  # len(name_json[slot])
+        self.names = NameArena()  # names[slot]: (key, metric) of a named slot
         # admissions per slot: a slot reused by another stream has a new generation, so
         # (slot, generation) names one stream for the life of the store
         self.generation = np.empty(0, dtype=np.int64)
-        self.free: list[int] = []
+        self.free = np.empty(0, dtype=np.int32)  # a stack: free[:n_free], next taken last
+        self.n_free = 0
         self._grow(capacity)
 
     def __len__(self) -> int:
@@ -89,11 +90,10 @@ class RuleStore:
         """Give new streams rows holding the prior, in bulk; return their slots (low slots
         first, so admission order decides the layout)."""
         n = len(keys)
-        while len(self.free) < n:
+        while self.n_free < n:
             self._grow(max(self.capacity * 2, _INITIAL_CAPACITY))
-        taken = self.free[len(self.free) - n :]
-        del self.free[len(self.free) - n :]
-        slots = np.array(taken[::-1], dtype=np.int64)  # the order admit() would pop them
+        self.n_free -= n
+        slots = self.free[self.n_free : self.n_free + n][::-1].astype(np.int64)  # as admit() pops
         self.params[slots] = self.prior
         for column in (self.last_ts, self.obs_size, self.last_emit_ts):
             column[slots] = np.nan
@@ -102,31 +102,27 @@ class RuleStore:
         self.live[slots] = True
         self.generation[slots] += 1
         self.count += n
-        encode = msgspec.json.encode
-        tails = {m: b',"metric":' + encode(m) for m in set(metrics)}  # metrics repeat
-        names, name_json = self.names, self.name_json
-        lengths = []
-        for slot, key, metric in zip(slots.tolist(), keys, metrics, strict=True):
-            names[slot] = (key, metric)
-            name = b'"key":' + encode(key) + tails[metric]
-            name_json[slot] = name
-            lengths.append(len(name))
-        self.name_len[slots] = lengths
+        self.names.set_many(slots, keys, metrics)
         return slots
 
     def evict(self, slot: int) -> tuple[str, str]:
         """Forget a stream; its row is reused by a later admission."""
-        name = self.names[slot]
-        assert name is not None, "evicting a free slot"
-        self.names[slot] = None
-        self.name_json[slot] = b""
-        self.name_len[slot] = 0
-        self.live[slot] = False
-        self.count -= 1
-        self.last_ts[slot] = np.nan
-        self.dirty[slot] = False
-        self.free.append(slot)
-        return name
+        return self.evict_many(np.array([slot], dtype=np.int64))[0]
+
+    def evict_many(self, slots: np.ndarray) -> list[tuple[str, str]]:
+        """Forget distinct tracked streams (later admissions reuse their rows, the last
+        evicted first); return their names."""
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        assert self.live[slots].all(), "evicting a free slot"
+        names = self.names.names(slots)
+        self.names.clear_many(slots)
+        self.live[slots] = False
+        self.count -= slots.shape[0]
+        self.last_ts[slots] = np.nan
+        self.dirty[slots] = False
+        self.free[self.n_free : self.n_free + slots.shape[0]] = slots
+        self.n_free += slots.shape[0]
+        return names
 
     def distinct(self, slots: np.ndarray) -> np.ndarray:
         """Distinct slots in order of first appearance, in one pass (no sort)."""
@@ -134,7 +130,7 @@ class RuleStore:
 
     def keys_json(self, slots: np.ndarray) -> list[bytes]:
         """The JSON object ``{"key":...,"metric":...}`` of each slot's stream."""
-        return [b"{" + self.name_json[s] + b"}" for s in slots.tolist()]
+        return [b"{" + name + b"}" for name in self.names.json_list(slots)]
 
     def live_slots(self) -> np.ndarray:
         """Slots of every tracked stream, ascending."""
@@ -165,11 +161,14 @@ class RuleStore:
         self.last_emit_ts = np.concatenate([self.last_emit_ts, np.full(extra, np.nan)])
         self.dirty = np.concatenate([self.dirty, np.zeros(extra, dtype=np.bool_)])
         self.live = np.concatenate([self.live, np.zeros(extra, dtype=np.bool_)])
-        self.name_len = np.concatenate([self.name_len, np.zeros(extra, dtype=np.int64)])
         self.generation = np.concatenate([self.generation, np.zeros(extra, dtype=np.int64)])
         self._seen = np.zeros(capacity, dtype=np.bool_)
-        self.names.extend([None] * extra)
-        self.name_json.extend([b""] * extra)
-        # pop() takes from the end: hand out low slots first
-        self.free.extend(range(capacity - 1, old - 1, -1))
+        self.names.grow(capacity)
+        # the stack is taken from its top: hand out low slots first
+        if capacity > np.iinfo(np.int32).max:
+            raise StateError(f"a rule holds at most {np.iinfo(np.int32).max} streams")
+        free = np.empty(capacity, dtype=np.int32)
+        free[: self.n_free] = self.free[: self.n_free]
+        free[self.n_free : self.n_free + extra] = np.arange(capacity - 1, old - 1, -1)
+        self.free, self.n_free = free, self.n_free + extra
         self.capacity = capacity
