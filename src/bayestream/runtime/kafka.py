@@ -60,13 +60,9 @@ from bayestream.config import Config
 from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
 from bayestream.models._threads import Workers, auto_threads, workers
-from bayestream.runtime.changelog import read_changelog
 from bayestream.runtime.checkpoint import (
-    CHECKPOINT_KEY,
     committed_with_checkpoint,
-    decode_checkpoint,
     encode_checkpoint,
-    resume_positions,
 )
 from bayestream.runtime.clients import (
     ABORT_TIMEOUT,
@@ -94,10 +90,10 @@ from bayestream.runtime.positions import (
     position_headers,
 )
 from bayestream.runtime.records import RecordWriter
+from bayestream.runtime.restore import restore_engines
 from bayestream.runtime.sizing import members_on_this_host, share_of_cores
 from bayestream.runtime.topics import KafkaRuntimeError, prepare_topics
 from bayestream.schema.batch import RawBatch
-from bayestream.state.rowbatch import decode_rows
 
 log = logging.getLogger("bayestream.kafka")
 # librdkafka's own log lines (connection failures, group and transaction events) reach Python
@@ -684,60 +680,26 @@ class KafkaRunner:
 
     def _restore_many(self, partitions: list[int]) -> dict[int, Engine]:
         """New engines holding the committed state of these changelog partitions, read to
-        their ends (read_committed) with one consumer."""
+        their ends (read_committed) with one consumer and checked against the group's
+        committed offsets (see :func:`bayestream.runtime.restore.restore_engines`)."""
+        assert self.consumer is not None
         started = time.monotonic()
-        rows = read_changelog(
+        restored = restore_engines(
+            self.config,
+            self.sensor,
             self._common,
-            self.settings.changelog,
-            self.settings.group_id,
+            self.consumer,
             partitions,
+            self._workers,
             on_batch=self._restore_progress,
         )
-        positions = self._verified_positions(partitions, rows)
-        engines = {}
-        total = 0
-        for p in partitions:
-            engine = Engine(self.config, self.sensor)
-            if self._workers is not None:
-                engine.workers = self._workers
-            batch = decode_rows(list(rows[p].values()))
-            if batch.bad:
-                log.error(
-                    "changelog %s[%d]: %d rows are not valid state rows, skipped",
-                    self.settings.changelog,
-                    p,
-                    batch.bad,
-                )
-            total += engine.restore_batch(batch)
-            engines[p] = engine
-        self._positions.update(positions)
+        self._positions.update(restored.positions)
         seconds = time.monotonic() - started
-        self.hooks.observe_restore(seconds, total)
-        log.info("partitions %s: restored %d streams in %.2f s", partitions, total, seconds)
-        return engines
-
-    def _verified_positions(
-        self, partitions: list[int], rows: dict[int, dict[bytes, bytes]]
-    ) -> dict[int, dict[str, int]]:
-        """Per partition, the input offsets its changelog checkpoint (taken out of ``rows``)
-        says the state includes, checked against the group's committed offsets; raises a
-        retriable :class:`~bayestream.runtime.checkpoint.Inconsistent` when they disagree."""
-        assert self.consumer is not None
-        topics = list(self.settings.input_topics)
-        committed = self.consumer.committed(
-            [TopicPartition(t, p) for p in partitions for t in topics], timeout=COMMITTED_TIMEOUT
+        self.hooks.observe_restore(seconds, restored.streams)
+        log.info(
+            "partitions %s: restored %d streams in %.2f s", partitions, restored.streams, seconds
         )
-        out = {}
-        for p in partitions:
-            value = rows[p].pop(CHECKPOINT_KEY, None)
-            checkpoint = None
-            if value is not None:
-                try:
-                    checkpoint = decode_checkpoint(value)
-                except ValueError as exc:
-                    log.error("changelog %s[%d]: %s", self.settings.changelog, p, exc)
-            out[p] = resume_positions(p, checkpoint, [tp for tp in committed if tp.partition == p])
-        return out
+        return restored.engines
 
     # --- topics and metrics -------------------------------------------------------------------
 
