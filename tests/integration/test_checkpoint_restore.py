@@ -66,3 +66,39 @@ def test_a_restore_behind_the_committed_offsets_waits_until_they_agree(
     assert {(p["key"], p["metric"]): (p["params"], p["n_eff"]) for p in got.values()} == {
         (p["key"], p["metric"]): (p["params"], p["n_eff"]) for p in want
     }
+
+
+def test_a_disagreement_that_stays_resumes_from_the_state_s_checkpoint(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A broker that lost acknowledged transactions (their changelog rows gone, the offsets
+    they committed kept) gives the same disagreement on every retry: after STUBBORN_READS reads
+    over STUBBORN_SECONDS the input is processed again from where the state stands."""
+    bootstrap = kafka_bootstrap
+    tmp = unique("stubborn")
+    topic = f"{tmp}.in"
+    create_topic(bootstrap, topic, 1)
+    evs = [e for e in events(60, keys=3, seed=4) if e["metric"] == "lat"][:10]
+    lines = [json.dumps(e).encode() for e in evs]
+    produce(bootstrap, topic, lines, [b"k"] * len(evs))
+    config = config_for(tmp)
+    group, changelog = config.kafka.group_id, config.kafka.changelog
+    committer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committer.commit(
+        offsets=[TopicPartition(topic, 0, 5, metadata=CHECKPOINT_METADATA)], asynchronous=False
+    )
+    committer.close()
+    create_topic(bootstrap, changelog, 1)
+    writer = Producer({"bootstrap.servers": bootstrap})
+    writer.produce(changelog, encode_checkpoint({topic: 3}), b"bayestream.checkpoint", 0)
+    writer.flush(10)
+
+    with running(config, bootstrap):
+        wait_for(lambda: committed_offsets(bootstrap, group, topic) == {0: 10}, 120)
+
+    # the state (empty, as of offset 3) took events 3..9
+    got = latest_by_key(read_all(bootstrap, config.kafka.posteriors_topic))
+    want = file_run(tmp_path, config, lines[3:])["posteriors"]
+    assert {(p["key"], p["metric"]): (p["params"], p["n_eff"]) for p in got.values()} == {
+        (p["key"], p["metric"]): (p["params"], p["n_eff"]) for p in want
+    }

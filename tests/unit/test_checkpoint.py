@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from bayestream.runtime.checkpoint import (
     CHECKPOINT_METADATA,
@@ -82,3 +82,17 @@ def test_a_checkpoint_without_committed_offsets_resumes_from_the_checkpoint(
 
 def test_neither_leaves_the_position_to_the_consumer() -> None:
     assert resume_positions(3, None, [committed("in", -1001, marked=False)]) == {}
+
+
+def test_a_disagreement_that_outlasted_the_retries_resumes_from_the_checkpoint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        got = resume_positions(3, {"in": 39}, [committed("in", 40)], trust_checkpoint=True)
+    assert got == {"in": 39}
+    assert "lost transactions it had acknowledged" in caplog.text
+
+
+def test_without_a_checkpoint_the_state_stands_at_the_beginning() -> None:
+    got = resume_positions(3, None, [committed("in", 40)], trust_checkpoint=True)
+    assert got == {"in": OFFSET_BEGINNING}

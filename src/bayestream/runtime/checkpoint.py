@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 import msgspec
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger("bayestream.kafka")
 
@@ -57,7 +57,10 @@ def committed_with_checkpoint(offsets: list[TopicPartition]) -> list[TopicPartit
 
 
 def resume_positions(
-    partition: int, checkpoint: dict[str, int] | None, committed: list[TopicPartition]
+    partition: int,
+    checkpoint: dict[str, int] | None,
+    committed: list[TopicPartition],
+    trust_checkpoint: bool = False,
 ) -> dict[str, int]:
     """The input offsets to resume partition number ``partition`` from, per topic, given the
     checkpoint a restore read (None: none) and the group's committed offsets of the input
@@ -70,6 +73,13 @@ def resume_positions(
     - A checkpoint without committed offsets (the group's offsets expired or were deleted)
       resumes from the checkpoint: the state includes the input before it.
     - Neither: nothing to resume, the consumer's ``auto.offset.reset`` decides.
+
+    ``trust_checkpoint``: the disagreement has outlasted every retry, so it is not a short
+    read but a broker that lost transactions it had acknowledged (seen after a single broker
+    was killed mid-commit: a transaction's changelog rows aborted or hidden while the offsets
+    it committed stayed). Then the state's own checkpoint decides (the beginning of the input
+    without one): the input after it is processed again, and the outputs of the lost
+    transactions are published again.
     """
     found = dict(checkpoint or {})
     resume: dict[str, int] = {}
@@ -78,6 +88,21 @@ def resume_positions(
             raise KafkaException(tp.error)
         mine = found.pop(tp.topic, None)
         if tp.offset >= 0 and tp.metadata == CHECKPOINT_METADATA:
+            if mine != tp.offset and trust_checkpoint:
+                at = OFFSET_BEGINNING if mine is None else mine
+                log.error(
+                    "partition %d: the group committed offset %d of %s, but the changelog "
+                    "says the state stands at %s, and has said so on every retry: the broker "
+                    "lost transactions it had acknowledged; processing %s again from there "
+                    "(outputs of the lost transactions are published again)",
+                    partition,
+                    tp.offset,
+                    tp.topic,
+                    "its beginning" if mine is None else f"offset {mine}",
+                    tp.topic,
+                )
+                resume[tp.topic] = at
+                continue
             if mine != tp.offset:
                 raise Inconsistent(
                     KafkaError(

@@ -61,6 +61,7 @@ from bayestream.config.kafka import environment_properties, redacted, reveal
 from bayestream.engine import Engine, NullSensor, Outputs, Sensor
 from bayestream.models._threads import Workers, auto_threads, workers
 from bayestream.runtime.checkpoint import (
+    Inconsistent,
     committed_with_checkpoint,
     encode_checkpoint,
 )
@@ -100,6 +101,10 @@ log = logging.getLogger("bayestream.kafka")
 # logging through this logger, in the runtime's format, instead of stderr raw
 LIBRDKAFKA_LOG = logging.getLogger("bayestream.librdkafka")
 
+# A restore that reads the same disagreement with the committed offsets this many times in a
+# row, over at least this long, is not a short read: the state's checkpoint decides.
+STUBBORN_READS = 5
+STUBBORN_SECONDS = 20.0
 # Backoff between attempts of a recovery step while the broker is away.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -150,6 +155,9 @@ class KafkaRunner:
         # per partition number with an engine: input topic -> the next offset its state
         # includes (its changelog checkpoint, see bayestream.runtime.checkpoint)
         self._positions: dict[int, dict[str, int]] = {}
+        # restores that disagreed with the committed offsets, by partitions: (first seen,
+        # reads in a row with the same answer, the answer)
+        self._inconsistent: dict[tuple[int, ...], tuple[float, int, str]] = {}
         self._stopping = threading.Event()
         common = {**reveal(self.settings.client), **reveal(environment_properties())}
         common["bootstrap.servers"] = bootstrap_servers
@@ -678,21 +686,38 @@ class KafkaRunner:
         """A new engine holding the committed state of one changelog partition."""
         return self._restore_many([partition])[partition]
 
+    def _stubborn(self, key: tuple[int, ...]) -> bool:
+        """Whether restores of these partitions have read the same disagreement between the
+        changelog's checkpoint and the committed offsets long enough to stop taking it for a
+        short read (see :func:`bayestream.runtime.checkpoint.resume_positions`)."""
+        first, count, _ = self._inconsistent.get(key, (0.0, 0, ""))
+        return count >= STUBBORN_READS and time.monotonic() - first >= STUBBORN_SECONDS
+
     def _restore_many(self, partitions: list[int]) -> dict[int, Engine]:
         """New engines holding the committed state of these changelog partitions, read to
         their ends (read_committed) with one consumer and checked against the group's
         committed offsets (see :func:`bayestream.runtime.restore.restore_engines`)."""
         assert self.consumer is not None
         started = time.monotonic()
-        restored = restore_engines(
-            self.config,
-            self.sensor,
-            self._common,
-            self.consumer,
-            partitions,
-            self._workers,
-            on_batch=self._restore_progress,
-        )
+        key = tuple(partitions)
+        try:
+            restored = restore_engines(
+                self.config,
+                self.sensor,
+                self._common,
+                self.consumer,
+                partitions,
+                self._workers,
+                on_batch=self._restore_progress,
+                trust_checkpoint=self._stubborn(key),
+            )
+        except Inconsistent as exc:
+            first, count, last = self._inconsistent.get(key, (started, 0, str(exc)))
+            if last != str(exc):  # another answer: the reads are still moving
+                first, count = started, 0
+            self._inconsistent[key] = (first, count + 1, str(exc))
+            raise
+        self._inconsistent.pop(key, None)
         self._positions.update(restored.positions)
         seconds = time.monotonic() - started
         self.hooks.observe_restore(seconds, restored.streams)

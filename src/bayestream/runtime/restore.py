@@ -45,16 +45,18 @@ def restore_engines(
     partitions: list[int],
     workers: Workers | None,
     on_batch: Callable[[], None] | None = None,
+    trust_checkpoint: bool = False,
 ) -> Restored:
     """New engines holding the committed state of these changelog partitions.
 
     ``consumer`` is the group's consumer (its committed offsets are the check), ``workers``
     the engines' kernel threads (None: the configuration's), ``on_batch`` called per batch
     of changelog records read. Raises a retriable ``KafkaException`` when the changelog
-    cannot be read, or when what was read disagrees with the committed offsets."""
+    cannot be read, or when what was read disagrees with the committed offsets (unless
+    ``trust_checkpoint``: see :func:`resume_positions`)."""
     settings = config.kafka
     rows = read_changelog(common, settings.changelog, settings.group_id, partitions, on_batch)
-    positions = _verified_positions(config, consumer, partitions, rows)
+    positions = _verified_positions(config, consumer, partitions, rows, trust_checkpoint)
     engines = {}
     total = 0
     for p in partitions:
@@ -77,7 +79,11 @@ def restore_engines(
 
 
 def _verified_positions(
-    config: Config, consumer: Consumer, partitions: list[int], rows: dict[int, dict[bytes, bytes]]
+    config: Config,
+    consumer: Consumer,
+    partitions: list[int],
+    rows: dict[int, dict[bytes, bytes]],
+    trust_checkpoint: bool,
 ) -> dict[int, dict[str, int]]:
     """Per partition, the input offsets its changelog checkpoint (taken out of ``rows``) says
     the state includes, checked against the group's committed offsets; raises a retriable
@@ -95,7 +101,8 @@ def _verified_positions(
                 checkpoint = decode_checkpoint(value)
             except ValueError as exc:
                 log.error("changelog %s[%d]: %s", config.kafka.changelog, p, exc)
-        out[p] = resume_positions(p, checkpoint, [tp for tp in committed if tp.partition == p])
+        mine = [tp for tp in committed if tp.partition == p]
+        out[p] = resume_positions(p, checkpoint, mine, trust_checkpoint)
     return out
 
 
