@@ -1,0 +1,384 @@
+r"""Quantiles of weighted particles and of their predictive mixture, exact, without a sort.
+
+Notation: particles ``x_j`` with normalised weights ``w_j`` (``j < P``), ``lo_x`` and ``hi_x``
+the smallest and largest particle, ``s`` the observation scale (``sqrt(r)``).
+
+**Weighted particle quantile** (credible intervals): ``Q(u) = x_(k)``, the smallest sorted
+particle whose cumulative weight reaches ``u`` (the largest particle if rounding leaves the
+total below ``u``). Instead of sorting all particles, :func:`fill_buckets` drops them into
+``B`` equal buckets over ``[lo_x, hi_x]`` (bucket ``floor((x - lo_x) B / (hi_x - lo_x))``,
+monotone in ``x``, so every particle of a bucket is below every particle of the next) and adds
+each bucket's weight; :func:`bucket_quantile` walks the bucket weights to the bucket where the
+cumulative weight reaches ``u`` and sorts only that bucket's particles. The cumulative weight
+is summed per bucket, then in sorted order within the bucket: the same sum as a full sort's up
+to rounding (so ``Q`` can differ only where a partial sum lies within rounding of ``u``).
+
+**Predictive quantiles, continuous** (local level): the root ``v`` of ``F(v) = u``,
+
+    F(v) = sum_j w_j G((v - x_j) / s),   G = Phi (Normal noise) or the Student-t CDF,
+
+to ``|F(v) - u| <= TOLERANCE`` (or, where no double lies between the ends of the bracket, at
+the float spacing). The root lies in ``[lo_x + s t_u, hi_x + s t_u]`` (``t_u = G^-1(u)``: the
+smallest and largest component quantiles), which brackets a safeguarded Newton iteration
+(bisection when a Newton step leaves the bracket or does not halve the step before last, as
+``rtsafe`` in Numerical Recipes) started from the moment-matched guess
+``m + t_u sqrt(var + s^2)``. Each iteration evaluates ``F`` and its density ``f``:
+
+- Student-t noise, or Normal noise whose particles span more than ``P / 4`` bins (below):
+  directly, ``P`` component CDFs and densities per evaluation (:func:`direct_cdf`);
+- Normal noise otherwise, from a Taylor expansion on bins (:func:`expand`, :func:`expansion_cdf`):
+  particles fall into bins of width ``2 h s`` (``h = HALF_WIDTH``) with centres ``c_b``; with
+  ``d_j = (x_j - c_b) / s`` (``|d_j| <= h``) and ``z_b = (v - c_b) / s``,
+
+      Phi(z_b - d) = Phi(z_b) - phi(z_b) sum_{k=1..K} He_{k-1}(z_b) d^k / k!  + R_K,
+      phi(z_b - d) = phi(z_b) sum_{k=0..K} He_k(z_b) d^k / k!  + ...,
+
+  (``He`` the probabilists' Hermite polynomials, ``Phi^(k) = (-1)^(k-1) He_{k-1} phi``), so a
+  bin enters through its moments ``A_{b,k} = sum_{j in b} w_j d_j^k / k!`` (``K = TERMS``),
+  accumulated once per row, and each evaluation costs a few operations per bin instead of one
+  CDF per particle. Cramer's inequality ``|He_n(z)| <= 1.086435 sqrt(n!) exp(z^2 / 4)`` bounds
+  ``|R_K| <= 1.086435 / sqrt(2 pi) sqrt(K!) |d|^(K+1) / (K+1)!``, so the expanded ``F`` is
+  within ``EXPANSION_ERROR`` (2.3e-14 for h = 1/4, K = 12) of the exact mixture CDF; the root
+  of the expanded ``F`` to ``TOLERANCE`` is thus a root of the exact one to
+  ``TOLERANCE + EXPANSION_ERROR``. Bins more than ``Z_FAR`` scales from ``v`` count as 0 or
+  their weight (``Phi(-Z_FAR + h) < 1e-300``).
+
+**Predictive quantiles, counts** (Poisson and binomial rate): the smallest count ``k`` with
+``F(k) = sum_j w_j F_j(k) >= u``, by an exact search that starts from the normal guess
+``floor(mean + t_u sd)`` of the mixture's mean and variance, steps away from it doubling until
+``F`` brackets ``u``, then bisects (the guess decides only the cost). Above 2**53 neighbouring
+doubles are more than 1 apart: the bisection stops when no double lies between its ends.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayestream.models._jit import inline, kernel
+from bayestream.models._special import gammaln, ndtr, ndtri, stdtr, stdtrit
+from bayestream.models.particle.codes import MODEL_BINOMIAL_RATE, OBS_NORMAL
+from bayestream.models.particle.observation import binomial_cdf, log_sigmoid, poisson_cdf
+from bayestream.models.particle.vmath import exp as vexp
+
+HALF_WIDTH = 0.25
+"""Bins of the Normal expansion are 2 HALF_WIDTH observation scales wide."""
+TERMS = 12
+"""Order K of the Taylor expansion (moments d^0 .. d^K per bin)."""
+CRAMER = 1.086435
+EXPANSION_ERROR = (
+    CRAMER / math.sqrt(2.0 * math.pi)
+    * math.sqrt(math.factorial(TERMS)) * HALF_WIDTH ** (TERMS + 1) / math.factorial(TERMS + 1)
+)  # fmt: skip
+"""Bound on |expanded F - F| for particles within HALF_WIDTH of their bin centre."""
+TOLERANCE = 1e-13
+"""|F(v) - u| at which the continuous root search stops."""
+Z_FAR = 38.0
+MAX_ITERATIONS = 2200
+"""Enough bisections to take any bracket of doubles to the float spacing."""
+
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+@inline
+def extent(x: np.ndarray) -> tuple[float, float]:
+    """(smallest, largest) particle."""
+    lo = math.inf
+    hi = -math.inf
+    for j in range(x.shape[0]):
+        lo = min(lo, x[j])
+        hi = max(hi, x[j])
+    return lo, hi
+
+
+# --- weighted particle quantiles --------------------------------------------------------------
+
+
+@inline
+def fill_buckets(
+    x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, bucket_of: np.ndarray,
+    bucket_w: np.ndarray,
+) -> None:  # fmt: skip
+    """Bucket of each particle into ``bucket_of``, weight of each bucket into ``bucket_w``
+    (``bucket_w.shape[0]`` buckets over ``[lo_x, hi_x]``)."""
+    nb = bucket_w.shape[0]
+    span = hi_x - lo_x
+    inv = nb / span if span > 0.0 else 0.0
+    if not inv < math.inf:  # a subnormal span
+        inv = 0.0
+    bucket_w[:] = 0.0
+    for j in range(x.shape[0]):
+        t = (x[j] - lo_x) * inv
+        b = 0
+        if t >= nb:
+            b = nb - 1
+        elif t > 0.0:
+            b = int(t)
+        bucket_of[j] = b
+        bucket_w[b] += w[j]
+
+
+@kernel
+def bucket_quantile(
+    u: float, x: np.ndarray, w: np.ndarray, bucket_of: np.ndarray, bucket_w: np.ndarray,
+    vals: np.ndarray, wts: np.ndarray,
+) -> float:  # fmt: skip
+    """``Q(u)`` of the module docstring from the buckets of :func:`fill_buckets`; ``vals`` and
+    ``wts`` are scratch of length ``P``."""
+    nb = bucket_w.shape[0]
+    cum = 0.0
+    b = nb - 1
+    for k in range(nb):
+        if cum + bucket_w[k] >= u:
+            b = k
+            break
+        if k < nb - 1:
+            cum += bucket_w[k]
+    c = 0
+    for j in range(x.shape[0]):
+        if bucket_of[j] == b:
+            vals[c] = x[j]
+            wts[c] = w[j]
+            c += 1
+    if c == 0:  # rounding left u beyond the last (empty) bucket
+        return _largest(x)
+    order = np.argsort(vals[:c])
+    for k in range(c):
+        cum += wts[order[k]]
+        if cum >= u:
+            return vals[order[k]]  # type: ignore[no-any-return]
+    return vals[order[c - 1]]  # type: ignore[no-any-return]
+
+
+@inline
+def _largest(x: np.ndarray) -> float:
+    top = -math.inf
+    for j in range(x.shape[0]):
+        top = max(top, x[j])
+    return top
+
+
+# --- continuous predictive mixtures -----------------------------------------------------------
+
+
+@kernel
+def expand(
+    x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, scale: float, moments: np.ndarray
+) -> int:
+    """Bin moments ``A_{b,k}`` of the Normal expansion into ``moments[b, k]``; returns the
+    number of bins, or 0 when the particles need more bins than ``moments`` has rows (or a
+    particle is farther than HALF_WIDTH from its centre, which rounding could only do for
+    particles far from 0 relative to the scale): then the mixture is evaluated directly."""
+    width = 2.0 * HALF_WIDTH * scale
+    n = (hi_x - lo_x) / width
+    if not n < moments.shape[0] - 1.0:
+        return 0
+    nb = int(n) + 1
+    moments[:nb, :] = 0.0
+    far = 0.0
+    for j in range(x.shape[0]):
+        t = (x[j] - lo_x) / width
+        b = 0
+        if t >= nb:
+            b = nb - 1
+        elif t > 0.0:
+            b = int(t)
+        d = (x[j] - (lo_x + (b + 0.5) * width)) / scale
+        far = max(far, abs(d))
+        term = w[j]
+        for k in range(TERMS + 1):
+            moments[b, k] += term
+            term *= d
+    if not far <= HALF_WIDTH * (1.0 + 1e-9):
+        return 0
+    factorial = 1.0
+    for k in range(2, TERMS + 1):
+        factorial *= k
+        for b in range(nb):
+            moments[b, k] /= factorial
+    return nb
+
+
+@inline
+def expansion_cdf(
+    v: float, moments: np.ndarray, nb: int, lo_x: float, scale: float
+) -> tuple[float, float]:
+    """(F(v), f(v)) of the Normal mixture from the bin moments of :func:`expand`."""
+    width = 2.0 * HALF_WIDTH * scale
+    big = 0.0
+    small = 0.0
+    dens = 0.0
+    for b in range(nb):
+        a0 = moments[b, 0]
+        if a0 == 0.0:
+            continue
+        z = (v - (lo_x + (b + 0.5) * width)) / scale
+        if z > Z_FAR:
+            big += a0
+            continue
+        if not z >= -Z_FAR:
+            continue
+        phi = vexp(-0.5 * z * z) * _INV_SQRT_2PI
+        h0 = 1.0  # He_{k-2}
+        h1 = z  # He_{k-1}
+        a1 = moments[b, 1]
+        s_cdf = a1  # sum_k He_{k-1} A_k
+        s_pdf = a0 + z * a1  # sum_k He_k A_k
+        for k in range(2, TERMS + 1):
+            h2 = z * h1 - (k - 1) * h0
+            ak = moments[b, k]
+            s_cdf += h1 * ak
+            s_pdf += h2 * ak
+            h0 = h1
+            h1 = h2
+        small += a0 * ndtr(z) - phi * s_cdf
+        dens += phi * s_pdf
+    return big + small, dens / scale
+
+
+@inline
+def direct_cdf(
+    v: float, x: np.ndarray, w: np.ndarray, obs: int, nu: float, scale: float, c_t: float
+) -> tuple[float, float]:
+    """(F(v), f(v)) of the mixture, one component CDF and density per particle; ``c_t`` is the
+    Student-t density's constant Gamma((nu+1)/2) / (Gamma(nu/2) sqrt(nu pi))."""
+    f_sum = 0.0
+    d_sum = 0.0
+    for j in range(x.shape[0]):
+        z = (v - x[j]) / scale
+        if obs == OBS_NORMAL:
+            f_sum += w[j] * ndtr(z)
+            d_sum += w[j] * math.exp(-0.5 * z * z)
+        else:
+            f_sum += w[j] * stdtr(nu, z)
+            d_sum += w[j] * math.exp(-0.5 * (nu + 1.0) * math.log1p(z * z / nu))
+    return f_sum, d_sum * (_INV_SQRT_2PI if obs == OBS_NORMAL else c_t) / scale
+
+
+@inline
+def t_constant(nu: float) -> float:
+    """Gamma((nu+1)/2) / (Gamma(nu/2) sqrt(nu pi))."""
+    return math.exp(gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu)) / math.sqrt(nu * math.pi)
+
+
+@kernel
+def continuous_quantile(
+    u: float, x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, mean: float, var: float,
+    obs: int, nu: float, scale: float, moments: np.ndarray, nb: int,
+) -> float:  # fmt: skip
+    """The u-quantile of the local level's predictive mixture (the module docstring); ``mean``
+    and ``var`` are the particles' weighted moments; ``nb > 0``: evaluate ``F`` from the bin
+    moments of :func:`expand`, else directly."""
+    if not 0.0 < u < 1.0:
+        return -math.inf if u <= 0.0 else math.inf
+    normal = obs == OBS_NORMAL
+    t = ndtri(u) if normal else stdtrit(nu, u)
+    lo = lo_x + scale * t  # F(lo) <= u <= F(hi)
+    hi = hi_x + scale * t
+    if not lo < hi:
+        return lo if lo == hi else math.nan  # one point: every component's quantile
+    c_t = 0.0 if normal else t_constant(nu)
+    v = mean + t * math.sqrt(max(var, 0.0) + scale * scale)
+    if not lo < v < hi:
+        v = 0.5 * (lo + hi)
+    step = hi - lo
+    before = step
+    for _ in range(MAX_ITERATIONS):
+        if nb > 0:
+            cdf, pdf = expansion_cdf(v, moments, nb, lo_x, scale)
+        else:
+            cdf, pdf = direct_cdf(v, x, w, obs, nu, scale, c_t)
+        g = cdf - u
+        if abs(g) <= TOLERANCE:
+            return v
+        if g < 0.0:
+            lo = v
+        else:
+            hi = v
+        newton = v - g / pdf
+        before, step = step, abs(g / pdf)
+        if not lo < newton < hi or not step <= 0.5 * before:
+            step = 0.5 * (hi - lo)
+            newton = lo + step
+            if not lo < newton < hi:  # no double between them
+                return v
+        v = newton
+    return v
+
+
+# --- counts ------------------------------------------------------------------------------------
+
+
+@inline
+def count_cdf(k: float, x: np.ndarray, w: np.ndarray, model: int, size: float) -> float:
+    """F(k) of the Poisson (exposure ``size``) or binomial (``size`` trials) mixture."""
+    f = 0.0
+    for j in range(x.shape[0]):
+        if model == MODEL_BINOMIAL_RATE:
+            f += w[j] * binomial_cdf(k, size, log_sigmoid(x[j]))
+        else:
+            f += w[j] * poisson_cdf(k, size * math.exp(x[j]))
+    return f
+
+
+@kernel
+def count_quantile(u: float, x: np.ndarray, w: np.ndarray, model: int, size: float) -> float:
+    """Smallest count k with F(k) >= u (the module docstring); NaN without a size."""
+    if not size >= 0.0:
+        return math.nan
+    first = count_cdf(0.0, x, w, model, size)
+    if first != first:
+        return math.nan
+    if first >= u:
+        return 0.0
+    binomial = model == MODEL_BINOMIAL_RATE
+    m1 = 0.0
+    m2 = 0.0
+    for j in range(x.shape[0]):
+        if binomial:
+            pj = math.exp(log_sigmoid(x[j]))
+            mu = size * pj
+            second = mu * (1.0 - pj) + mu * mu
+        else:
+            mu = size * math.exp(x[j])
+            second = mu + mu * mu
+        m1 += w[j] * mu
+        m2 += w[j] * second
+    guess = m1 + ndtri(u) * math.sqrt(max(m2 - m1 * m1, 0.0))
+    if not guess < 1e18:  # NaN, or past any count
+        guess = 1e18
+    guess = float(math.floor(max(guess, 0.0)))
+    if binomial:
+        guess = min(guess, size)
+    # invariant once bracketed: F(lo) < u <= F(hi); lo = 0 holds (checked above)
+    step = 1.0
+    if count_cdf(guess, x, w, model, size) >= u:
+        hi = guess
+        lo = max(hi - step, 0.0)
+        while lo > 0.0 and count_cdf(lo, x, w, model, size) >= u:
+            hi = lo
+            step *= 2.0
+            lo = max(hi - step, 0.0)
+    else:
+        lo = guess
+        hi = lo + step
+        while count_cdf(hi, x, w, model, size) < u:
+            if binomial and hi >= size:  # F(size) = 1 short of u by rounding only
+                return size
+            lo = hi
+            step *= 2.0
+            hi = lo + step
+            if binomial:
+                hi = min(hi, size)
+            if hi > 1e18:
+                return math.inf
+    while hi - lo > 1.0:
+        mid = float(math.floor(0.5 * (lo + hi)))
+        if not lo < mid < hi:  # no double between them (beyond 2**53)
+            break
+        if count_cdf(mid, x, w, model, size) >= u:
+            hi = mid
+        else:
+            lo = mid
+    return hi
