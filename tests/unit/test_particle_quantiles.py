@@ -29,14 +29,15 @@ US = (1e-6, 0.001, 0.025, 0.1, 0.5, 0.77, 0.9, 0.95, 0.975, 0.99, 0.999, 1.0 - 1
 
 
 @kernel
-def _expansion_cdf(v: float, moments: np.ndarray, nb: int, lo_x: float, scale: float) -> float:
-    return pq.expansion_cdf(v, moments, nb, lo_x, scale)[0]
+def _expansion_cdf(
+    v: float, moments: np.ndarray, nb: int, width: float, lo_x: float, scale: float
+) -> float:
+    return pq.expansion_cdf(v, moments, nb, width, lo_x, scale)[0]
 
 
 def _particles(kind: str, p: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Particle sets with unequal weights: one cloud, two far clouds (a flat CDF between
     them), resampled copies (ties), and a cloud wider than the expansion's bins allow."""
-    w = rng.gamma(0.7, size=p)
     if kind == "cloud":
         x = rng.normal(1.5, 0.6, p)
     elif kind == "two_clouds":
@@ -45,6 +46,7 @@ def _particles(kind: str, p: int, rng: np.random.Generator) -> tuple[np.ndarray,
         x = np.repeat(rng.normal(0.0, 1.0, p // 8), 8)
     else:  # "wide": more than P / 4 bins of half a scale
         x = rng.normal(0.0, 40.0, p)
+    w = rng.gamma(0.7, size=x.size)
     return x, w / w.sum()
 
 
@@ -53,9 +55,20 @@ def _moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     return m, float(w @ (x - m) ** 2)
 
 
-def _bins(x: np.ndarray, w: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
-    moments = np.empty((x.size // 4 + 1, pq.TERMS + 1))
-    return moments, pq.expand(x, w, x.min(), x.max(), scale, moments)
+def _groups(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(start, bucket weights, xs, ws) of ``group`` with P / 4 buckets, as the summaries."""
+    p, buckets = x.size, max(x.size // 4, 1)
+    start, cursor = np.empty(buckets + 1, np.int64), np.empty(buckets, np.int64)
+    bucket_w, xs, ws = np.empty(buckets), np.empty(p), np.empty(p)
+    pq.group(x, w, x.min(), x.max(), start, cursor, bucket_w, xs, ws, np.empty(p, np.int64))
+    return start, bucket_w, xs, ws
+
+
+def _bins(x: np.ndarray, w: np.ndarray, scale: float) -> tuple[np.ndarray, int, float]:
+    start, _, xs, ws = _groups(x, w)
+    moments = np.empty((start.size - 1, pq.TERMS + 1))
+    nb, width = pq.expand(xs, ws, start, x.min(), x.max(), scale, moments)
+    return moments, nb, width
 
 
 @pytest.mark.parametrize("kind", ["cloud", "two_clouds", "ties", "wide"])
@@ -65,26 +78,30 @@ def test_continuous_quantiles_are_roots_of_the_mixture_cdf(kind: str, obs: int) 
     p, scale, nu = 256, 0.8, 3.0
     x, w = _particles(kind, p, rng)
     dist = stats.norm if obs == OBS_NORMAL else stats.t(nu)
-    moments, nb = _bins(x, w, scale) if obs == OBS_NORMAL else (np.empty((0, 0)), 0)
+    moments, nb, width = _bins(x, w, scale) if obs == OBS_NORMAL else (np.empty((0, 0)), 0, 0.0)
     if obs == OBS_NORMAL:
         assert (nb == 0) == (kind == "wide")  # both evaluations are exercised
     m, v = _moments(x, w)
     for u in US:
-        q = pq.continuous_quantile(u, x, w, x.min(), x.max(), m, v, obs, nu, scale, moments, nb)
+        q = pq.continuous_quantile(
+            u, x, w, x.min(), x.max(), m, v, obs, nu, scale, moments, nb, width
+        )
         f = math.fsum(w * dist.cdf((q - x) / scale))
         assert abs(f - u) <= 1e-12, (u, q, f - u)
 
 
 def test_one_point_mixture_is_the_component_quantile() -> None:
     x, w = np.full(64, 2.5), np.full(64, 1.0 / 64)
-    moments, nb = _bins(x, w, 2.0)
+    moments, nb, width = _bins(x, w, 2.0)
+    assert nb == 1
+
+    def quantile(u: float) -> float:
+        return pq.continuous_quantile(u, x, w, 2.5, 2.5, 2.5, 0.0, 0, 4.0, 2.0, moments, nb, width)
+
     for u in US:
-        q = pq.continuous_quantile(u, x, w, 2.5, 2.5, 2.5, 0.0, OBS_NORMAL, 4.0, 2.0, moments, nb)
-        assert q == 2.5 + 2.0 * stats.norm.ppf(u)
-    assert (
-        pq.continuous_quantile(0.0, x, w, 2.5, 2.5, 2.5, 0.0, 0, 4.0, 2.0, moments, nb) == -np.inf
-    )
-    assert pq.continuous_quantile(1.0, x, w, 2.5, 2.5, 2.5, 0.0, 0, 4.0, 2.0, moments, nb) == np.inf
+        assert quantile(u) == 2.5 + 2.0 * stats.norm.ppf(u)
+    assert quantile(0.0) == -np.inf
+    assert quantile(1.0) == np.inf
 
 
 @pytest.mark.parametrize("kind", ["cloud", "two_clouds", "ties"])
@@ -92,11 +109,11 @@ def test_expansion_is_within_its_error_bound(kind: str) -> None:
     rng = np.random.default_rng(8)
     x, w = _particles(kind, 512, rng)
     scale = 0.7
-    moments, nb = _bins(x, w, scale)
-    assert nb > 0
+    moments, nb, width = _bins(x, w, scale)
+    assert nb > 0 and width <= 2 * pq.HALF_WIDTH * scale
     for v in np.linspace(x.min() - 8 * scale, x.max() + 8 * scale, 401):
         exact = math.fsum(w * stats.norm.cdf((v - x) / scale))
-        got = _expansion_cdf(v, moments, nb, x.min(), scale)
+        got = _expansion_cdf(v, moments, nb, width, x.min(), scale)
         assert abs(got - exact) <= pq.EXPANSION_ERROR + 1e-15, v
 
 
@@ -153,7 +170,7 @@ def _sorted_quantile(x: np.ndarray, w: np.ndarray, u: float) -> float:
 
 
 @pytest.mark.parametrize("kind", ["cloud", "two_clouds", "ties", "wide", "equal", "zeros"])
-def test_bucket_quantiles_are_the_full_sort_quantiles(kind: str) -> None:
+def test_grouped_quantiles_are_the_full_sort_quantiles(kind: str) -> None:
     rng = np.random.default_rng(10)
     p = 300
     if kind == "equal":
@@ -163,13 +180,15 @@ def test_bucket_quantiles_are_the_full_sort_quantiles(kind: str) -> None:
     if kind == "zeros":  # weights that underflowed to 0
         w[rng.choice(p, p // 3, replace=False)] = 0.0
         w /= w.sum()
-    bucket_of = np.empty(p, dtype=np.int64)
-    bucket_w = np.empty(p // 4)
-    pq.fill_buckets(x, w, x.min(), x.max(), bucket_of, bucket_w)
-    vals, wts = np.empty(p), np.empty(p)
+    start, bucket_w, xs, ws = _groups(x, w)
+    assert start[-1] == x.size and np.isclose(bucket_w.sum(), 1.0)
+    for b in range(bucket_w.size - 1):  # buckets in order of value
+        assert xs[start[b] : start[b + 1]].max(initial=-np.inf) <= xs[start[b + 1] :].min(
+            initial=np.inf
+        )
     cum = np.cumsum(w[np.argsort(x, kind="stable")])
     for u in (0.0, *US, 1.0):
         if np.min(np.abs(cum - u)) < 1e-12:
             continue  # a partial sum at u: rounding decides, in either order
-        got = pq.bucket_quantile(u, x, w, bucket_of, bucket_w, vals, wts)
+        got = pq.grouped_quantile(u, xs, ws, start, bucket_w)
         assert got == _sorted_quantile(x, w, u), u

@@ -146,7 +146,10 @@ class PosteriorBatch:
         # gathers without a Python frame per record
         self.name_json: tuple[bytes, ...] = _gather(store.name_json, slots)
         self.name_ends = np.cumsum(store.name_len[slots])
-        self.table = summary_table(rule, store, slots, workers)
+        if rule.family == "particle":
+            self.table = _particle_table(rule, store, slots, workers)
+        else:
+            self.table = summary_table(rule, store, slots, workers)
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
@@ -241,6 +244,19 @@ class PosteriorBatch:
             fap,
             ess,
         )
+
+
+def _particle_table(
+    rule: Rule, store: RuleStore, slots: np.ndarray, workers: Workers
+) -> np.ndarray:
+    """:func:`summary_table` of a particle rule in row ranges on the engine's threads (its
+    summary kernel releases the GIL; a row of 1024 particles costs about 10 us), joined in
+    order: the same table as one call."""
+    ranges = workers.ranges(slots.shape[0])
+    if len(ranges) == 1:
+        return summary_table(rule, store, slots)
+    calls = [functools.partial(summary_table, rule, store, slots[a:b]) for a, b in ranges]
+    return np.concatenate(workers.run(calls))
 
 
 def _gather(items: list[bytes], slots: np.ndarray) -> tuple[bytes, ...]:

@@ -3,12 +3,14 @@ r"""Quantiles of weighted particles and of their predictive mixture, exact, with
 Notation: particles ``x_j`` with normalised weights ``w_j`` (``j < P``), ``lo_x`` and ``hi_x``
 the smallest and largest particle, ``s`` the observation scale (``sqrt(r)``).
 
+**Grouping**: instead of sorting, :func:`group` counting-sorts the particles into ``B = P / 4``
+equal buckets over ``[lo_x, hi_x]`` (bucket ``floor((x - lo_x) B / (hi_x - lo_x))``, monotone
+in ``x``, so every particle of a bucket is below every particle of the next), with each
+bucket's weight: two passes over the particles.
+
 **Weighted particle quantile** (credible intervals): ``Q(u) = x_(k)``, the smallest sorted
 particle whose cumulative weight reaches ``u`` (the largest particle if rounding leaves the
-total below ``u``). Instead of sorting all particles, :func:`fill_buckets` drops them into
-``B`` equal buckets over ``[lo_x, hi_x]`` (bucket ``floor((x - lo_x) B / (hi_x - lo_x))``,
-monotone in ``x``, so every particle of a bucket is below every particle of the next) and adds
-each bucket's weight; :func:`bucket_quantile` walks the bucket weights to the bucket where the
+total below ``u``). :func:`grouped_quantile` walks the bucket weights to the bucket where the
 cumulative weight reaches ``u`` and sorts only that bucket's particles. The cumulative weight
 is summed per bucket, then in sorted order within the bucket: the same sum as a full sort's up
 to rounding (so ``Q`` can differ only where a partial sum lies within rounding of ``u``).
@@ -24,10 +26,11 @@ smallest and largest component quantiles), which brackets a safeguarded Newton i
 ``rtsafe`` in Numerical Recipes) started from the moment-matched guess
 ``m + t_u sqrt(var + s^2)``. Each iteration evaluates ``F`` and its density ``f``:
 
-- Student-t noise, or Normal noise whose particles span more than ``P / 4`` bins (below):
+- Student-t noise, or Normal noise whose buckets are wider than a bin (below):
   directly, ``P`` component CDFs and densities per evaluation (:func:`direct_cdf`);
 - Normal noise otherwise, from a Taylor expansion on bins (:func:`expand`, :func:`expansion_cdf`):
-  particles fall into bins of width ``2 h s`` (``h = HALF_WIDTH``) with centres ``c_b``; with
+  consecutive buckets make bins at most ``2 h s`` wide (``h = HALF_WIDTH``), centres ``c_b``;
+  with
   ``d_j = (x_j - c_b) / s`` (``|d_j| <= h``) and ``z_b = (v - c_b) / s``,
 
       Phi(z_b - d) = Phi(z_b) - phi(z_b) sum_{k=1..K} He_{k-1}(z_b) d^k / k!  + R_K,
@@ -92,21 +95,24 @@ def extent(x: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
-# --- weighted particle quantiles --------------------------------------------------------------
+# --- grouping the particles --------------------------------------------------------------------
 
 
-@inline
-def fill_buckets(
-    x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, bucket_of: np.ndarray,
-    bucket_w: np.ndarray,
+@kernel
+def group(
+    x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, start: np.ndarray,
+    cursor: np.ndarray, bucket_w: np.ndarray, xs: np.ndarray, ws: np.ndarray,
+    slot: np.ndarray,
 ) -> None:  # fmt: skip
-    """Bucket of each particle into ``bucket_of``, weight of each bucket into ``bucket_w``
-    (``bucket_w.shape[0]`` buckets over ``[lo_x, hi_x]``)."""
+    """Counting sort of the particles into ``B = bucket_w.shape[0]`` buckets (the module
+    docstring): bucket ``b`` holds ``xs[start[b]:start[b + 1]]`` with weights ``ws[...]`` and
+    total weight ``bucket_w[b]``. ``cursor`` (``B``) and ``slot`` (``P``) are int scratch."""
     nb = bucket_w.shape[0]
     span = hi_x - lo_x
     inv = nb / span if span > 0.0 else 0.0
     if not inv < math.inf:  # a subnormal span
         inv = 0.0
+    start[:] = 0
     bucket_w[:] = 0.0
     for j in range(x.shape[0]):
         t = (x[j] - lo_x) * inv
@@ -115,17 +121,26 @@ def fill_buckets(
             b = nb - 1
         elif t > 0.0:
             b = int(t)
-        bucket_of[j] = b
+        slot[j] = b
+        start[b + 1] += 1
         bucket_w[b] += w[j]
+    for b in range(nb):
+        start[b + 1] += start[b]
+        cursor[b] = start[b]
+    for j in range(x.shape[0]):
+        b = slot[j]
+        k = cursor[b]
+        cursor[b] = k + 1
+        xs[k] = x[j]
+        ws[k] = w[j]
 
 
 @kernel
-def bucket_quantile(
-    u: float, x: np.ndarray, w: np.ndarray, bucket_of: np.ndarray, bucket_w: np.ndarray,
-    vals: np.ndarray, wts: np.ndarray,
-) -> float:  # fmt: skip
-    """``Q(u)`` of the module docstring from the buckets of :func:`fill_buckets`; ``vals`` and
-    ``wts`` are scratch of length ``P``."""
+def grouped_quantile(
+    u: float, xs: np.ndarray, ws: np.ndarray, start: np.ndarray, bucket_w: np.ndarray
+) -> float:
+    """``Q(u)`` of the module docstring from the buckets of :func:`group`; sorts the bucket
+    that holds it in place."""
     nb = bucket_w.shape[0]
     cum = 0.0
     b = nb - 1
@@ -135,28 +150,26 @@ def bucket_quantile(
             break
         if k < nb - 1:
             cum += bucket_w[k]
-    c = 0
-    for j in range(x.shape[0]):
-        if bucket_of[j] == b:
-            vals[c] = x[j]
-            wts[c] = w[j]
-            c += 1
-    if c == 0:  # rounding left u beyond the last (empty) bucket
-        return _largest(x)
-    order = np.argsort(vals[:c])
-    for k in range(c):
-        cum += wts[order[k]]
+    first, end = start[b], start[b + 1]
+    if first == end:  # rounding left u beyond the last (empty) bucket: the largest particle
+        top = -math.inf
+        for t in range(xs.shape[0]):
+            top = max(top, xs[t])
+        return top
+    for t in range(first + 1, end):  # insertion sort: a bucket holds a few particles
+        v, vw = xs[t], ws[t]
+        k = t - 1
+        while k >= first and xs[k] > v:
+            xs[k + 1] = xs[k]
+            ws[k + 1] = ws[k]
+            k -= 1
+        xs[k + 1] = v
+        ws[k + 1] = vw
+    for t in range(first, end):
+        cum += ws[t]
         if cum >= u:
-            return vals[order[k]]  # type: ignore[no-any-return]
-    return vals[order[c - 1]]  # type: ignore[no-any-return]
-
-
-@inline
-def _largest(x: np.ndarray) -> float:
-    top = -math.inf
-    for j in range(x.shape[0]):
-        top = max(top, x[j])
-    return top
+            return xs[t]  # type: ignore[no-any-return]
+    return xs[end - 1]  # type: ignore[no-any-return]
 
 
 # --- continuous predictive mixtures -----------------------------------------------------------
@@ -164,48 +177,85 @@ def _largest(x: np.ndarray) -> float:
 
 @kernel
 def expand(
-    x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, scale: float, moments: np.ndarray
-) -> int:
-    """Bin moments ``A_{b,k}`` of the Normal expansion into ``moments[b, k]``; returns the
-    number of bins, or 0 when the particles need more bins than ``moments`` has rows (or a
-    particle is farther than HALF_WIDTH from its centre, which rounding could only do for
-    particles far from 0 relative to the scale): then the mixture is evaluated directly."""
-    width = 2.0 * HALF_WIDTH * scale
-    n = (hi_x - lo_x) / width
-    if not n < moments.shape[0] - 1.0:
-        return 0
-    nb = int(n) + 1
-    moments[:nb, :] = 0.0
+    xs: np.ndarray, ws: np.ndarray, start: np.ndarray, lo_x: float, hi_x: float, scale: float,
+    moments: np.ndarray,
+) -> tuple[int, float]:  # fmt: skip
+    """Bin moments ``A_{b,k}`` of the Normal expansion into ``moments[b, k]`` from the buckets
+    of :func:`group`; a bin is the union of the most consecutive buckets that fit in
+    ``2 HALF_WIDTH`` scales. Returns the number of bins and their width, or ``(0, 0.0)`` when a
+    bucket is wider than a bin (the particles span more than ``B`` bins: the mixture is then
+    evaluated directly) or, by rounding, a particle lies farther than ``HALF_WIDTH`` from its
+    bin's centre. The sums are unrolled for ``TERMS = 12``."""
+    buckets = start.shape[0] - 1
+    span = hi_x - lo_x
+    delta = span / buckets
+    per = buckets
+    if span > 0.0:
+        fits = 2.0 * HALF_WIDTH * scale / delta
+        if not fits >= 1.0:
+            return 0, 0.0
+        per = int(min(fits, float(buckets)))
+    width = per * delta
+    nb = (buckets + per - 1) // per
+    inv = 1.0 / scale
     far = 0.0
-    for j in range(x.shape[0]):
-        t = (x[j] - lo_x) / width
-        b = 0
-        if t >= nb:
-            b = nb - 1
-        elif t > 0.0:
-            b = int(t)
-        d = (x[j] - (lo_x + (b + 0.5) * width)) / scale
-        far = max(far, abs(d))
-        term = w[j]
-        for k in range(TERMS + 1):
-            moments[b, k] += term
-            term *= d
+    for b in range(nb):
+        c = lo_x + (b + 0.5) * width
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = 0.0
+        for t in range(start[b * per], start[min((b + 1) * per, buckets)]):
+            d = (xs[t] - c) * inv
+            far = max(far, abs(d))
+            v = ws[t]
+            a0 += v
+            v *= d
+            a1 += v
+            v *= d
+            a2 += v
+            v *= d
+            a3 += v
+            v *= d
+            a4 += v
+            v *= d
+            a5 += v
+            v *= d
+            a6 += v
+            v *= d
+            a7 += v
+            v *= d
+            a8 += v
+            v *= d
+            a9 += v
+            v *= d
+            a10 += v
+            v *= d
+            a11 += v
+            v *= d
+            a12 += v
+        row = moments[b]
+        row[0] = a0
+        row[1] = a1
+        row[2] = a2 / 2.0
+        row[3] = a3 / 6.0
+        row[4] = a4 / 24.0
+        row[5] = a5 / 120.0
+        row[6] = a6 / 720.0
+        row[7] = a7 / 5040.0
+        row[8] = a8 / 40320.0
+        row[9] = a9 / 362880.0
+        row[10] = a10 / 3628800.0
+        row[11] = a11 / 39916800.0
+        row[12] = a12 / 479001600.0
     if not far <= HALF_WIDTH * (1.0 + 1e-9):
-        return 0
-    factorial = 1.0
-    for k in range(2, TERMS + 1):
-        factorial *= k
-        for b in range(nb):
-            moments[b, k] /= factorial
-    return nb
+        return 0, 0.0
+    return nb, width
 
 
 @inline
 def expansion_cdf(
-    v: float, moments: np.ndarray, nb: int, lo_x: float, scale: float
+    v: float, moments: np.ndarray, nb: int, width: float, lo_x: float, scale: float
 ) -> tuple[float, float]:
-    """(F(v), f(v)) of the Normal mixture from the bin moments of :func:`expand`."""
-    width = 2.0 * HALF_WIDTH * scale
+    """(F(v), f(v)) of the Normal mixture from the ``nb`` bins of :func:`expand`, of
+    ``width``, the first centred at ``lo_x + width / 2``."""
     big = 0.0
     small = 0.0
     dens = 0.0
@@ -265,11 +315,11 @@ def t_constant(nu: float) -> float:
 @kernel
 def continuous_quantile(
     u: float, x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, mean: float, var: float,
-    obs: int, nu: float, scale: float, moments: np.ndarray, nb: int,
+    obs: int, nu: float, scale: float, moments: np.ndarray, nb: int, width: float,
 ) -> float:  # fmt: skip
     """The u-quantile of the local level's predictive mixture (the module docstring); ``mean``
-    and ``var`` are the particles' weighted moments; ``nb > 0``: evaluate ``F`` from the bin
-    moments of :func:`expand`, else directly."""
+    and ``var`` are the particles' weighted moments; ``nb > 0``: evaluate ``F`` from the
+    ``nb`` bins of ``width`` of :func:`expand`, else directly."""
     if not 0.0 < u < 1.0:
         return -math.inf if u <= 0.0 else math.inf
     normal = obs == OBS_NORMAL
@@ -286,7 +336,7 @@ def continuous_quantile(
     before = step
     for _ in range(MAX_ITERATIONS):
         if nb > 0:
-            cdf, pdf = expansion_cdf(v, moments, nb, lo_x, scale)
+            cdf, pdf = expansion_cdf(v, moments, nb, width, lo_x, scale)
         else:
             cdf, pdf = direct_cdf(v, x, w, obs, nu, scale, c_t)
         g = cdf - u

@@ -39,12 +39,12 @@ from bayestream.models.particle.codes import (
 from bayestream.models.particle.observation import log_sigmoid
 from bayestream.models.particle.quantiles import (
     TERMS,
-    bucket_quantile,
     continuous_quantile,
     count_quantile,
     expand,
     extent,
-    fill_buckets,
+    group,
+    grouped_quantile,
 )
 from bayestream.models.particle.vmath import exp as vexp
 
@@ -108,8 +108,8 @@ def predictive_interval(
     m, v = moments(x, w)
     none = np.empty((0, 0))
     direct = none.shape[0]  # no bins: F evaluated directly
-    lo = continuous_quantile(1.0 - upper, x, w, lo_x, hi_x, m, v, obs, nu, scale, none, direct)
-    hi = continuous_quantile(upper, x, w, lo_x, hi_x, m, v, obs, nu, scale, none, direct)
+    lo = continuous_quantile(1.0 - upper, x, w, lo_x, hi_x, m, v, obs, nu, scale, none, direct, 0.0)
+    hi = continuous_quantile(upper, x, w, lo_x, hi_x, m, v, obs, nu, scale, none, direct, 0.0)
     return lo, hi
 
 
@@ -140,12 +140,16 @@ def summarize(
     p = n_particles
     w = np.empty(p)
     nat = np.empty(p)
-    bucket_of = np.empty(p, dtype=np.int64)
-    bucket_w = np.empty(max(p // 4, 1))
-    vals = np.empty(p)
-    wts = np.empty(p)
-    bins = np.empty((p // 4 + 1, TERMS + 1))
+    buckets = max(p // 4, 1)
+    start = np.empty(buckets + 1, dtype=np.int64)
+    cursor = np.empty(buckets, dtype=np.int64)
+    slot = np.empty(p, dtype=np.int64)
+    bucket_w = np.empty(buckets)
+    xs = np.empty(p)
+    ws = np.empty(p)
+    bins = np.empty((buckets, TERMS + 1))
     scale = math.sqrt(r)
+    normal = model == MODEL_LOCAL_LEVEL and obs == OBS_NORMAL
     for i in range(slots.shape[0]):
         s = slots[i]
         x = params[s, 0:p]
@@ -167,11 +171,11 @@ def summarize(
             out_mean[i] = m_nat
             out_sd[i] = math.sqrt(v_nat)
         lo_x, hi_x = extent(x)
-        if levels.shape[0]:
-            fill_buckets(x, w, lo_x, hi_x, bucket_of, bucket_w)
+        if levels.shape[0] or (normal and quantiles.shape[0]):
+            group(x, w, lo_x, hi_x, start, cursor, bucket_w, xs, ws, slot)
         for k in range(levels.shape[0]):
-            q_lo = bucket_quantile(0.5 - 0.5 * levels[k], x, w, bucket_of, bucket_w, vals, wts)
-            q_hi = bucket_quantile(0.5 + 0.5 * levels[k], x, w, bucket_of, bucket_w, vals, wts)
+            q_lo = grouped_quantile(0.5 - 0.5 * levels[k], xs, ws, start, bucket_w)
+            q_hi = grouped_quantile(0.5 + 0.5 * levels[k], xs, ws, start, bucket_w)
             out_lo[i, k] = _natural(q_lo, model)
             out_hi[i, k] = _natural(q_hi, model)
         if quantiles.shape[0] == 0:
@@ -180,10 +184,13 @@ def summarize(
             for k in range(quantiles.shape[0]):
                 out_q[i, k] = count_quantile(quantiles[k], x, w, model, obs_size[s])
             continue
-        nb = expand(x, w, lo_x, hi_x, scale, bins) if obs == OBS_NORMAL else 0
+        nb = 0
+        width = 0.0
+        if normal:
+            nb, width = expand(xs, ws, start, lo_x, hi_x, scale, bins)
         for k in range(quantiles.shape[0]):
             out_q[i, k] = continuous_quantile(
-                quantiles[k], x, w, lo_x, hi_x, m, v, obs, nu, scale, bins, nb
+                quantiles[k], x, w, lo_x, hi_x, m, v, obs, nu, scale, bins, nb, width
             )
 
 
