@@ -75,6 +75,12 @@ EXPANSION_ERROR = (
     * math.sqrt(math.factorial(TERMS)) * HALF_WIDTH ** (TERMS + 1) / math.factorial(TERMS + 1)
 )  # fmt: skip
 """Bound on |expanded F - F| for particles within HALF_WIDTH of their bin centre."""
+DENSITY_ERROR = EXPANSION_ERROR * math.sqrt(TERMS + 1)
+"""... on |expanded f - f| times the scale (the next Hermite function: sqrt(K + 1) more)."""
+SLOPE_ERROR = 0.5 * EXPANSION_ERROR * math.sqrt((TERMS + 1) * (TERMS + 2))
+"""... on |expanded f' - f'| / 2 times the scale squared."""
+CUBIC = 0.3989422804014327 / 6.0
+"""sup |F'''| / 3! times the scale cubed: |phi''(z)| = |z^2 - 1| phi(z) <= phi(0)."""
 TOLERANCE = 1e-13
 """|F(v) - u| at which the continuous root search stops."""
 Z_FAR = 38.0
@@ -253,12 +259,15 @@ def expand(
 @inline
 def expansion_cdf(
     v: float, moments: np.ndarray, nb: int, width: float, lo_x: float, scale: float
-) -> tuple[float, float]:
-    """(F(v), f(v)) of the Normal mixture from the ``nb`` bins of :func:`expand`, of
-    ``width``, the first centred at ``lo_x + width / 2``."""
+) -> tuple[float, float, float]:
+    """(F(v), f(v), f'(v)) of the Normal mixture from the ``nb`` bins of :func:`expand`, of
+    ``width``, the first centred at ``lo_x + width / 2``:
+    ``phi(z - d) = phi(z) sum_k He_k(z) d^k / k!`` and its derivative
+    ``-phi(z) sum_k He_{k+1}(z) d^k / k!``."""
     big = 0.0
     small = 0.0
     dens = 0.0
+    slope = 0.0
     for b in range(nb):
         a0 = moments[b, 0]
         if a0 == 0.0:
@@ -269,22 +278,24 @@ def expansion_cdf(
             continue
         if not z >= -Z_FAR:
             continue
-        phi = vexp(-0.5 * z * z) * _INV_SQRT_2PI
-        h0 = 1.0  # He_{k-2}
-        h1 = z  # He_{k-1}
-        a1 = moments[b, 1]
-        s_cdf = a1  # sum_k He_{k-1} A_k
-        s_pdf = a0 + z * a1  # sum_k He_k A_k
-        for k in range(2, TERMS + 1):
-            h2 = z * h1 - (k - 1) * h0
+        below = 0.0  # He_{k-1} (He_{-1} = 0)
+        here = 1.0  # He_k
+        s_cdf = 0.0  # sum_k He_{k-1} A_k
+        s_pdf = 0.0  # sum_k He_k A_k
+        s_slope = 0.0  # sum_k He_{k+1} A_k
+        for k in range(TERMS + 1):
+            above = z * here - k * below
             ak = moments[b, k]
-            s_cdf += h1 * ak
-            s_pdf += h2 * ak
-            h0 = h1
-            h1 = h2
+            s_cdf += below * ak
+            s_pdf += here * ak
+            s_slope += above * ak
+            below = here
+            here = above
+        phi = vexp(-0.5 * z * z) * _INV_SQRT_2PI
         small += a0 * ndtr(z) - phi * s_cdf
         dens += phi * s_pdf
-    return big + small, dens / scale
+        slope -= phi * s_slope
+    return big + small, dens / scale, slope / (scale * scale)
 
 
 @inline
@@ -312,14 +323,28 @@ def t_constant(nu: float) -> float:
     return math.exp(gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu)) / math.sqrt(nu * math.pi)
 
 
+@inline
+def _guess(t: float, mean: float, var: float, k3: float, k4: float, noise: float) -> float:
+    """Cornish-Fisher quantile (standard quantile ``t``) of particles with mean, variance and
+    third and fourth cumulants ``k3``, ``k4`` plus independent noise of variance ``noise``."""
+    k2 = max(var, 0.0) + noise
+    g1 = k3 / k2**1.5
+    g2 = k4 / (k2 * k2)
+    w = t + (t * t - 1.0) * g1 / 6.0 + (t**3 - 3.0 * t) * g2 / 24.0
+    w -= (2.0 * t**3 - 5.0 * t) * g1 * g1 / 36.0
+    return mean + math.sqrt(k2) * w  # type: ignore[no-any-return]
+
+
 @kernel
 def continuous_quantile(
     u: float, x: np.ndarray, w: np.ndarray, lo_x: float, hi_x: float, mean: float, var: float,
-    obs: int, nu: float, scale: float, moments: np.ndarray, nb: int, width: float,
+    k3: float, k4: float, obs: int, nu: float, scale: float, moments: np.ndarray, nb: int,
+    width: float,
 ) -> float:  # fmt: skip
-    """The u-quantile of the local level's predictive mixture (the module docstring); ``mean``
-    and ``var`` are the particles' weighted moments; ``nb > 0``: evaluate ``F`` from the
-    ``nb`` bins of ``width`` of :func:`expand`, else directly."""
+    """The u-quantile of the local level's predictive mixture (the module docstring); ``mean``,
+    ``var``, ``k3``, ``k4``: the particles' weighted mean, variance and third and fourth
+    cumulants, for the first guess (0, 0: the moment-matched Normal); ``nb > 0``: evaluate
+    ``F`` from the ``nb`` bins of ``width`` of :func:`expand`, else directly."""
     if not 0.0 < u < 1.0:
         return -math.inf if u <= 0.0 else math.inf
     normal = obs == OBS_NORMAL
@@ -329,14 +354,15 @@ def continuous_quantile(
     if not lo < hi:
         return lo if lo == hi else math.nan  # one point: every component's quantile
     c_t = 0.0 if normal else t_constant(nu)
-    v = mean + t * math.sqrt(max(var, 0.0) + scale * scale)
+    v = _guess(t, mean, var, k3, k4, scale * scale)
     if not lo < v < hi:
         v = 0.5 * (lo + hi)
     step = hi - lo
     before = step
     for _ in range(MAX_ITERATIONS):
+        slope = 0.0
         if nb > 0:
-            cdf, pdf = expansion_cdf(v, moments, nb, width, lo_x, scale)
+            cdf, pdf, slope = expansion_cdf(v, moments, nb, width, lo_x, scale)
         else:
             cdf, pdf = direct_cdf(v, x, w, obs, nu, scale, c_t)
         g = cdf - u
@@ -347,7 +373,16 @@ def continuous_quantile(
         else:
             hi = v
         newton = v - g / pdf
-        before, step = step, abs(g / pdf)
+        if nb > 0:  # Halley's step, taken unevaluated when its error bound is below TOLERANCE
+            delta = -2.0 * g * pdf / (2.0 * pdf * pdf - g * slope)
+            if lo < v + delta < hi:
+                newton = v + delta
+                r = abs(delta) / scale
+                bound = abs(g + pdf * delta + 0.5 * slope * delta * delta) + EXPANSION_ERROR
+                bound += DENSITY_ERROR * r + SLOPE_ERROR * r * r + CUBIC * r * r * r
+                if bound <= TOLERANCE:
+                    return newton
+        before, step = step, abs(newton - v)
         if not lo < newton < hi or not step <= 0.5 * before:
             step = 0.5 * (hi - lo)
             newton = lo + step

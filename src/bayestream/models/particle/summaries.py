@@ -82,6 +82,19 @@ def moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
 
 
 @inline
+def _cumulants(x: np.ndarray, w: np.ndarray, m: float, v: float) -> tuple[float, float]:
+    """Third and fourth weighted cumulants: mu_3 and mu_4 - 3 v^2 (central moments)."""
+    m3 = 0.0
+    m4 = 0.0
+    for j in range(x.shape[0]):
+        d = x[j] - m
+        d2 = d * d
+        m3 += w[j] * d2 * d
+        m4 += w[j] * d2 * d2
+    return m3, m4 - 3.0 * v * v
+
+
+@inline
 def _natural(v: float, model: int) -> float:
     if model == MODEL_POISSON_RATE:
         return math.exp(v)
@@ -108,8 +121,12 @@ def predictive_interval(
     m, v = moments(x, w)
     none = np.empty((0, 0))
     direct = none.shape[0]  # no bins: F evaluated directly
-    lo = continuous_quantile(1.0 - upper, x, w, lo_x, hi_x, m, v, obs, nu, scale, none, direct, 0.0)
-    hi = continuous_quantile(upper, x, w, lo_x, hi_x, m, v, obs, nu, scale, none, direct, 0.0)
+    lo = continuous_quantile(
+        1.0 - upper, x, w, lo_x, hi_x, m, v, 0.0, 0.0, obs, nu, scale, none, direct, 0.0
+    )
+    hi = continuous_quantile(
+        upper, x, w, lo_x, hi_x, m, v, 0.0, 0.0, obs, nu, scale, none, direct, 0.0
+    )
     return lo, hi
 
 
@@ -186,11 +203,14 @@ def summarize(
             continue
         nb = 0
         width = 0.0
+        k3 = 0.0
+        k4 = 0.0
         if normal:
             nb, width = expand(xs, ws, start, lo_x, hi_x, scale, bins)
+            k3, k4 = _cumulants(x, w, m, v)
         for k in range(quantiles.shape[0]):
             out_q[i, k] = continuous_quantile(
-                quantiles[k], x, w, lo_x, hi_x, m, v, obs, nu, scale, bins, nb, width
+                quantiles[k], x, w, lo_x, hi_x, m, v, k3, k4, obs, nu, scale, bins, nb, width
             )
 
 
