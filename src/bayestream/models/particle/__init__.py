@@ -5,8 +5,8 @@ Modules: :mod:`.philox` (counter-based generator, ziggurat normals), :mod:`.vmat
 ``exp`` and normal tail), :mod:`.resampling` (schemes),
 :mod:`.observation` (likelihoods and predictive tails), :mod:`.filter` (``seed_rows``,
 ``update``, ``update_parallel``; the state layout is documented there), :mod:`.quantiles`
-(weighted particle and predictive mixture quantiles), :mod:`.summaries` (``summarize``,
-``kl``), :mod:`.codes` (option codes).
+(weighted particle and continuous predictive quantiles), :mod:`.counts` (count quantiles),
+:mod:`.summaries` (``summarize``, ``kl``), :mod:`.codes` (option codes).
 """
 
 from __future__ import annotations

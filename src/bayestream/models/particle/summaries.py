@@ -36,11 +36,11 @@ from bayestream.models.particle.codes import (
     MODEL_POISSON_RATE,
     OBS_NORMAL,
 )
+from bayestream.models.particle.counts import count_quantile
 from bayestream.models.particle.observation import log_sigmoid
 from bayestream.models.particle.quantiles import (
     TERMS,
     continuous_quantile,
-    count_quantile,
     expand,
     extent,
     group,
@@ -82,16 +82,61 @@ def moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
 
 
 @inline
-def _cumulants(x: np.ndarray, w: np.ndarray, m: float, v: float) -> tuple[float, float]:
-    """Third and fourth weighted cumulants: mu_3 and mu_4 - 3 v^2 (central moments)."""
-    m3 = 0.0
-    m4 = 0.0
-    for j in range(x.shape[0]):
-        d = x[j] - m
-        d2 = d * d
-        m3 += w[j] * d2 * d
-        m4 += w[j] * d2 * d2
-    return m3, m4 - 3.0 * v * v
+def row_stats(
+    x: np.ndarray, lw: np.ndarray, w: np.ndarray
+) -> tuple[float, float, float, float, float, float, float]:
+    """Normalised weights into ``w``, and the particles' weighted mean, variance, ESS,
+    smallest and largest value, third and fourth cumulants: three passes, each sum as four
+    interleaved partial sums (a chain of dependent additions per pass would cost more than
+    the arithmetic)."""
+    p = x.shape[0]
+    q = p - p % 4
+    t0 = t1 = t2 = t3 = h0 = h1 = h2 = h3 = -math.inf
+    l0 = l1 = l2 = l3 = math.inf
+    for j in range(0, q, 4):
+        t0, t1 = max(t0, lw[j]), max(t1, lw[j + 1])
+        t2, t3 = max(t2, lw[j + 2]), max(t3, lw[j + 3])
+        l0, l1, l2, l3 = min(l0, x[j]), min(l1, x[j + 1]), min(l2, x[j + 2]), min(l3, x[j + 3])
+        h0, h1, h2, h3 = max(h0, x[j]), max(h1, x[j + 1]), max(h2, x[j + 2]), max(h3, x[j + 3])
+    for j in range(q, p):
+        t0, l0, h0 = max(t0, lw[j]), min(l0, x[j]), max(h0, x[j])
+    top = max(max(t0, t1), max(t2, t3))
+    for j in range(p):
+        w[j] = vexp(lw[j] - top)
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = 0.0
+    for j in range(0, q, 4):
+        a0, a1, a2, a3 = a0 + w[j], a1 + w[j + 1], a2 + w[j + 2], a3 + w[j + 3]
+        b0, b1 = b0 + w[j] * x[j], b1 + w[j + 1] * x[j + 1]
+        b2, b3 = b2 + w[j + 2] * x[j + 2], b3 + w[j + 3] * x[j + 3]
+        c0, c1 = c0 + w[j] * w[j], c1 + w[j + 1] * w[j + 1]
+        c2, c3 = c2 + w[j + 2] * w[j + 2], c3 + w[j + 3] * w[j + 3]
+    for j in range(q, p):
+        a0, b0, c0 = a0 + w[j], b0 + w[j] * x[j], c0 + w[j] * w[j]
+    total = (a0 + a1) + (a2 + a3)
+    inv = 1.0 / total
+    for j in range(p):
+        w[j] *= inv
+    m = ((b0 + b1) + (b2 + b3)) * inv
+    ess = total * total / ((c0 + c1) + (c2 + c3))
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = 0.0
+    for j in range(0, q, 4):
+        d0, d1, d2, d3 = x[j] - m, x[j + 1] - m, x[j + 2] - m, x[j + 3] - m
+        s0, s1 = w[j] * d0 * d0, w[j + 1] * d1 * d1
+        s2, s3 = w[j + 2] * d2 * d2, w[j + 3] * d3 * d3
+        a0, a1, a2, a3 = a0 + s0, a1 + s1, a2 + s2, a3 + s3
+        b0, b1, b2, b3 = b0 + s0 * d0, b1 + s1 * d1, b2 + s2 * d2, b3 + s3 * d3
+        c0, c1 = c0 + s0 * d0 * d0, c1 + s1 * d1 * d1
+        c2, c3 = c2 + s2 * d2 * d2, c3 + s3 * d3 * d3
+    for j in range(q, p):
+        d0 = x[j] - m
+        s0 = w[j] * d0 * d0
+        a0, b0, c0 = a0 + s0, b0 + s0 * d0, c0 + s0 * d0 * d0
+    v = (a0 + a1) + (a2 + a3)
+    k3 = (b0 + b1) + (b2 + b3)
+    k4 = ((c0 + c1) + (c2 + c3)) - 3.0 * v * v
+    lo_x = min(min(l0, l1), min(l2, l3))
+    hi_x = max(max(h0, h1), max(h2, h3))
+    return m, v, ess, lo_x, hi_x, k3, k4
 
 
 @inline
@@ -170,14 +215,10 @@ def summarize(
     for i in range(slots.shape[0]):
         s = slots[i]
         x = params[s, 0:p]
-        weights(params[s, p : 2 * p], w)
-        m, v = moments(x, w)
+        m, v, ess, lo_x, hi_x, k3, k4 = row_stats(x, params[s, p : 2 * p], w)
         out_latent_mean[i] = m
         out_latent_sd[i] = math.sqrt(v)
-        squares = 0.0
-        for j in range(p):
-            squares += w[j] * w[j]
-        out_ess[i] = 1.0 / squares
+        out_ess[i] = ess
         if model == MODEL_LOCAL_LEVEL:
             out_mean[i] = m
             out_sd[i] = math.sqrt(v)
@@ -187,7 +228,6 @@ def summarize(
             m_nat, v_nat = moments(nat, w)
             out_mean[i] = m_nat
             out_sd[i] = math.sqrt(v_nat)
-        lo_x, hi_x = extent(x)
         if levels.shape[0] or (normal and quantiles.shape[0]):
             group(x, w, lo_x, hi_x, start, cursor, bucket_w, xs, ws, slot)
         for k in range(levels.shape[0]):
@@ -203,11 +243,10 @@ def summarize(
             continue
         nb = 0
         width = 0.0
-        k3 = 0.0
-        k4 = 0.0
         if normal:
             nb, width = expand(xs, ws, start, lo_x, hi_x, scale, bins)
-            k3, k4 = _cumulants(x, w, m, v)
+        else:  # Student-t noise: the first guess is the moment-matched Normal
+            k3 = k4 = 0.0
         for k in range(quantiles.shape[0]):
             out_q[i, k] = continuous_quantile(
                 quantiles[k], x, w, lo_x, hi_x, m, v, k3, k4, obs, nu, scale, bins, nb, width
