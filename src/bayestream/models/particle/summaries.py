@@ -11,12 +11,14 @@ event, all zeros, reads as equal weights on particles at 0).
   ``Q(u) = x_(k)``, the smallest sorted particle whose cumulative weight reaches ``u``; the
   scales are monotone maps of ``x``, so the interval maps through them. The particles are
   bucketed once per row and only the bucket holding ``Q(u)`` is sorted (:mod:`.quantiles`).
+- One row's weights, moments, ESS and extent come from three passes (:func:`row_stats`).
 - Predictive quantiles of the next observation under the current particles (no propagation,
   observation noise included): roots of the mixture CDF ``F(y) = sum_j w_j F_j(y)``
-  (:mod:`.quantiles`): continuous, ``|F(q) - u| <= 1e-13`` by a safeguarded Newton search
-  (Normal noise: ``F`` from a Taylor expansion on bins of the particles, within 2.3e-14 of
-  the exact ``F``, so one row's quantiles cost about one pass over its particles); counts, the
-  smallest ``k`` with ``F(k) >= u`` by an exact search from a normal guess.
+  (:mod:`.quantiles`): continuous, ``|F(q) - u| <= 1.3e-13`` by safeguarded Newton / Halley
+  steps (Normal noise: ``F`` from a Taylor expansion on bins of the particles, within 2.3e-14
+  of the exact ``F``, so one row's quantiles cost about one pass over its particles); counts
+  (:mod:`.counts`), the smallest ``k`` with ``F(k) >= u`` by an exact search from a normal
+  guess.
 - KL: each particle posterior is moment-matched to a Gaussian on the latent state and the
   Gaussians' KL is returned. It is an estimator of KL between the filtering distributions,
   exact when they are Gaussian (e.g. the local-level model with Normal noise), biased by
