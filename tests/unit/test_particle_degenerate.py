@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bayestream.models import particle as pf
-from tests.unit.test_particle_harness import Config, Rows
+from tests.unit.particle_harness import Config, Rows
 
 MODELS = {
     "normal": (Config(p=32, per_event=False), 1.0),

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bayestream.models import particle as pf
-from tests.unit.test_particle_harness import Config, Rows
+from bayestream.models._protocol import OUT_PROB
+from tests.unit.particle_harness import Config, Rows
 
 CONFIGS = {
     "normal_systematic": (Config(p=64, per_event=False, q=0.3), 1.0),
@@ -128,3 +129,31 @@ def test_expiry_redraws_from_the_prior_with_the_same_generator() -> None:
     assert bits[0, 32] == key and bits[0, 33] > counter
     assert rows.n_eff[0] == 1 and rows.last_ts[0] == 100.0
     assert abs(rows.summarize()["latent_mean"][0] - 50.0) < 1.0
+
+
+def test_fresh_rows_have_keys_and_no_events() -> None:
+    rows = Rows(Config(p=8), 3, seed=7)
+    bits = rows.params.view(np.uint64)
+    np.testing.assert_array_equal(
+        bits[:, 16], np.uint64(7) ^ np.arange(3, dtype=np.uint64) * np.uint64(0x9E37)
+    )
+    np.testing.assert_array_equal(bits[:, 17], 0)
+    assert np.isnan(rows.last_ts).all()
+
+
+def test_row_layout_is_the_documented_one() -> None:
+    """filter's docstring: particles, log-weights, key, counter, then the anomaly probability
+    of the newest event in column 2P + 2 (the first column after the family's width)."""
+    p = 16
+    rows = Rows(Config(p=p, robust=True), 2, seed=3)
+    key = rows.params.view(np.uint64)[:, 2 * p].copy()
+    rows.update([0, 1, 0], [0.0, 0.0, 1.0], [0.5, -0.2, 30.0])
+    prob = rows.last_out[:, OUT_PROB]
+    assert pf.row_width(p) == 2 * p + 2
+    np.testing.assert_array_equal(rows.params[:, 2 * p + 2], [prob[2], prob[1]])
+    np.testing.assert_array_equal(rows.params.view(np.uint64)[:, 2 * p], key)
+    assert (rows.params.view(np.uint64)[:, 2 * p + 1] > 0).all()  # the counter moved
+    np.testing.assert_allclose(
+        np.logaddexp.reduce(rows.params[:, p : 2 * p], axis=1), 0.0, atol=1e-12
+    )
+    assert prob[2] > 0.5 > prob[0]  # 30 is an outlier under particles near 0

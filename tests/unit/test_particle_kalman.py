@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayestream.models import particle as pf
-from tests.unit.test_particle_harness import Config, Rows
+from tests.unit.particle_harness import Config, Rows
 
 K, T, P = 200, 30, 1024
 Q, R, M0, S0 = 0.1, 1.0, 0.5, 1.0

@@ -11,7 +11,7 @@ from scipy import stats
 from bayestream.models import particle as pf
 from bayestream.models._protocol import OUT_PIT, OUT_PROB
 from bayestream.models.particle import resampling
-from tests.unit.test_particle_harness import Config, Rows
+from tests.unit.particle_harness import Config, Rows
 
 CASES = {
     "normal": (Config(p=50, per_event=False, q=0.5, r=0.7), 1.0, [-3.0, 0.0, 0.4, 2.0, 9.0]),

@@ -21,7 +21,7 @@ import pytest
 from scipy import stats
 
 from bayestream.models import particle as pf
-from tests.unit.test_particle_harness import Config, Rows
+from tests.unit.particle_harness import Config, Rows
 
 N, L, T, P = 2000, 19, 5, 512
 ALPHA = 1e-4

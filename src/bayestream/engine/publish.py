@@ -144,7 +144,10 @@ class PosteriorBatch:
         # the JSON members naming each record's stream, back to back, copied now (a slot may
         # be reused after an eviction)
         self.names, self.name_ends = store.names.json(slots)
-        self.table = summary_table(rule, store, slots, workers)
+        if rule.family == "particle":
+            self.table = _particle_table(rule, store, slots, workers)
+        else:
+            self.table = summary_table(rule, store, slots, workers)
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
@@ -246,6 +249,19 @@ class PosteriorBatch:
             fap,
             ess,
         )
+
+
+def _particle_table(
+    rule: Rule, store: RuleStore, slots: np.ndarray, workers: Workers
+) -> np.ndarray:
+    """:func:`summary_table` of a particle rule in row ranges on the engine's threads (its
+    summary kernel releases the GIL; a row of 1024 particles costs about 10 us), joined in
+    order: the same table as one call."""
+    ranges = workers.ranges(slots.shape[0])
+    if len(ranges) == 1:
+        return summary_table(rule, store, slots)
+    calls = [functools.partial(summary_table, rule, store, slots[a:b]) for a, b in ranges]
+    return np.concatenate(workers.run(calls))
 
 
 def _dirichlet_record(

@@ -4,8 +4,9 @@ a local-level (Normal / Student-t), Poisson-rate or binomial-rate model.
 Modules: :mod:`.philox` (counter-based generator, ziggurat normals), :mod:`.vmath` (vectorisable
 ``exp`` and normal tail), :mod:`.resampling` (schemes),
 :mod:`.observation` (likelihoods and predictive tails), :mod:`.filter` (``seed_rows``,
-``update``, ``update_parallel``; the state layout is documented there), :mod:`.summaries`
-(``summarize``, ``kl``), :mod:`.codes` (option codes).
+``update``, ``update_parallel``; the state layout is documented there), :mod:`.quantiles`
+(weighted particle and continuous predictive quantiles), :mod:`.counts` (count quantiles),
+:mod:`.summaries` (``summarize``, ``kl``), :mod:`.codes` (option codes).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from bayestream.models.particle.codes import (
     row_width,
 )
 from bayestream.models.particle.filter import seed_rows, update, update_parallel
-from bayestream.models.particle.summaries import MAX_STEPS, gaussian_kl, kl, summarize
+from bayestream.models.particle.quantiles import EXPANSION_ERROR, TOLERANCE
+from bayestream.models.particle.summaries import gaussian_kl, kl, summarize
 
 __all__ = [
     "APPLIED",
+    "EXPANSION_ERROR",
     "LATE",
-    "MAX_STEPS",
     "MODEL_BINOMIAL_RATE",
     "MODEL_LOCAL_LEVEL",
     "MODEL_POISSON_RATE",
@@ -38,6 +40,7 @@ __all__ = [
     "RESAMPLE_RESIDUAL",
     "RESAMPLE_STRATIFIED",
     "RESAMPLE_SYSTEMATIC",
+    "TOLERANCE",
     "X_MAX",
     "gaussian_kl",
     "kl",

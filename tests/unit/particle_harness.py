@@ -1,5 +1,6 @@
-"""Harness shared by the particle-filter tests: columnar state for a few streams and one-call
-drivers of ``update`` / ``summarize`` the way the engine calls them."""
+"""Harness shared by the particle-filter tests (a helper, not a test module): columnar state
+for a few streams and one-call drivers of ``update`` / ``summarize`` the way the engine calls
+them."""
 
 from __future__ import annotations
 
@@ -129,13 +130,3 @@ class Rows:
             out["lo"], out["hi"], out["q"], out["latent_mean"], out["latent_sd"], out["ess"],
         )  # fmt: skip
         return out
-
-
-def test_fresh_rows_have_keys_and_no_events() -> None:
-    rows = Rows(Config(p=8), 3, seed=7)
-    bits = rows.params.view(np.uint64)
-    np.testing.assert_array_equal(
-        bits[:, 16], np.uint64(7) ^ np.arange(3, dtype=np.uint64) * np.uint64(0x9E37)
-    )
-    np.testing.assert_array_equal(bits[:, 17], 0)
-    assert np.isnan(rows.last_ts).all()
