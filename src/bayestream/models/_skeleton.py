@@ -5,7 +5,8 @@ Every conjugate family does the same things to an event, in this order; only the
 
 1. late events, idle streams, forgetting by elapsed time: :func:`._stream.begin_event` gives
    the decay factor ``d`` (or says the event is late), then the *family* moves its parameters
-   toward the prior by ``d`` (``forget``);
+   toward the prior by ``d`` (``forget``, called only when ``d < 1``: at ``d = 1`` the formulas
+   need not give back the same floats);
 2. on that posterior (the one at the event's time, before the event), the *family's*
    predictive scores the event (``score``): its tail probability, PIT, and the log density
    ratio ``log q(x) - log p(x)`` of the outlier component against the predictive, from which
@@ -22,7 +23,7 @@ Every conjugate family does the same things to an event, in this order; only the
 A family (a new one too) supplies four per-event functions, compiled with
 :func:`._jit.inline`, on ``theta``, the view of its own parameters in the stream's row:
 
-    forget(theta, prior, d)               in place: toward the prior by d (d = 1: unchanged)
+    forget(theta, prior, d)               in place: toward the prior by d (only d < 1)
     score(theta, x, size, side, widen)    -> (tail, pit, log_ratio, window_x)
     interval(theta, size, upper)          -> (lo, hi), the central interval to P = upper
     observe(theta, x, size, w)            in place: the conjugate update with weight w
@@ -125,7 +126,8 @@ def _update(
             out_status[i] = LATE
             continue
         theta = params[s, :width]
-        _forget(theta, prior, d)
+        if d != 1.0:
+            _forget(theta, prior, d)
         tail, pit, log_ratio, window_x = _score(theta, x[i], size[i], rule.side, widen)
         prob = mixture_probability(log_ratio, rate)
         out[i, OUT_TAIL] = tail

@@ -93,10 +93,8 @@ def t_pit(tail: float, z: float, side: int) -> float:
 
 @inline
 def forget(theta: np.ndarray, prior: np.ndarray, d: float) -> None:
-    """Move ``theta`` toward the prior by ``d``, linearly in the natural parameters (module
+    """Move ``theta`` toward the prior by ``d`` < 1, linearly in the natural parameters (module
     docstring)."""
-    if d == 1.0:
-        return
     mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
     mu, kappa, alpha, beta = theta[0], theta[1], theta[2], theta[3]
     w1 = d * kappa
