@@ -40,13 +40,15 @@ resolves globals at compile time, so the family's functions inline as if written
 closure would do the same but numba cannot cache it across processes (the cache key of a
 closure pickles its cells, and a pickled dispatcher carries a per-process id): every process
 would compile every family again. Each family's kernel is cached in a file of its own, named
-by the family (``_skeleton.update_<family>-<line>...``), as numba keys the cached code of a
-function on its bytecode, which is the template's for all of them; a change in a family's
-functions is caught by the cache folder's hash of the sources (:mod:`._jit`).
+by the family and a hash of its functions' code (``_skeleton.update_<family>_<hash>-<line>...``),
+as numba keys the cached code of a function on its bytecode, which is the template's for all
+of them; a change in a helper those functions call is caught by the cache folder's hash of the
+package's sources (:mod:`._jit`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import types
 from collections.abc import Callable
 from typing import Any
@@ -156,6 +158,20 @@ def _update(
 _MADE: set[str] = set()
 
 
+def _fingerprint(*functions: Any) -> str:
+    """A short hash of the family functions' own code (bytecode, names, literal constants):
+    part of the cache file's name, so that an edited family function is never served a stale
+    kernel (a family outside the package, as in tests, or with ``NUMBA_CACHE_DIR`` set)."""
+    digest = hashlib.sha256()
+    for function in functions:
+        code = getattr(function, "py_func", function).__code__
+        digest.update(code.co_code)
+        digest.update(" ".join(code.co_names).encode())
+        consts = (c for c in code.co_consts if isinstance(c, (int, float, str, bytes, type(None))))
+        digest.update(repr(tuple(consts)).encode())
+    return digest.hexdigest()[:8]
+
+
 def make_update(
     family: str,
     forget: Callable[..., None],
@@ -171,7 +187,7 @@ def make_update(
     bound = dict(_update.__globals__)
     bound.update(_forget=forget, _score=score, _interval=interval, _observe=observe)
     fn = types.FunctionType(_update.__code__, bound, "update", _update.__defaults__)
-    fn.__qualname__ = f"update_{family}"
+    fn.__qualname__ = f"update_{family}_{_fingerprint(forget, score, interval, observe)}"
     fn.__doc__ = _update.__doc__
     fn.__annotations__ = dict(_update.__annotations__)
     return kernel(fn)
