@@ -3,6 +3,8 @@
 Each family module has three tiers (see STYLE.md): readable closed-form formulas
 (``posterior``, ``kl``), ``@kernel`` batch kernels that update rows of columnar state arrays in
 place (``update``, ``summarize``), and this registry through which the engine reaches them.
+A conjugate family's ``update`` is the per-event skeleton of :mod:`._skeleton` made with the
+family's own ``forget``, ``score``, ``interval`` and ``observe``.
 """
 
 from __future__ import annotations
