@@ -33,7 +33,10 @@ from bayestream.models._protocol import (
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
     S_ROBUST,
+    Events,
+    RuleConstants,
 )
+from bayestream.models._protocol import Rows as KernelRows
 
 INF = math.inf
 UPPER, LOWER, TWO_SIDED = 0, 1, 2
@@ -314,24 +317,13 @@ def apply(
     settings[S_OUTLIER_SCALE] = outlier_scale
     settings[S_EXTRA] = rows.prior.shape[0]
     module.update(
-        rows.full,
-        rows.last_ts,
-        rows.n_eff,
-        rows.obs_size,
-        rows.prior,
-        float(half_life),
-        bool(per_event),
-        int(side),
-        float(max_lateness),
-        settings,
-        slots,
-        ts,
-        x,
-        size,
-        expire,
+        KernelRows(rows.full, rows.last_ts, rows.n_eff, rows.obs_size),
+        RuleConstants(rows.prior, settings, float(half_life), bool(per_event), int(side),
+                      float(max_lateness)),
+        Events(slots, ts, x, size, expire),
         out,
         status,
-    )
+    )  # fmt: skip
     return out[:, OUT_TAIL].copy(), status
 
 

@@ -37,6 +37,9 @@ from bayestream.models._protocol import (
     OUT_PIT,
     OUT_PROB,
     OUT_TAIL,
+    Events,
+    Rows,
+    RuleConstants,
 )
 from tests import naive
 from tests.conftest import make_engine
@@ -258,12 +261,20 @@ def _null_run(
         m = streams * n
         out = np.full((m, N_OUT), np.nan)
         status = np.empty(m, dtype=np.int8)
+        events = Events(
+            slots=np.tile(np.arange(streams), n),
+            ts=np.repeat(np.arange(w * n, (w + 1) * n, dtype=float), streams),
+            x=gen(rng, m),
+            size=np.full(m, size),
+            expire_before=np.full(m, -math.inf),
+        )
         module.update(
-            rows.full, rows.last_ts, rows.n_eff, rows.obs_size, prior, math.inf, False, 2,
-            math.inf, settings, np.tile(np.arange(streams), n),
-            np.repeat(np.arange(w * n, (w + 1) * n, dtype=float), streams), gen(rng, m),
-            np.full(m, size), np.full(m, -math.inf), out, status,
-        )  # fmt: skip
+            Rows(rows.full, rows.last_ts, rows.n_eff, rows.obs_size),
+            RuleConstants(prior, settings, math.inf, False, 2, math.inf),
+            events,
+            out,
+            status,
+        )
         faps.append(out[out[:, OUT_EVALUATED] == 1.0, OUT_FAP])
         alarms += int((out[:, OUT_ALARM] == 1.0).sum())
     return np.concatenate(faps), alarms

@@ -1,8 +1,10 @@
 """How the engine calls a rule's family: the one place that knows their kernels' signatures.
 
-Conjugate families share one kernel signature (see ``bayestream.models.normal_gamma``); the
-particle family takes its model's settings instead of a prior and draws its particles from a
-per-stream counter-based generator seeded at admission.
+Conjugate families share one kernel, ``update(rows, rule, events, out, out_status)`` (the
+grouped arguments of :mod:`bayestream.models._protocol`, the per-event skeleton of
+:mod:`bayestream.models._skeleton`); the particle family takes its model's settings instead
+of a prior and draws its particles from a per-stream counter-based generator seeded at
+admission.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from bayestream.config import Rule
 from bayestream.models import FAMILIES, TAIL_CODES
 from bayestream.models._drift import B_FAP, B_KL
-from bayestream.models._protocol import EXTRA
+from bayestream.models._protocol import EXTRA, Events, Rows, RuleConstants
 from bayestream.models._threads import SERIAL, Workers
 from bayestream.state import RuleStore
 from bayestream.state.index import fnv1a
@@ -113,21 +115,16 @@ def update(
         )
         return
     FAMILIES[rule.family].update(
-        store.params,
-        store.last_ts,
-        store.n_eff,
-        store.obs_size,
-        prior,
-        rule.half_life,
-        rule.half_life_events is not None,
-        side,
-        lateness,
-        settings,
-        slots,
-        ts,
-        x,
-        size,
-        expire,
+        Rows(store.params, store.last_ts, store.n_eff, store.obs_size),
+        RuleConstants(
+            prior,
+            settings,
+            float(rule.half_life),
+            rule.half_life_events is not None,
+            side,
+            float(lateness),
+        ),
+        Events(slots, ts, x, size, expire),
         out,
         out_status,
     )

@@ -3,6 +3,8 @@
 Each family module has three tiers (see STYLE.md): readable closed-form formulas
 (``posterior``, ``kl``), ``@kernel`` batch kernels that update rows of columnar state arrays in
 place (``update``, ``summarize``), and this registry through which the engine reaches them.
+A conjugate family's ``update`` is the per-event skeleton of :mod:`._skeleton` made with the
+family's own ``forget``, ``score``, ``interval`` and ``observe``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
-from bayestream.models._protocol import N_OUT, N_SETTINGS, S_EXTRA, S_OUTLIER_RATE, S_OUTLIER_SCALE
+from bayestream.models._protocol import (
+    N_OUT,
+    N_SETTINGS,
+    S_EXTRA,
+    S_OUTLIER_RATE,
+    S_OUTLIER_SCALE,
+    Events,
+    Rows,
+    RuleConstants,
+)
 from bayestream.models._stream import APPLIED, LATE
 
 TAIL_UPPER = 0
@@ -85,27 +96,13 @@ def warm_up() -> None:
         settings[S_OUTLIER_RATE] = 0.01
         settings[S_OUTLIER_SCALE] = 10.0
         settings[S_EXTRA] = p0.shape[0]
-        last_ts = np.full(1, np.nan)
-        n_eff = np.zeros(1)
         obs_size = np.ones(1)
         slots = np.zeros(1, dtype=np.int64)
         one = np.ones(1)
         family.update(
-            params,
-            last_ts,
-            n_eff,
-            obs_size,
-            p0,
-            np.inf,
-            False,
-            TAIL_UPPER,
-            np.inf,
-            settings,
-            slots,
-            one,
-            np.zeros(1),
-            one * 2.0,
-            np.full(1, -np.inf),
+            Rows(params, np.full(1, np.nan), np.zeros(1), obs_size),
+            RuleConstants(p0, settings, np.inf, False, TAIL_UPPER, np.inf),
+            Events(slots, one, np.zeros(1), one * 2.0, np.full(1, -np.inf)),
             np.full((1, N_OUT), np.nan),
             np.empty(1, dtype=np.int8),
         )

@@ -5,6 +5,11 @@ A rule's decision settings travel to a kernel as one ``float64`` vector (``setti
 ``out[n, N_OUT]`` (columns below). Numba kernels index these with the module constants, so
 the layout is written down once, here.
 
+A family kernel takes its arguments grouped, so that a call reads as words: ``update(rows,
+rule, events, out, out_status)`` with the named tuples :class:`Rows` (the rule's state arrays),
+:class:`RuleConstants` (what is fixed for the rule) and :class:`Events` (the batch's events in
+order).
+
 A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` columns:
 
     params[s, width]          the anomaly probability of the stream's newest event (NaN: none)
@@ -14,6 +19,10 @@ A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` col
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
 
 # --- per-event outputs: columns of out[i, :] ---------------------------------------------------
 OUT_TAIL = 0  # predictive tail probability of the event, before its update (NaN: late)
@@ -67,3 +76,34 @@ KIND_COUNT_TRIALS = 2  # (events, sum of successes, sum of failures): Beta windo
 KIND_CATEGORY = 3  # (events, count per category): Dirichlet window model
 
 EXTRA = 2  # columns after the family parameters: the last anomaly probability, the outlier run
+
+
+# --- grouped kernel arguments (numba types a named tuple field by field) -----------------------
+class Rows(NamedTuple):
+    """A rule's state, one row per stream (slot); see :mod:`bayestream.models._stream`."""
+
+    params: np.ndarray  # float64[n_slots, width + EXTRA (+ drift block)]
+    last_ts: np.ndarray  # float64[n_slots]: event time of the newest event applied (NaN: none)
+    n_eff: np.ndarray  # float64[n_slots]: the decayed number of events behind the posterior
+    obs_size: np.ndarray  # float64[n_slots]: the newest event's trials or exposure
+
+
+class RuleConstants(NamedTuple):
+    """What stays fixed for a rule's events."""
+
+    prior: np.ndarray  # float64[width]: the family's part of a new row
+    settings: np.ndarray  # float64: columns S_* above, then the window prior and null tables
+    half_life: float  # event-time seconds, or events when per_event (inf: no forgetting)
+    per_event: bool
+    side: int  # the tail: 0 upper, 1 lower, 2 two-sided
+    max_lateness: float  # an event this far behind its stream's newest is late
+
+
+class Events(NamedTuple):
+    """The batch's events of one rule, in order."""
+
+    slots: np.ndarray  # int64[m]: the row of each event's stream
+    ts: np.ndarray  # float64[m]: event time
+    x: np.ndarray  # float64[m]: the observation (a category's index for categories)
+    size: np.ndarray  # float64[m]: trials or exposure (1 where the family has none)
+    expire_before: np.ndarray  # float64[m]: a stream whose newest event is older restarts

@@ -75,13 +75,11 @@ def begin_event(
 
 
 @inline
-def forget_linear(params: np.ndarray, prior: np.ndarray, s: int, d: float) -> None:
-    """Move row ``s`` toward the prior: p <- p0 + d (p - p0), for families whose parameters
-    are pseudo-counts (Beta, Gamma, Dirichlet)."""
-    if d == 1.0:
-        return
+def forget_linear(theta: np.ndarray, prior: np.ndarray, d: float) -> None:
+    """Move a stream's parameters ``theta`` toward the prior by ``d`` < 1: p <- p0 + d (p - p0),
+    for families whose parameters are pseudo-counts (Beta, Gamma, Dirichlet)."""
     for j in range(prior.shape[0]):
-        params[s, j] = prior[j] + d * (params[s, j] - prior[j])
+        theta[j] = prior[j] + d * (theta[j] - prior[j])
 
 
 @inline

@@ -21,22 +21,10 @@ import math
 import numpy as np
 
 from bayestream.models._divergence import kl_dirichlet
-from bayestream.models._drift import drift_step, reset_posterior
 from bayestream.models._jit import inline, kernel
-from bayestream.models._outlier import mixture_probability
-from bayestream.models._protocol import (
-    OUT_PIT,
-    OUT_PROB,
-    OUT_TAIL,
-    S_DRIFT,
-    S_EXTRA,
-    S_OUTLIER_RATE,
-    S_ROBUST,
-    S_ROBUST_MIN,
-    S_RUN_RESET,
-)
+from bayestream.models._skeleton import make_update
 from bayestream.models._special import betaincinv
-from bayestream.models._stream import APPLIED, LATE, begin_event, forget_linear, outlier_run
+from bayestream.models._stream import forget_linear
 
 kl = kl_dirichlet  # closed-form KL between two posteriors (drift detection)
 
@@ -61,78 +49,36 @@ def tail_probability(alpha: np.ndarray, k: int) -> float:
     return (less + 0.5 * same) / total  # type: ignore[no-any-return]
 
 
-@kernel
-def update(
-    params: np.ndarray,
-    last_ts: np.ndarray,
-    n_eff: np.ndarray,
-    obs_size: np.ndarray,
-    prior: np.ndarray,
-    half_life: float,
-    per_event: bool,
-    side: int,
-    max_lateness: float,
-    settings: np.ndarray,
-    slots: np.ndarray,
-    ts: np.ndarray,
-    x: np.ndarray,
-    size: np.ndarray,
-    expire_before: np.ndarray,
-    out: np.ndarray,
-    out_status: np.ndarray,
-) -> None:
-    """Apply events in order (``x`` a category index); see normal_gamma.update. The PIT is
-    NaN: categories have no order."""
-    robust = settings[S_ROBUST] == 1.0
-    robust_min = settings[S_ROBUST_MIN]
-    run_reset = settings[S_RUN_RESET]
-    rate = settings[S_OUTLIER_RATE]
-    extra = int(settings[S_EXTRA])
-    drift = settings[S_DRIFT] == 1.0
-    width = prior.shape[0]
-    sw = width + 1
-    cur_post, ref_post, scratch = np.empty(width + sw), np.empty(width + sw), np.empty(sw)
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
-        d = begin_event(
-            params,
-            last_ts,
-            n_eff,
-            prior,
-            s,
-            ts[i],
-            half_life,
-            per_event,
-            max_lateness,
-            expire_before[i],
-        )
-        if d < 0.0:
-            out_status[i] = LATE
-            continue
-        forget_linear(params, prior, s, d)
-        k = int(x[i])
-        alpha = params[s, :width]
-        tail = tail_probability(alpha, k)
-        pit = np.nan
-        # outliers: uniform over the K categories
-        prob = mixture_probability(math.log(alpha.sum() / width) - math.log(alpha[k]), rate)
-        out[i, OUT_TAIL] = tail
-        out[i, OUT_PIT] = pit
-        out[i, OUT_PROB] = prob
-        params[s, extra] = prob
-        outlier_run(params, n_eff, prior, s, extra, prob, run_reset)  # (a restart: in full)
-        out_status[i] = APPLIED
-        obs_size[s] = size[i]
-        row = params[s]
-        if drift and drift_step(
-            row, settings, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
-        ):
-            n_eff[s] = reset_posterior(row, settings, prior, scratch)
-            continue
-        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
-        params[s, k] += w
-        n_eff[s] += w
+# --- per-event steps (the update kernel is the shared skeleton, :mod:`._skeleton`) ---------
+
+
+@inline
+def score(
+    theta: np.ndarray, x: float, size: float, side: int, widen: float
+) -> tuple[float, float, float, float]:
+    """(tail, PIT, log q/p, window value) of category ``x``: the tail is the same for every
+    side, the PIT is NaN (categories have no order), the outlier component is uniform over the
+    K categories (``widen`` is not used)."""
+    k = int(x)
+    tail = tail_probability(theta, k)
+    log_ratio = math.log(theta.sum() / theta.shape[0]) - math.log(theta[k])
+    return tail, np.nan, log_ratio, x
+
+
+@inline
+def interval(theta: np.ndarray, size: float, upper: float) -> tuple[float, float]:
+    """None: a category has no predictive interval (the rule's settings never ask for one)."""
+    return np.nan, np.nan
+
+
+@inline
+def observe(theta: np.ndarray, x: float, size: float, w: float) -> None:
+    """alpha_x' = alpha_x + w."""
+    theta[int(x)] += w
+
+
+update = make_update("dirichlet", forget_linear, score, interval, observe)
+"""Apply a batch's events in order (:func:`bayestream.models._skeleton._update`)."""
 
 
 @kernel

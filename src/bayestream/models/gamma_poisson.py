@@ -23,33 +23,11 @@ import math
 import numpy as np
 
 from bayestream.models._divergence import kl_gamma
-from bayestream.models._drift import drift_step, reset_posterior
-from bayestream.models._jit import kernel
-from bayestream.models._outlier import mixture_probability, nb_log_pmf_moments, wants_interval
-from bayestream.models._protocol import (
-    OUT_PIT,
-    OUT_PRED_HI,
-    OUT_PRED_LO,
-    OUT_PROB,
-    OUT_TAIL,
-    S_DRIFT,
-    S_EXTRA,
-    S_IVL_UPPER,
-    S_OUTLIER_RATE,
-    S_OUTLIER_SCALE,
-    S_ROBUST,
-    S_ROBUST_MIN,
-    S_RUN_RESET,
-)
+from bayestream.models._jit import inline, kernel
+from bayestream.models._outlier import nb_log_pmf_moments
+from bayestream.models._skeleton import make_update
 from bayestream.models._special import betainc, betaincc, gammaincinv, ndtri
-from bayestream.models._stream import (
-    APPLIED,
-    LATE,
-    begin_event,
-    forget_linear,
-    mid_p_tail,
-    outlier_run,
-)
+from bayestream.models._stream import forget_linear, mid_p_tail
 
 PARAM_NAMES = ("alpha", "beta")
 WIDTH = 2
@@ -150,87 +128,42 @@ def quantile(q: float, e: float, a: float, b: float) -> float:
     return hi
 
 
-@kernel
-def update(
-    params: np.ndarray,
-    last_ts: np.ndarray,
-    n_eff: np.ndarray,
-    obs_size: np.ndarray,
-    prior: np.ndarray,
-    half_life: float,
-    per_event: bool,
-    side: int,
-    max_lateness: float,
-    settings: np.ndarray,
-    slots: np.ndarray,
-    ts: np.ndarray,
-    x: np.ndarray,
-    size: np.ndarray,
-    expire_before: np.ndarray,
-    out: np.ndarray,
-    out_status: np.ndarray,
-) -> None:
-    """Apply events in order (``x`` counts over exposure ``size``); see normal_gamma.update."""
-    robust = settings[S_ROBUST] == 1.0
-    robust_min = settings[S_ROBUST_MIN]
-    run_reset = settings[S_RUN_RESET]
-    rate = settings[S_OUTLIER_RATE]
-    widen = settings[S_OUTLIER_SCALE]
-    extra = int(settings[S_EXTRA])
-    drift = settings[S_DRIFT] == 1.0
-    width = prior.shape[0]
-    sw = 3
-    cur_post, ref_post, scratch = np.empty(width + sw), np.empty(width + sw), np.empty(sw)
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
-        d = begin_event(
-            params,
-            last_ts,
-            n_eff,
-            prior,
-            s,
-            ts[i],
-            half_life,
-            per_event,
-            max_lateness,
-            expire_before[i],
-        )
-        if d < 0.0:
-            out_status[i] = LATE
-            continue
-        forget_linear(params, prior, s, d)
-        a, b = params[s, 0], params[s, 1]
-        e = size[i]
-        lower, at, upper = tails(x[i], e, a, b)
-        tail = mid_p_tail(lower, at, upper, side)
-        pit = min(lower + 0.5 * at, 1.0)
-        mean = a * e / b
-        var = mean * (1.0 + e / b)  # of the Negative Binomial predictive
-        log_q = nb_log_pmf_moments(x[i], mean, widen * widen * var)
-        prob = mixture_probability(log_q - math.log(at), rate)
-        out[i, OUT_TAIL] = tail
-        out[i, OUT_PIT] = pit
-        out[i, OUT_PROB] = prob
-        if wants_interval(settings, tail, prob):
-            upper_p = settings[S_IVL_UPPER]
-            out[i, OUT_PRED_LO] = quantile(1.0 - upper_p, e, a, b)
-            out[i, OUT_PRED_HI] = quantile(upper_p, e, a, b)
-        params[s, extra] = prob
-        if outlier_run(params, n_eff, prior, s, extra, prob, run_reset):
-            a, b = prior[0], prior[1]  # a regime change: the event then counts in full
-        out_status[i] = APPLIED
-        obs_size[s] = size[i]
-        row = params[s]
-        if drift and drift_step(
-            row, settings, fresh, ts[i], x[i], size[i], out, i, cur_post, ref_post
-        ):
-            n_eff[s] = reset_posterior(row, settings, prior, scratch)
-            continue
-        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
-        params[s, 0] = a + w * x[i]
-        params[s, 1] = b + w * e
-        n_eff[s] += w
+# --- per-event steps (the update kernel is the shared skeleton, :mod:`._skeleton`) ---------
+
+
+@inline
+def score(
+    theta: np.ndarray, x: float, size: float, side: int, widen: float
+) -> tuple[float, float, float, float]:
+    """(mid-p tail, mid-p PIT, log q/p, window value) of ``x`` counts over exposure ``size``;
+    the outlier component is the Negative Binomial with the predictive's mean and ``widen**2``
+    times its variance. Drift windows see the count as it is."""
+    a, b = theta[0], theta[1]
+    lower, at, upper = tails(x, size, a, b)
+    mean = a * size / b
+    var = mean * (1.0 + size / b)  # of the Negative Binomial predictive
+    log_q = nb_log_pmf_moments(x, mean, widen * widen * var)
+    pit = min(lower + 0.5 * at, 1.0)
+    return mid_p_tail(lower, at, upper, side), pit, log_q - math.log(at), x
+
+
+@inline
+def interval(theta: np.ndarray, size: float, upper: float) -> tuple[float, float]:
+    """The central predictive interval of the count over exposure ``size``."""
+    return quantile(1.0 - upper, size, theta[0], theta[1]), quantile(
+        upper, size, theta[0], theta[1]
+    )
+
+
+@inline
+def observe(theta: np.ndarray, x: float, size: float, w: float) -> None:
+    """a' = a + w x, b' = b + w e."""
+    theta[0] += w * x
+    theta[1] += w * size
+
+
+update = make_update("gamma_poisson", forget_linear, score, interval, observe)
+"""Apply a batch's events in order (:func:`bayestream.models._skeleton._update`)."""
 
 
 @kernel

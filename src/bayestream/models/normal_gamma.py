@@ -31,26 +31,11 @@ import math
 import numpy as np
 
 from bayestream.models._divergence import kl_normal_gamma
-from bayestream.models._drift import WINDOW_CLIP, drift_step, reset_posterior
+from bayestream.models._drift import WINDOW_CLIP
 from bayestream.models._jit import inline, kernel
-from bayestream.models._outlier import mixture_probability, t_log_ratio, wants_interval
-from bayestream.models._protocol import (
-    OUT_PIT,
-    OUT_PRED_HI,
-    OUT_PRED_LO,
-    OUT_PROB,
-    OUT_TAIL,
-    S_DRIFT,
-    S_EXTRA,
-    S_IVL_UPPER,
-    S_OUTLIER_RATE,
-    S_OUTLIER_SCALE,
-    S_ROBUST,
-    S_ROBUST_MIN,
-    S_RUN_RESET,
-)
+from bayestream.models._outlier import t_log_ratio
+from bayestream.models._skeleton import make_update
 from bayestream.models._special import stdtr, stdtrit
-from bayestream.models._stream import APPLIED, LATE, begin_event, outlier_run
 
 PARAM_NAMES = ("mu", "kappa", "alpha", "beta")
 WIDTH = 4
@@ -103,101 +88,64 @@ def t_pit(tail: float, z: float, side: int) -> float:
     return 0.5 * tail if z < 0.0 else 1.0 - 0.5 * tail
 
 
-# --- batch kernels -------------------------------------------------------------------------
+# --- per-event steps (the update kernel is the shared skeleton, :mod:`._skeleton`) ---------
 
 
-@kernel
-def update(
-    params: np.ndarray,
-    last_ts: np.ndarray,
-    n_eff: np.ndarray,
-    obs_size: np.ndarray,
-    prior: np.ndarray,
-    half_life: float,
-    per_event: bool,
-    side: int,
-    max_lateness: float,
-    settings: np.ndarray,
-    slots: np.ndarray,
-    ts: np.ndarray,
-    x: np.ndarray,
-    size: np.ndarray,
-    expire_before: np.ndarray,
-    out: np.ndarray,
-    out_status: np.ndarray,
-) -> None:
-    """Apply events ``i`` (in order) to rows ``slots[i]``. Per event: forgetting, then, on the
-    posterior at the event's time, its predictive tail probability, PIT and anomaly
-    probability (``out[i]``, columns of :mod:`._protocol`), the drift windows, then the update
-    with weight 1 - P(outlier) (1 without ``robust``). ``out_status[i]``: APPLIED or LATE.
-    ``size`` is unused (kept for a common signature)."""
+@inline
+def forget(theta: np.ndarray, prior: np.ndarray, d: float) -> None:
+    """Move ``theta`` toward the prior by ``d`` < 1, linearly in the natural parameters (module
+    docstring)."""
     mu0, kappa0, alpha0, beta0 = prior[0], prior[1], prior[2], prior[3]
-    robust = settings[S_ROBUST] == 1.0
-    robust_min = settings[S_ROBUST_MIN]
-    run_reset = settings[S_RUN_RESET]
-    rate = settings[S_OUTLIER_RATE]
-    widen = settings[S_OUTLIER_SCALE]
-    extra = int(settings[S_EXTRA])
-    drift = settings[S_DRIFT] == 1.0
-    sw = 3
-    cur_post, ref_post, scratch = np.empty(WIDTH + sw), np.empty(WIDTH + sw), np.empty(sw)
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        fresh = not last_ts[s] >= expire_before[i]  # never seen, or idle past its TTL
-        d = begin_event(
-            params,
-            last_ts,
-            n_eff,
-            prior,
-            s,
-            ts[i],
-            half_life,
-            per_event,
-            max_lateness,
-            expire_before[i],
-        )
-        if d < 0.0:
-            out_status[i] = LATE
-            continue
-        mu, kappa, alpha, beta = params[s, 0], params[s, 1], params[s, 2], params[s, 3]
-        if d != 1.0:
-            w1 = d * kappa
-            w0 = (1.0 - d) * kappa0
-            k_new = w1 + w0
-            beta = d * beta + (1.0 - d) * beta0 + 0.5 * (w1 * w0 / k_new) * (mu - mu0) ** 2
-            mu = (w1 * mu + w0 * mu0) / k_new
-            kappa = k_new
-            alpha = d * alpha + (1.0 - d) * alpha0
-        df, loc, scale = predictive_t(mu, kappa, alpha, beta)
-        z = (x[i] - loc) / scale
-        tail = t_tail(df, z, side)
-        prob = mixture_probability(t_log_ratio(z, df, widen), rate)
-        out[i, OUT_TAIL] = tail
-        out[i, OUT_PIT] = t_pit(tail, z, side)
-        out[i, OUT_PROB] = prob
-        if wants_interval(settings, tail, prob):
-            half = scale * stdtrit(df, settings[S_IVL_UPPER])
-            out[i, OUT_PRED_LO] = loc - half
-            out[i, OUT_PRED_HI] = loc + half
-        params[s, extra] = prob
-        if outlier_run(params, n_eff, prior, s, extra, prob, run_reset):
-            mu, kappa, alpha, beta = mu0, kappa0, alpha0, beta0  # a regime change
-        out_status[i] = APPLIED
-        obs_size[s] = size[i]
-        row = params[s]
-        xw = x[i]  # what the drift windows see: with robust, winsorised at WINDOW_CLIP scales
-        if robust and abs(z) > WINDOW_CLIP:
-            xw = loc + scale * math.copysign(WINDOW_CLIP, z)
-        if drift and drift_step(row, settings, fresh, ts[i], xw, 1.0, out, i, cur_post, ref_post):
-            n_eff[s] = reset_posterior(row, settings, prior, scratch)
-            continue
-        w = 1.0 - prob if robust and n_eff[s] >= robust_min else 1.0
-        dev = x[i] - mu
-        params[s, 0] = mu + w * dev / (kappa + w)
-        params[s, 3] = beta + kappa * w * dev * dev / (2.0 * (kappa + w))
-        params[s, 1] = kappa + w
-        params[s, 2] = alpha + 0.5 * w
-        n_eff[s] += w
+    mu, kappa, alpha, beta = theta[0], theta[1], theta[2], theta[3]
+    w1 = d * kappa
+    w0 = (1.0 - d) * kappa0
+    k_new = w1 + w0
+    theta[3] = d * beta + (1.0 - d) * beta0 + 0.5 * (w1 * w0 / k_new) * (mu - mu0) ** 2
+    theta[0] = (w1 * mu + w0 * mu0) / k_new
+    theta[1] = k_new
+    theta[2] = d * alpha + (1.0 - d) * alpha0
+
+
+@inline
+def score(
+    theta: np.ndarray, x: float, size: float, side: int, widen: float
+) -> tuple[float, float, float, float]:
+    """(tail, PIT, log q/p, window value) of ``x`` under the Student-t predictive; the outlier
+    component is the same t widened ``widen`` times; drift windows see ``x`` winsorised at
+    ``WINDOW_CLIP`` predictive scales. ``size`` is not used (a real value has none)."""
+    df, loc, scale = predictive_t(theta[0], theta[1], theta[2], theta[3])
+    z = (x - loc) / scale
+    tail = t_tail(df, z, side)
+    window_x = x
+    if abs(z) > WINDOW_CLIP:
+        window_x = loc + scale * math.copysign(WINDOW_CLIP, z)
+    return tail, t_pit(tail, z, side), t_log_ratio(z, df, widen), window_x
+
+
+@inline
+def interval(theta: np.ndarray, size: float, upper: float) -> tuple[float, float]:
+    """The central predictive interval whose upper end has probability ``upper``."""
+    df, loc, scale = predictive_t(theta[0], theta[1], theta[2], theta[3])
+    half = scale * stdtrit(df, upper)
+    return loc - half, loc + half
+
+
+@inline
+def observe(theta: np.ndarray, x: float, size: float, w: float) -> None:
+    """The update of the module docstring with the observation counted ``w`` times."""
+    mu, kappa, alpha, beta = theta[0], theta[1], theta[2], theta[3]
+    dev = x - mu
+    theta[0] = mu + w * dev / (kappa + w)
+    theta[3] = beta + kappa * w * dev * dev / (2.0 * (kappa + w))
+    theta[1] = kappa + w
+    theta[2] = alpha + 0.5 * w
+
+
+update = make_update("normal_gamma", forget, score, interval, observe)
+"""Apply a batch's events in order (:func:`bayestream.models._skeleton._update`)."""
+
+
+# --- batch kernels -------------------------------------------------------------------------
 
 
 @kernel
