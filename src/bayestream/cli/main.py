@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +17,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except BayestreamError as exc:
         print(f"bayestream: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``bayestream schema | head``): normal for a pipe, not an error.
+        _discard_stdout()
+        return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of the output left in
+    its buffer does not fail again on the closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file descriptor (tests capture stdout in memory)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bayestream")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from bayestream import __version__
+
+        return __version__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayestream",
         description="Online Bayesian inference on telemetry streams.",
     )
+    parser.add_argument("--version", action="version", version=f"bayestream {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -38,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", help="JSON-lines file, or - for stdin")
     run.add_argument("--output-dir", type=Path, help="folder for the outputs")
     run.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka (bootstrap servers)")
-    run.add_argument("--batch-size", type=int, default=None, help="messages per batch")
+    run.add_argument("--batch-size", type=_positive_int, default=None, help="messages per batch")
     run.add_argument(
         "--labels", type=Path, help="JSON lines key, metric, ts, is_anomaly: calibration vs labels"
     )
@@ -97,15 +138,19 @@ def _run(args: argparse.Namespace) -> int:
                 "--kafka reads and writes topics: no --input/--output-dir/--labels "
                 "(labels come from [kafka] labels_topic)"
             )
-        from bayestream.runtime.service import run_kafka
+        from bayestream.runtime.service import bind_metrics, run_kafka
 
-        warm_up(config)
-        return run_kafka(config, args.kafka, args.batch_size)
+        server = bind_metrics(config.kafka)  # a port in use stops here, before any other work
+        try:
+            warm_up(config)
+        except BaseException:
+            if server is not None:
+                server.stop()
+            raise
+        return run_kafka(config, args.kafka, args.batch_size, server)
     if not args.input or not args.output_dir:
         raise BayestreamError("run needs --input and --output-dir (or --kafka BOOTSTRAP)")
     batch_size = args.batch_size or config.engine.batch_size
-    if batch_size < 1:
-        raise BayestreamError("--batch-size must be at least 1")
     if args.input != "-" and not Path(args.input).is_file():
         raise BayestreamError(f"--input {args.input}: no such file")
     labels = LabelJoin.load(args.labels) if args.labels else None
