@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bayestream.errors import BayestreamError
+
+if TYPE_CHECKING:
+    from bayestream.config import Rule
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,17 +182,20 @@ def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     resolved = {
         "engine": config.engine.model_dump(),
-        "rule": [
-            {
-                **rule.model_dump(exclude={"prior"}),
-                "prior": dict(zip(rule.param_names, rule.prior_vector(), strict=True)),
-            }
-            for rule in config.rule
-        ],
+        "rule": [_resolved_rule(rule) for rule in config.rule],
     }
     print(json.dumps(resolved, indent=2))
     print(f"{args.config}: OK, {len(config.rule)} rule(s)", file=sys.stderr)
     return 0
+
+
+def _resolved_rule(rule: Rule) -> dict[str, Any]:
+    """A rule with its defaults filled in; a conjugate rule's prior by parameter name (a
+    particle rule has none: its prior is ``initial``)."""
+    out = rule.model_dump()
+    if rule.family != "particle":
+        out["prior"] = dict(zip(rule.param_names, rule.prior_vector(), strict=True))
+    return out
 
 
 def _schema(args: argparse.Namespace) -> int:
