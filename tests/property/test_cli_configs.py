@@ -68,10 +68,10 @@ def _drift(draw: st.DrawFn) -> dict[str, Any]:
         drift.update(draw(st.fixed_dictionaries({}, optional={"reference": _edge("baseline")})))
     optional = {
         "baseline_windows": _edge(1.000001, 2.0, 10.0, 1e6),
-        # at most one half: above it a long cool-down leaves the simulated null without a
+        "false_alarm_rate": PROBABILITY,
+        # not up to 10**6: a long cool-down can leave the simulated drift null without a
         # comparison (engine/null.py, a ZeroDivisionError: see test_cli.py, xfail)
-        "false_alarm_rate": _edge(1e-300, 1e-9, 0.001, 0.05, 0.5),
-        "cooldown_windows": _edge(0, 1, 3, 10**6),
+        "cooldown_windows": _edge(0, 1, 3),
         "reset_on_alarm": st.booleans(),
         "min_window_events": _edge(2, 3, 10, 10**9),
         "window_prior_weight": _edge(TINY, 0.5, 1.0),

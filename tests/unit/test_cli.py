@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -223,13 +224,49 @@ def test_missing_input_exits_2(
     assert code == 2 and "no such file" in capsys.readouterr().err
 
 
-def test_demo_runs_and_writes_its_outputs(tmp_path: Path) -> None:
-    assert main(["demo", "--plain", "--events", "3000", "--output-dir", str(tmp_path)]) == 0
-    dead = _read(tmp_path / "dead_letter.jsonl")
-    from bayestream.cli.synthetic import HOSTILE
+def test_demo_runs_and_writes_its_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bayestream.cli.synthetic import HOSTILE, SERVICES
+    from bayestream.runtime.files import OUTPUT_FILES
 
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["demo", "--plain", "--events", "3000", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    dead = _read(tmp_path / "dead_letter.jsonl")
     assert len(dead) == len(HOSTILE)
     assert _read(tmp_path / "posteriors.jsonl") and (tmp_path / "config.toml").exists()
+    assert len((tmp_path / "input.jsonl").read_bytes().splitlines()) == 3000  # --events N
+    assert all(name in out for name in OUTPUT_FILES.values())  # the closing list names all
+    # the reported anomalies are reconciled with the injected ones
+    pattern = r"(\d+) anomalies reported for (\d+) injected: (\d+) of the injected ones, " \
+              r"(\d+) from .*?(\d+) others"  # fmt: skip
+    found = re.search(pattern.replace(" ", r"\s+"), out, re.S)  # rich wraps at 80 columns
+    assert found, out
+    reported, injected, hit, shifted, others = map(int, found.groups())
+    assert reported == len(_read(tmp_path / "anomalies.jsonl")) == hit + shifted + others
+    assert hit <= injected  # none injected in 3000 lines with seed 7; 198 of 198 in 200k
+    # at 80 columns the posteriors table keeps each stream on one line, nothing cut
+    assert max(len(line) for line in out.splitlines()) <= 80
+    rows = [line for line in out.splitlines() if line.strip().startswith(SERVICES)]
+    for service in SERVICES:
+        for metric in ("errors", "latency_ms", "requests", "status"):
+            row = [r for r in rows if r.split()[:2] == [service, metric]]
+            assert len(row) == 1 and "…" not in row[0] and "%" in row[0], (service, metric, out)
+
+
+@pytest.mark.parametrize("events", [100, 101, 3000, 20_000])
+def test_synthetic_telemetry_has_exactly_the_lines_asked_for(events: int) -> None:
+    from bayestream.cli.main import DEMO_MIN_EVENTS
+    from bayestream.cli.synthetic import HOSTILE, MIN_EVENTS, generate
+
+    assert DEMO_MIN_EVENTS == MIN_EVENTS
+    telemetry = generate(events, seed=7)
+    assert len(telemetry.lines) == events
+    assert sum(line in HOSTILE for line in telemetry.lines) == len(HOSTILE)
+    assert telemetry.injected == len(telemetry.injected_at)
+    stamps = [json.loads(line)["ts"] for line in telemetry.lines if line not in HOSTILE]
+    assert stamps == sorted(stamps) and stamps[0] < telemetry.shift_ts < stamps[-1]
 
 
 class _Trickle(io.RawIOBase):
@@ -338,16 +375,22 @@ def test_batch_size_below_1_is_a_usage_error(
     reason="engine/null.py: with every simulated comparison after the first cooling down, the "
     "drift null table has no comparison (m = 0); found by tests/property/test_cli_configs.py",
 )
-@pytest.mark.parametrize("family", ["normal_gamma", "gamma_poisson"])
+@pytest.mark.parametrize(
+    ("family", "drift"),
+    [
+        ("normal_gamma", "window_events = 3, false_alarm_rate = 0.999999"),
+        ("gamma_poisson", "window_events = 3, false_alarm_rate = 0.999999"),
+        ("normal_gamma", "window_events = 2, false_alarm_rate = 0.001"),
+    ],
+)
 def test_a_drift_null_without_comparisons_is_not_a_crash(
-    family: str, files: tuple[Path, Path], tmp_path: Path
+    family: str, drift: str, files: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, source = files
     config = tmp_path / "drift.toml"
     config.write_text(
         f'[[rule]]\nmetric = "latency"\nfamily = "{family}"\n'
-        'drift = { window_events = 3, reference = "baseline", false_alarm_rate = 0.999999, '
-        "cooldown_windows = 1000000 }\n"
+        f'drift = {{ {drift}, reference = "baseline", cooldown_windows = 1000000 }}\n'
     )
     out = tmp_path / "out"
     assert main(["run", "--config", str(config), "--input", str(source), "--output-dir",

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,14 +58,20 @@ def _version() -> str:
         return __version__
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+DEMO_MIN_EVENTS = 100  # bayestream.cli.synthetic.MIN_EVENTS (not imported: it loads numpy)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", help="JSON-lines file, or - for stdin")
     run.add_argument("--output-dir", type=Path, help="folder for the outputs")
     run.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka (bootstrap servers)")
-    run.add_argument("--batch-size", type=_positive_int, default=None, help="messages per batch")
+    run.add_argument("--batch-size", type=_at_least(1), default=None, help="messages per batch")
     run.add_argument(
         "--labels", type=Path, help="JSON lines key, metric, ts, is_anomaly: calibration vs labels"
     )
@@ -118,7 +124,12 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="synthetic telemetry through the engine, live")
     demo.add_argument("--output-dir", type=Path, default=Path("bayestream-demo"))
-    demo.add_argument("--events", type=int, default=200_000, help="how many events")
+    demo.add_argument(
+        "--events",
+        type=_at_least(DEMO_MIN_EVENTS),
+        default=200_000,
+        help=f"how many lines of telemetry (at least {DEMO_MIN_EVENTS}; 9 of them hostile)",
+    )
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--plain", action="store_true", help="no live view (for logs and CI)")
     demo.set_defaults(handler=_demo)
