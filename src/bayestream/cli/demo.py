@@ -103,17 +103,19 @@ class _View:
         for record in outputs.posteriors:
             self.latest[(record.key, record.metric)] = record
         self.anomalies.extend(outputs.anomalies)
+        self.drift.extend(outputs.drift)
+        self.stats = stats
+        self.progress.update(self.task, completed=stats.lines)
         truth = self.telemetry
-        for a in outputs.anomalies if truth is not None else ():
+        if truth is None:
+            return
+        for a in outputs.anomalies:
             if (a.key, a.metric, round(a.ts, 3)) in truth.injected_at:
                 self.found += 1
             elif a.key == SHIFTED and a.metric == "latency_ms" and a.ts >= truth.shift_ts:
                 self.shifted += 1
             else:
                 self.others += 1
-        self.drift.extend(outputs.drift)
-        self.stats = stats
-        self.progress.update(self.task, completed=stats.lines)
 
     def reconcile(self) -> str:
         """Why the anomalies reported are not the anomalies injected."""
