@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -302,96 +300,3 @@ def test_a_byte_order_mark_elsewhere_is_a_dead_letter(
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = _run(config, source, tmp_path / "out")
     assert (4, "invalid_json") in {(d["line"], d["reason"]) for d in out["dead_letter"]}
-
-
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    from importlib.metadata import version
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["--version"])
-    assert exit_.value.code == 0
-    assert capsys.readouterr().out.strip() == f"bayestream {version('bayestream')}"
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [["schema", "posteriors"], ["schema"], ["check-config", "CONFIG"]],
-    ids=["schema NAME", "schema", "check-config"],
-)
-def test_a_reader_that_goes_away_is_not_an_error(argv: list[str], files: tuple[Path, Path]) -> None:
-    """``bayestream schema | head``: the pipe is closed before anything is written."""
-    argv = [str(files[0]) if a == "CONFIG" else a for a in argv]
-    read, write = os.pipe()
-    os.close(read)  # the reader is gone before the command writes
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bayestream.cli.main", *argv],
-            stdout=write,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-    finally:
-        os.close(write)
-    assert result.returncode == 0, result.stderr
-    assert b"Traceback" not in result.stderr and b"BrokenPipe" not in result.stderr
-
-
-def test_a_metrics_port_in_use_exits_2_before_any_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import bayestream.engine.warmup
-
-    def no_work(*args: object) -> None:
-        raise AssertionError("work started before the metrics port was checked")
-
-    monkeypatch.setattr(bayestream.engine.warmup, "warm_up", no_work)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        config = tmp_path / "config.toml"
-        config.write_text(f"[kafka]\nmetrics_port = {port}\n" + CONFIG)
-        code = main(["run", "--kafka", "127.0.0.1:1", "--config", str(config)])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert f"[kafka] metrics_port = {port}" in err and "0 = any free port" in err
-    assert len(err.strip().splitlines()) == 1
-
-
-def test_batch_size_below_1_is_a_usage_error(
-    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config, source = files
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", "--config", str(config), "--input", str(source), "--output-dir",
-              str(tmp_path), "--batch-size", "0"])  # fmt: skip
-    assert exit_.value.code == 2
-    assert "--batch-size: must be at least 1" in capsys.readouterr().err
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="engine/null.py: with every simulated comparison after the first cooling down, the "
-    "drift null table has no comparison (m = 0); found by tests/property/test_cli_configs.py",
-)
-@pytest.mark.parametrize(
-    ("family", "drift"),
-    [
-        ("normal_gamma", "window_events = 3, false_alarm_rate = 0.999999"),
-        ("gamma_poisson", "window_events = 3, false_alarm_rate = 0.999999"),
-        ("normal_gamma", "window_events = 2, false_alarm_rate = 0.001"),
-    ],
-)
-def test_a_drift_null_without_comparisons_is_not_a_crash(
-    family: str, drift: str, files: tuple[Path, Path], tmp_path: Path
-) -> None:
-    _, source = files
-    config = tmp_path / "drift.toml"
-    config.write_text(
-        f'[[rule]]\nmetric = "latency"\nfamily = "{family}"\n'
-        f'drift = {{ {drift}, reference = "baseline", cooldown_windows = 1000000 }}\n'
-    )
-    out = tmp_path / "out"
-    assert main(["run", "--config", str(config), "--input", str(source), "--output-dir",
-                 str(out)]) in (0, 2)  # fmt: skip

@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka (bootstrap servers)")
     run.add_argument("--batch-size", type=_at_least(1), default=None, help="messages per batch")
     run.add_argument(
+        "--create-input-topics",
+        type=_at_least(1),
+        metavar="PARTITIONS",
+        help="with --kafka: create missing input topics with this many partitions "
+        "(as [kafka] input_partitions)",
+    )
+    run.add_argument(
         "--labels", type=Path, help="JSON lines key, metric, ts, is_anomaly: calibration vs labels"
     )
     run.set_defaults(handler=_run)
@@ -147,6 +154,8 @@ def _run(args: argparse.Namespace) -> int:
     from bayestream.runtime.labels import LabelJoin
 
     config = load_config(args.config)
+    if args.create_input_topics and not args.kafka:
+        raise BayestreamError("--create-input-topics applies to --kafka only")
     if args.kafka:
         if args.input or args.output_dir or args.labels:
             raise BayestreamError(
@@ -154,6 +163,10 @@ def _run(args: argparse.Namespace) -> int:
                 "(labels come from [kafka] labels_topic)"
             )
         from bayestream.runtime.service import bind_metrics, run_kafka
+
+        if args.create_input_topics:
+            kafka = config.kafka.model_copy(update={"input_partitions": args.create_input_topics})
+            config = config.model_copy(update={"kafka": kafka})
 
         server = bind_metrics(config.kafka)  # a port in use stops here, before any other work
         try:
