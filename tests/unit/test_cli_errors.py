@@ -124,3 +124,30 @@ def test_a_drift_null_without_comparisons_is_not_a_crash(
     out = tmp_path / "out"
     assert main(["run", "--config", str(config), "--input", str(source), "--output-dir",
                  str(out)]) in (0, 2)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_an_output_dir_that_cannot_be_made_exits_2(
+    command: str, files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, source = files
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "out"
+    argv = (
+        ["run", "--config", str(config), "--input", str(source), "--output-dir", str(out)]
+        if command == "run"
+        else ["demo", "--plain", "--events", "100", "--output-dir", str(out)]
+    )
+    assert main(argv) == 2
+    assert f"--output-dir {out}: cannot create" in capsys.readouterr().err
+
+
+def test_an_output_file_that_cannot_be_written_exits_2(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, source = files
+    (tmp_path / "out" / "posteriors.jsonl").mkdir(parents=True)
+    argv = ["run", "--config", str(config), "--input", str(source), "--output-dir"]
+    assert main([*argv, str(tmp_path / "out")]) == 2
+    assert "posteriors.jsonl: Is a directory" in capsys.readouterr().err

@@ -179,11 +179,15 @@ def _run(args: argparse.Namespace) -> int:
     if not args.input or not args.output_dir:
         raise BayestreamError("run needs --input and --output-dir (or --kafka BOOTSTRAP)")
     batch_size = args.batch_size or config.engine.batch_size
+    _output_dir(args.output_dir, "--output-dir")
     if args.input != "-" and not Path(args.input).is_file():
         raise BayestreamError(f"--input {args.input}: no such file")
     labels = LabelJoin.load(args.labels) if args.labels else None
     warm_up(config)
-    stats = run_file(Engine(config), args.input, args.output_dir, batch_size, labels=labels)
+    try:
+        stats = run_file(Engine(config), args.input, args.output_dir, batch_size, labels=labels)
+    except OSError as exc:  # the file system's, not the engine's: say which file
+        raise BayestreamError(f"{exc.filename or 'I/O'}: {exc.strerror or exc}") from exc
     rate = stats.lines / stats.seconds if stats.seconds > 0 else 0.0
     print(
         f"bayestream: {stats.lines} lines, {stats.applied} applied, "
@@ -198,6 +202,14 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _output_dir(path: Path, option: str) -> None:
+    """Create the output folder, or say in one line why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BayestreamError(f"{option} {path}: cannot create: {exc.strerror or exc}") from exc
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -255,6 +267,7 @@ def _score_csv(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bayestream.cli.demo import run_demo
 
+    _output_dir(args.output_dir, "--output-dir")
     return run_demo(args.output_dir, args.events, args.seed, live=not args.plain)
 
 
