@@ -70,7 +70,9 @@ def _drift(draw: st.DrawFn) -> dict[str, Any]:
     if "hop_events" not in drift:
         drift.update(draw(st.fixed_dictionaries({}, optional={"reference": _edge("baseline")})))
     optional = {
-        "baseline_windows": _edge(1.000001, 2.0, 10.0, 1e6),
+        # not up to 1e6: the simulated drift null holds 3 x baseline_windows windows of 1000
+        # streams at once (1e4: 1.2 GB; 1e6: 67 GiB, a MemoryError), engine/null.py; xfail
+        "baseline_windows": _edge(1.000001, 2.0, 10.0, 100.0),
         "false_alarm_rate": PROBABILITY,
         # not up to 10**6: a long cool-down can leave the simulated drift null without a
         # comparison (engine/null.py, a ZeroDivisionError: see test_cli_errors.py, xfail)
@@ -354,7 +356,7 @@ def test_every_accepted_configuration_runs_or_names_a_field(
 
 
 @pytest.mark.slow
-@settings(PROPERTY, max_examples=200)
+@settings(PROPERTY, max_examples=500)
 @given(drawn=mutated(), seed=st.integers(0, 2**16))
 def test_many_more_configurations(
     drawn: tuple[dict[str, Any], str | None], seed: int, tmp_path_factory: pytest.TempPathFactory

@@ -191,6 +191,10 @@ def test_check_config_prints_a_particle_rule(
             '[engine]\nmax_streams = 0\n[[rule]]\nmetric = "m"\nfamily = "dirichlet"\n',
             "engine.max_streams",
         ),
+        (
+            '[[rule]]\nmetric = "m"\nfamily = "normal_gamma"\ncredible_levels = [1e-300]\n',
+            "rule[0].credible_levels",
+        ),
         ("[[rule]\n", "not valid TOML"),
         ("", "rule"),
     ],
