@@ -2,8 +2,8 @@
 histograms of well-specified streams.
 
 Prints one JSON document and writes ``benchmarks/results/reliability.png`` (reliability
-diagrams) and ``benchmarks/results/pit_hist.png`` (PIT histograms); ``--quick`` writes them to
-a temporary folder instead (or to ``--plots DIR``).
+diagrams) and ``benchmarks/results/pit_hist.png`` (PIT histograms); ``--quick`` draws them into
+a temporary folder that it removes before exit (or writes them to ``--plots DIR``).
 Run: ``python benchmarks/bench_calibration.py [--quick]``.
 
 Anomaly probability (``out.scores[:, OUT_PROB]``) against labels, per data set:
@@ -432,8 +432,12 @@ def main() -> None:
         "so that smoke runs leave the committed plots alone)",
     )
     args = parser.parse_args()
+    # A quick run without --plots draws the PNGs (so that smoke runs exercise the plotting)
+    # into a temporary folder that is removed before exit, and reports no plot paths.
+    scratch = tempfile.TemporaryDirectory(prefix="bayestream-plots-") if args.quick else None
     if args.plots is None:
-        args.plots = Path(tempfile.mkdtemp(prefix="bayestream-plots-")) if args.quick else RESULTS
+        args.plots = RESULTS if scratch is None else Path(scratch.name)
+    discarded = scratch is not None and args.plots == Path(scratch.name)
     if args.quick:
         args.streams, args.events = 200, 500
         args.pit_streams, args.pit_events = 200, 200
@@ -462,7 +466,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
         },
-        "args": {**vars(args), "plots": str(args.plots)},
+        "args": {**vars(args), "plots": None if discarded else str(args.plots)},
         "bayestream": source_info(),
         "design": {
             "seed": SEED,
@@ -493,10 +497,14 @@ def main() -> None:
                 pit_results[n]["uniform_at_1pct"] for n in PIT_SETS if "misspecified" not in n
             ),
             "engine_path_identical_to_kernel_path": all(check.values()),
-            "plots": [str(plots / "reliability.png"), str(plots / "pit_hist.png")],
+            "plots": []
+            if discarded
+            else [str(plots / "reliability.png"), str(plots / "pit_hist.png")],
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
+    if scratch is not None:
+        scratch.cleanup()
     json.dump(report, sys.stdout, indent=2)
     print()
 

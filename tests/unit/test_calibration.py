@@ -220,9 +220,17 @@ def test_coverage_checks_pair_quantiles_into_intervals() -> None:
     assert (rows[0].lower, rows[0].upper) == pytest.approx((0.1, 0.9))
     assert all(math.isnan(r.observed) for r in rows)
     with pytest.raises(ValueError):
-        CoverageMonitor(())
-    with pytest.raises(ValueError):
         CoverageMonitor((0.0, 0.5))
+
+
+def test_coverage_without_levels_counts_and_reports_nothing() -> None:
+    """A rule may publish no quantiles (predictive_quantiles = []): nothing to check."""
+    monitor = CoverageMonitor((), half_life=math.inf)
+    monitor.update(np.array([0.1, np.nan, 0.7]))
+    assert monitor.report() == []
+    assert monitor.total_weight == 2.0
+    again = CoverageMonitor.from_state(monitor.state())
+    assert again.report() == [] and again.total_weight == 2.0
 
 
 def test_coverage_bounds_are_inclusive() -> None:

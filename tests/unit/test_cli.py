@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,20 @@ def test_check_config_prints_resolved_rules(
     assert resolved["rule"][0]["credible_levels"] == [0.95]
 
 
+def test_check_config_prints_a_particle_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "particle.toml"
+    config.write_text(
+        '[[rule]]\nmetric = "m"\nfamily = "particle"\nmodel = "poisson_rate"\n'
+        "process_noise = 0.1\ninitial = { mean = 0.0, sd = 1.0 }\n"
+    )
+    assert main(["check-config", str(config)]) == 0  # was a ValueError from zip()
+    rule = json.loads(capsys.readouterr().out)["rule"][0]
+    assert rule["initial"] == {"mean": 0.0, "sd": 1.0} and rule["prior"] == {}
+    assert rule["particles"] == 512
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -175,6 +190,10 @@ def test_check_config_prints_resolved_rules(
         (
             '[engine]\nmax_streams = 0\n[[rule]]\nmetric = "m"\nfamily = "dirichlet"\n',
             "engine.max_streams",
+        ),
+        (
+            '[[rule]]\nmetric = "m"\nfamily = "normal_gamma"\ncredible_levels = [1e-300]\n',
+            "rule[0].credible_levels",
         ),
         ("[[rule]\n", "not valid TOML"),
         ("", "rule"),
@@ -207,13 +226,49 @@ def test_missing_input_exits_2(
     assert code == 2 and "no such file" in capsys.readouterr().err
 
 
-def test_demo_runs_and_writes_its_outputs(tmp_path: Path) -> None:
-    assert main(["demo", "--plain", "--events", "3000", "--output-dir", str(tmp_path)]) == 0
-    dead = _read(tmp_path / "dead_letter.jsonl")
-    from bayestream.cli.synthetic import HOSTILE
+def test_demo_runs_and_writes_its_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bayestream.cli.synthetic import HOSTILE, SERVICES
+    from bayestream.runtime.files import OUTPUT_FILES
 
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["demo", "--plain", "--events", "3000", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    dead = _read(tmp_path / "dead_letter.jsonl")
     assert len(dead) == len(HOSTILE)
     assert _read(tmp_path / "posteriors.jsonl") and (tmp_path / "config.toml").exists()
+    assert len((tmp_path / "input.jsonl").read_bytes().splitlines()) == 3000  # --events N
+    assert all(name in out for name in OUTPUT_FILES.values())  # the closing list names all
+    # the reported anomalies are reconciled with the injected ones
+    pattern = r"(\d+) anomalies reported for (\d+) injected: (\d+) of the injected ones, " \
+              r"(\d+) from .*?(\d+) others"  # fmt: skip
+    found = re.search(pattern.replace(" ", r"\s+"), out, re.S)  # rich wraps at 80 columns
+    assert found, out
+    reported, injected, hit, shifted, others = map(int, found.groups())
+    assert reported == len(_read(tmp_path / "anomalies.jsonl")) == hit + shifted + others
+    assert hit <= injected  # none injected in 3000 lines with seed 7; 198 of 198 in 200k
+    # at 80 columns the posteriors table keeps each stream on one line, nothing cut
+    assert max(len(line) for line in out.splitlines()) <= 80
+    rows = [line for line in out.splitlines() if line.strip().startswith(SERVICES)]
+    for service in SERVICES:
+        for metric in ("errors", "latency_ms", "requests", "status"):
+            row = [r for r in rows if r.split()[:2] == [service, metric]]
+            assert len(row) == 1 and "…" not in row[0] and "%" in row[0], (service, metric, out)
+
+
+@pytest.mark.parametrize("events", [100, 101, 3000, 20_000])
+def test_synthetic_telemetry_has_exactly_the_lines_asked_for(events: int) -> None:
+    from bayestream.cli.main import DEMO_MIN_EVENTS
+    from bayestream.cli.synthetic import HOSTILE, MIN_EVENTS, generate
+
+    assert DEMO_MIN_EVENTS == MIN_EVENTS
+    telemetry = generate(events, seed=7)
+    assert len(telemetry.lines) == events
+    assert sum(line in HOSTILE for line in telemetry.lines) == len(HOSTILE)
+    assert telemetry.injected == len(telemetry.injected_at)
+    stamps = [json.loads(line)["ts"] for line in telemetry.lines if line not in HOSTILE]
+    assert stamps == sorted(stamps) and stamps[0] < telemetry.shift_ts < stamps[-1]
 
 
 class _Trickle(io.RawIOBase):

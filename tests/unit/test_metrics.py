@@ -363,6 +363,24 @@ def test_server_lifecycle(registry: CollectorRegistry) -> None:
         _opener.open(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
+def test_server_binds_before_it_serves_and_releases_the_port(registry: CollectorRegistry) -> None:
+    first = MetricsServer(Metrics(registry))
+    port = first.bind()
+    assert port > 0 and first.port == port and first.bind() == port
+    taken = MetricsServer(Metrics(CollectorRegistry()), port=port)
+    with pytest.raises(OSError):
+        taken.bind()
+    assert first.start() == port  # serves on the socket it bound
+    assert get(port, "/healthz")[0] == 200
+    first.stop()
+    unserved = MetricsServer(Metrics(CollectorRegistry()), port=port)
+    assert unserved.bind() == port  # the port was released
+    unserved.stop()  # never served: closes the socket without waiting for a serving loop
+    assert unserved.port is None
+    with MetricsServer(Metrics(CollectorRegistry()), port=port) as again:
+        assert again.port == port
+
+
 def test_server_rejects_a_bad_liveness_timeout(metrics: Metrics) -> None:
     with pytest.raises(ValueError, match="liveness_timeout"):
         MetricsServer(metrics, liveness_timeout=0)

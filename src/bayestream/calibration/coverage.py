@@ -99,6 +99,9 @@ class CoverageMonitor:
         Further central interval levels ``L``, checked as ``(1 - L)/2 <= u <= (1 + L)/2``.
     half_life
         Half-life of the weights, in (valid) observations; ``math.inf`` keeps plain counts.
+
+    With neither quantiles nor interval levels there is nothing to check: :meth:`report` is
+    empty.
     """
 
     def __init__(
@@ -124,8 +127,8 @@ class CoverageMonitor:
             ("interval", level, lo, hi) for level, (lo, hi) in sorted(intervals.items())
         ]
         rules += [("quantile", q, 0.0, q) for q in self._quantiles]
-        if not rules:
-            raise ValueError("a coverage monitor needs at least one quantile or interval level")
+        # No levels (a rule with predictive_quantiles = []) is a monitor with no checks: it
+        # counts observations and reports no rows.
         self._rules = tuple(rules)
         self._lower = np.array([r[2] for r in rules])
         self._upper = np.array([r[3] for r in rules])

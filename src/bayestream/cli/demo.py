@@ -8,17 +8,18 @@ from collections import deque
 from importlib import resources
 from pathlib import Path
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bayestream.cli.synthetic import generate
+from bayestream.cli.synthetic import SHIFTED, Telemetry, generate
 from bayestream.config import parse_config
 from bayestream.engine import Engine, Outputs
 from bayestream.engine.warmup import warm_up
-from bayestream.runtime.files import RunStats, run_file
+from bayestream.runtime.files import OUTPUT_FILES, RunStats, run_file
 from bayestream.schema.records import AnomalyRecord, DriftRecord, PosteriorRecord
 
 _LIVE_SECONDS = 8.0  # pace the live view so that a person can watch it,
@@ -50,7 +51,7 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
     )
     with console.status("compiling kernels (cached after the first run)"):
         warm_up(config)
-    view = _View(len(telemetry.lines))
+    view = _View(len(telemetry.lines), telemetry)
     paced = min(_LIVE_SECONDS, max(_PACED_UNTIL_S - (time.perf_counter() - started), 1.0))
     pause = paced / max(len(telemetry.lines) / config.engine.batch_size, 1.0)
     if live:
@@ -70,9 +71,12 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
     console.print(
         f"[green]done[/] in {time.perf_counter() - started:.1f} s: {stats.lines:,} lines, "
         f"{stats.applied:,} applied, {stats.anomalies} anomalies, {stats.drift} drift alarms, "
-        f"{stats.dead_letters} dead letters. Outputs in [bold]{output_dir}/[/]: "
-        "posteriors.jsonl, anomalies.jsonl, drift.jsonl, calibration.jsonl, dead_letter.jsonl "
-        "(input.jsonl and config.toml too)"
+        f"{stats.dead_letters} dead letters."
+    )
+    console.print(view.reconcile())
+    console.print(
+        f"Outputs in [bold]{output_dir}/[/]: {', '.join(OUTPUT_FILES.values())} "
+        "(and the input.jsonl and config.toml they came from)"
     )
     return 0
 
@@ -80,7 +84,7 @@ def run_demo(output_dir: Path, events: int, seed: int, live: bool) -> int:
 class _View:
     """The live view: progress, the latest posterior per stream, the latest anomalies."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, telemetry: Telemetry | None = None) -> None:
         self.progress = Progress(
             TextColumn("events"),
             BarColumn(),
@@ -92,6 +96,8 @@ class _View:
         self.anomalies: deque[AnomalyRecord] = deque(maxlen=8)
         self.drift: deque[DriftRecord] = deque(maxlen=3)
         self.stats = RunStats()
+        self.telemetry = telemetry
+        self.found = self.shifted = self.others = 0  # reported anomalies by what they are
 
     def absorb(self, outputs: Outputs, stats: RunStats) -> None:
         for record in outputs.posteriors:
@@ -100,11 +106,39 @@ class _View:
         self.drift.extend(outputs.drift)
         self.stats = stats
         self.progress.update(self.task, completed=stats.lines)
+        truth = self.telemetry
+        if truth is None:
+            return
+        for a in outputs.anomalies:
+            if (a.key, a.metric, round(a.ts, 3)) in truth.injected_at:
+                self.found += 1
+            elif a.key == SHIFTED and a.metric == "latency_ms" and a.ts >= truth.shift_ts:
+                self.shifted += 1
+            else:
+                self.others += 1
+
+    def reconcile(self) -> str:
+        """Why the anomalies reported are not the anomalies injected."""
+        truth = self.telemetry
+        if truth is None:
+            return ""
+        return (
+            f"{self.found + self.shifted + self.others} anomalies reported for "
+            f"{truth.injected} injected: {self.found} of the injected ones, {self.shifted} "
+            f"from {SHIFTED}'s latency level shift (until drift resets its posterior), "
+            f"{self.others} others (natural tails: a clean event is reported when its "
+            "predictive tail probability is below its rule's anomaly_threshold)"
+        )
 
     def render(self) -> Group:
-        table = Table(title="posteriors (latest per stream)", expand=True)
-        for column in ("stream", "metric", "estimate", "credible interval", "p99 next", "n_eff"):
-            table.add_column(column)
+        # fits 80 columns: no vertical rules, short cells, one line per stream
+        table = Table(
+            title="posteriors (latest per stream; p99: of the next observation)",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        for column in ("stream", "metric", "estimate", "credible interval", "p99", "n_eff"):
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
         for (key, metric), rec in sorted(self.latest.items()):
             table.add_row(key, metric, *_describe(rec))
         lines = [_anomaly_line(a) for a in self.anomalies]
@@ -143,7 +177,7 @@ def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:
         lo, hi = first[1].get("5xx", [math.nan, math.nan])
         return (
             f"P(5xx) {rec['mean']['5xx']:.4f}",
-            f"{lo:.4f} .. {hi:.4f} ({first[0]})",
+            f"{lo:.4f}..{hi:.4f} {_percent(first[0])}",
             "-",
             f"{record.n_eff:.0f}",
         )
@@ -154,14 +188,22 @@ def _describe(record: PosteriorRecord) -> tuple[str, str, str, str]:
     mean = rec["mean"] if isinstance(rec["mean"], float) else math.nan
     if record.metric == "latency_ms":  # modelled on the log scale: show the median latency
         est = f"median {math.exp(mean):.1f} ms"
-        interval = f"{math.exp(lo):.1f} .. {math.exp(hi):.1f} ms ({level})"
+        interval = f"{math.exp(lo):.1f}..{math.exp(hi):.1f} ms {_percent(level)}"
     elif record.metric == "errors":
-        est = f"error rate {mean:.4f}"
-        interval = f"{lo:.4f} .. {hi:.4f} ({level})"
+        est = f"rate {mean:.4f}"
+        interval = f"{lo:.4f}..{hi:.4f} {_percent(level)}"
     else:
         est = f"{mean:.1f} /s"
-        interval = f"{lo:.1f} .. {hi:.1f} /s ({level})"
+        interval = f"{lo:.1f}..{hi:.1f} /s {_percent(level)}"
     return est, interval, "-" if p99 is None else f"{p99:.1f}", f"{record.n_eff:.0f}"
+
+
+def _percent(level: str) -> str:
+    """A credible level as published ("0.95") written as a percentage ("95%")."""
+    try:
+        return f"{float(level) * 100:g}%"
+    except ValueError:
+        return level
 
 
 __all__ = ["demo_config_text", "run_demo"]

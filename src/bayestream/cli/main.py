@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bayestream.errors import BayestreamError
+
+if TYPE_CHECKING:
+    from bayestream.config import Rule
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,12 +21,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except BayestreamError as exc:
         print(f"bayestream: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``bayestream schema | head``): normal for a pipe, not an error.
+        _discard_stdout()
+        return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of the output left in
+    its buffer does not fail again on the closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file descriptor (tests capture stdout in memory)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bayestream")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from bayestream import __version__
+
+        return __version__
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+DEMO_MIN_EVENTS = 100  # bayestream.cli.synthetic.MIN_EVENTS (not imported: it loads numpy)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="bayestream",
         description="Online Bayesian inference on telemetry streams.",
     )
+    parser.add_argument("--version", action="version", version=f"bayestream {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -38,7 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", help="JSON-lines file, or - for stdin")
     run.add_argument("--output-dir", type=Path, help="folder for the outputs")
     run.add_argument("--kafka", metavar="BOOTSTRAP", help="run on Kafka (bootstrap servers)")
-    run.add_argument("--batch-size", type=int, default=None, help="messages per batch")
+    run.add_argument("--batch-size", type=_at_least(1), default=None, help="messages per batch")
+    run.add_argument(
+        "--create-input-topics",
+        type=_at_least(1),
+        metavar="PARTITIONS",
+        help="with --kafka: create missing input topics with this many partitions "
+        "(as [kafka] input_partitions)",
+    )
     run.add_argument(
         "--labels", type=Path, help="JSON lines key, metric, ts, is_anomaly: calibration vs labels"
     )
@@ -73,7 +131,12 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="synthetic telemetry through the engine, live")
     demo.add_argument("--output-dir", type=Path, default=Path("bayestream-demo"))
-    demo.add_argument("--events", type=int, default=200_000, help="how many events")
+    demo.add_argument(
+        "--events",
+        type=_at_least(DEMO_MIN_EVENTS),
+        default=200_000,
+        help=f"how many lines of telemetry (at least {DEMO_MIN_EVENTS}; 9 of them hostile)",
+    )
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--plain", action="store_true", help="no live view (for logs and CI)")
     demo.set_defaults(handler=_demo)
@@ -91,26 +154,40 @@ def _run(args: argparse.Namespace) -> int:
     from bayestream.runtime.labels import LabelJoin
 
     config = load_config(args.config)
+    if args.create_input_topics and not args.kafka:
+        raise BayestreamError("--create-input-topics applies to --kafka only")
     if args.kafka:
         if args.input or args.output_dir or args.labels:
             raise BayestreamError(
                 "--kafka reads and writes topics: no --input/--output-dir/--labels "
                 "(labels come from [kafka] labels_topic)"
             )
-        from bayestream.runtime.service import run_kafka
+        from bayestream.runtime.service import bind_metrics, run_kafka
 
-        warm_up(config)
-        return run_kafka(config, args.kafka, args.batch_size)
+        if args.create_input_topics:
+            kafka = config.kafka.model_copy(update={"input_partitions": args.create_input_topics})
+            config = config.model_copy(update={"kafka": kafka})
+
+        server = bind_metrics(config.kafka)  # a port in use stops here, before any other work
+        try:
+            warm_up(config)
+        except BaseException:
+            if server is not None:
+                server.stop()
+            raise
+        return run_kafka(config, args.kafka, args.batch_size, server)
     if not args.input or not args.output_dir:
         raise BayestreamError("run needs --input and --output-dir (or --kafka BOOTSTRAP)")
     batch_size = args.batch_size or config.engine.batch_size
-    if batch_size < 1:
-        raise BayestreamError("--batch-size must be at least 1")
+    _output_dir(args.output_dir, "--output-dir")
     if args.input != "-" and not Path(args.input).is_file():
         raise BayestreamError(f"--input {args.input}: no such file")
     labels = LabelJoin.load(args.labels) if args.labels else None
     warm_up(config)
-    stats = run_file(Engine(config), args.input, args.output_dir, batch_size, labels=labels)
+    try:
+        stats = run_file(Engine(config), args.input, args.output_dir, batch_size, labels=labels)
+    except OSError as exc:  # the file system's, not the engine's: say which file
+        raise BayestreamError(f"{exc.filename or 'I/O'}: {exc.strerror or exc}") from exc
     rate = stats.lines / stats.seconds if stats.seconds > 0 else 0.0
     print(
         f"bayestream: {stats.lines} lines, {stats.applied} applied, "
@@ -127,23 +204,34 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_dir(path: Path, option: str) -> None:
+    """Create the output folder, or say in one line why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BayestreamError(f"{option} {path}: cannot create: {exc.strerror or exc}") from exc
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from bayestream.config import load_config
 
     config = load_config(args.config)
     resolved = {
         "engine": config.engine.model_dump(),
-        "rule": [
-            {
-                **rule.model_dump(exclude={"prior"}),
-                "prior": dict(zip(rule.param_names, rule.prior_vector(), strict=True)),
-            }
-            for rule in config.rule
-        ],
+        "rule": [_resolved_rule(rule) for rule in config.rule],
     }
     print(json.dumps(resolved, indent=2))
     print(f"{args.config}: OK, {len(config.rule)} rule(s)", file=sys.stderr)
     return 0
+
+
+def _resolved_rule(rule: Rule) -> dict[str, Any]:
+    """A rule with its defaults filled in; a conjugate rule's prior by parameter name (a
+    particle rule has none: its prior is ``initial``)."""
+    out = rule.model_dump()
+    if rule.family != "particle":
+        out["prior"] = dict(zip(rule.param_names, rule.prior_vector(), strict=True))
+    return out
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -179,6 +267,7 @@ def _score_csv(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bayestream.cli.demo import run_demo
 
+    _output_dir(args.output_dir, "--output-dir")
     return run_demo(args.output_dir, args.events, args.seed, live=not args.plain)
 
 

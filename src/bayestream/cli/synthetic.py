@@ -33,6 +33,12 @@ HOSTILE = (
 """Malformed or impossible lines mixed into the demo input: each must become a dead letter."""
 
 
+MIN_EVENTS = 100
+"""The fewest lines :func:`generate` writes (the hostile lines among them)."""
+
+_PER_WINDOW = 20  # lines per service and 10-second window: 12 latency, 1 + 1 counts, 6 status
+
+
 @dataclass(frozen=True)
 class Telemetry:
     """JSON lines in event-time order and what was injected."""
@@ -40,17 +46,20 @@ class Telemetry:
     lines: list[bytes]
     injected: int  # events deliberately anomalous
     shift_ts: float  # when svc-c's latency level shifts
+    injected_at: frozenset[tuple[str, str, float]] = frozenset()  # (key, metric, ts) of those
 
 
 def generate(events: int, seed: int) -> Telemetry:
-    """About ``events`` events over the services, sorted by event time."""
+    """Exactly ``events`` lines (at least :data:`MIN_EVENTS`) over the services, sorted by
+    event time, the :data:`HOSTILE` lines among them."""
+    if events < MIN_EVENTS:
+        raise ValueError(f"events must be at least {MIN_EVENTS}, got {events}")
     rng = np.random.default_rng(seed)
     n_services = len(SERVICES)
-    n_windows = max(events // (n_services * 20), 10)
+    n_windows = max(-(-events // (n_services * _PER_WINDOW)) + 1, 10)  # then cut to size
     duration = n_windows * WINDOW
-    shift_ts = START_TS + 0.6 * duration
-    rows: list[tuple[float, bytes]] = []
-    injected = 0
+    shift_ts = START_TS + 0.6 * (events / (n_services * _PER_WINDOW)) * WINDOW
+    rows: list[tuple[float, bytes, str, str, bool]] = []
     base_ms = rng.uniform(20.0, 80.0, n_services)
     base_rate = rng.uniform(30.0, 120.0, n_services)  # requests per second
     base_err = rng.uniform(0.002, 0.02, n_services)
@@ -62,10 +71,15 @@ def generate(events: int, seed: int) -> Telemetry:
         latency = level * rng.lognormal(0.0, 0.25, m)
         spikes = rng.random(m) < 0.0008
         latency[spikes] *= rng.uniform(8.0, 20.0, int(spikes.sum()))
-        injected += int(spikes.sum())
         rows.extend(
-            (t, b'{"key":"%s","metric":"latency_ms","ts":%.3f,"value":%.2f}' % (svc.encode(), t, v))
-            for t, v in zip(ts.tolist(), latency.tolist(), strict=True)
+            (
+                t,
+                b'{"key":"%s","metric":"latency_ms","ts":%.3f,"value":%.2f}' % (svc.encode(), t, v),
+                svc,
+                "latency_ms",
+                spike,
+            )
+            for t, v, spike in zip(ts.tolist(), latency.tolist(), spikes.tolist(), strict=True)
         )
         # requests and errors per window
         window_ts = START_TS + WINDOW * np.arange(1, n_windows + 1)
@@ -76,13 +90,23 @@ def generate(events: int, seed: int) -> Telemetry:
         bursts = rng.random(n_windows) < 0.004
         err_p[bursts] = 0.3
         errors = rng.binomial(requests, err_p)
-        injected += int(drops.sum() + bursts.sum())
-        for t, r, e in zip(window_ts.tolist(), requests.tolist(), errors.tolist(), strict=True):
+        windows = zip(
+            window_ts.tolist(),
+            requests.tolist(),
+            errors.tolist(),
+            drops.tolist(),
+            bursts.tolist(),
+            strict=True,
+        )
+        for t, r, e, drop, burst in windows:
             rows.append(
                 (
                     t,
                     b'{"key":"%s","metric":"requests","ts":%.3f,"value":%d,'
                     b'"exposure":10}' % (svc.encode(), t, r),
+                    svc,
+                    "requests",
+                    drop,
                 )
             )
             if r > 0:
@@ -91,6 +115,9 @@ def generate(events: int, seed: int) -> Telemetry:
                         t,
                         b'{"key":"%s","metric":"errors","ts":%.3f,"value":%d,'
                         b'"trials":%d}' % (svc.encode(), t, e, r),
+                        svc,
+                        "errors",
+                        burst,
                     )
                 )
         # status: 6 samples per window
@@ -103,14 +130,20 @@ def generate(events: int, seed: int) -> Telemetry:
                 t,
                 b'{"key":"%s","metric":"status","ts":%.3f,"value":"%s"}'
                 % (svc.encode(), t, STATUS[c].encode()),
+                svc,
+                "status",
+                False,
             )
             for t, c in zip(st.tolist(), status.tolist(), strict=True)
         )
     rows.sort(key=lambda row: row[0])
-    lines = [line for _, line in rows]
+    del rows[events - len(HOSTILE) :]  # the first events by event time: exactly as many lines
+    lines = [row[1] for row in rows]
     for j, bad in enumerate(HOSTILE):  # spread a few bad lines through the run
         lines.insert((j + 1) * len(lines) // (len(HOSTILE) + 1), bad)
-    return Telemetry(lines, injected, shift_ts)
+    injected_at = frozenset((svc, metric, round(t, 3)) for t, _, svc, metric, hit in rows if hit)
+    injected = sum(1 for row in rows if row[4])
+    return Telemetry(lines, injected, shift_ts, injected_at)
 
 
-__all__ = ["SERVICES", "SHIFTED", "Telemetry", "generate"]
+__all__ = ["MIN_EVENTS", "SERVICES", "SHIFTED", "Telemetry", "generate"]

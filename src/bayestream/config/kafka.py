@@ -46,6 +46,9 @@ class KafkaSettings(BaseModel):
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
     poll_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 0.1
     create_topics: bool = True
+    # input topics must exist, unless this is set: then a missing one is created with this
+    # many partitions (the most consumers that can share the work); `run --create-input-topics`
+    input_partitions: Annotated[int, Field(ge=1, le=100_000)] | None = None
     # which output records name their input in bayestream.source.* headers: "all" (anomaly and
     # drift records the event behind each, posterior records the newest input message they
     # hold), "events" (anomaly and drift records only), "none"; dead letters always do.

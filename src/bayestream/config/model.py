@@ -87,6 +87,7 @@ class Drift(_Frozen):
 
 
 _PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")
+MIN_CREDIBLE_LEVEL = 1e-9
 
 
 class Rule(_Frozen):
@@ -176,6 +177,17 @@ class Rule(_Frozen):
     @classmethod
     def _sorted_unique(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         return tuple(sorted(set(v)))
+
+    @field_validator("credible_levels")
+    @classmethod
+    def _not_a_point(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        # below about 1e-16 the interval's ends (1 -+ level)/2 are both 1/2 in floating point,
+        # and the Normal-Gamma summary crashed (a segmentation fault); such a level is a point
+        if v and v[0] < MIN_CREDIBLE_LEVEL:
+            raise ValueError(
+                f"a credible level must be at least {MIN_CREDIBLE_LEVEL:g}, got {v[0]!r}"
+            )
+        return v
 
     # --- resolved views used by the engine -----------------------------------------------
 

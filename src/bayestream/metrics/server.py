@@ -117,40 +117,59 @@ class MetricsServer:
 
     @property
     def port(self) -> int | None:
-        """The bound port while serving, else None."""
+        """The bound port while bound (serving or not yet), else None."""
         return None if self._server is None else int(self._server.server_address[1])
 
-    def start(self) -> int:
-        """Bind and serve on a daemon thread; return the bound port. Idempotent.
+    def bind(self) -> int:
+        """Bind and listen, without serving yet; return the bound port. Idempotent.
+
+        A start-up binds first, so that a port in use is reported before any other work;
+        requests wait in the listen backlog until :meth:`start`.
 
         Raises
         ------
         OSError
             The address cannot be bound (port in use, unknown host).
         """
-        if self._server is not None:
-            return int(self._server.server_address[1])
-        server = _HTTPServer(self.host, self._requested_port, self.metrics, self.liveness_timeout)
+        if self._server is None:
+            self._server = _HTTPServer(
+                self.host, self._requested_port, self.metrics, self.liveness_timeout
+            )
+        return int(self._server.server_address[1])
+
+    def start(self) -> int:
+        """Bind (unless :meth:`bind` did) and serve on a daemon thread; return the bound port.
+        Idempotent.
+
+        Raises
+        ------
+        OSError
+            The address cannot be bound (port in use, unknown host).
+        """
+        port = self.bind()
+        if self._thread is not None:
+            return port
+        assert self._server is not None
         thread = threading.Thread(
-            target=server.serve_forever,
+            target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
             name="bayestream-metrics",
             daemon=True,
         )
         thread.start()
-        self._server, self._thread = server, thread
-        port = int(server.server_address[1])
+        self._thread = thread
         logger.info("metrics server listening on %s:%d", self.host, port)
         return port
 
     def stop(self) -> None:
-        """Stop serving and release the port. Idempotent."""
+        """Stop serving (if serving) and release the port. Idempotent."""
         server, thread = self._server, self._thread
-        if server is None or thread is None:
+        if server is None:
             return
-        server.shutdown()
+        if thread is not None:
+            server.shutdown()
+            thread.join()
         server.server_close()
-        thread.join()
         self._server = self._thread = None
 
     def __enter__(self) -> Self:

@@ -17,18 +17,27 @@ class KafkaRuntimeError(BayestreamError):
 
 
 def prepare_topics(common: dict[str, Any], settings: KafkaSettings) -> int:
-    """Check the input topics, create missing outputs (posteriors and changelog compacted) and
-    return the changelog's partition count (the input's, which it must be co-partitioned
-    with)."""
+    """Check the input topics (creating missing ones when ``input_partitions`` is set), create
+    missing outputs (posteriors and changelog compacted) and return the changelog's partition
+    count (the input's, which it must be co-partitioned with)."""
     admin = AdminClient(common)
     metadata = admin.list_topics(timeout=30)
     partitions = 0
+    wanted: dict[str, tuple[int, dict[str, str]]] = {}
     for topic in settings.input_topics:
         found = metadata.topics.get(topic)
-        if found is None or found.error is not None:
-            raise KafkaRuntimeError(f"input topic {topic!r} does not exist")
-        partitions = max(partitions, len(found.partitions))
-    wanted = {
+        if found is not None and found.error is None:
+            partitions = max(partitions, len(found.partitions))
+        elif settings.input_partitions is not None:
+            wanted[topic] = (settings.input_partitions, {})
+            partitions = max(partitions, settings.input_partitions)
+        else:
+            raise KafkaRuntimeError(
+                f"input topic {topic!r} does not exist: create it, with as many partitions as "
+                "processes that may share the work, or let bayestream create it "
+                "(run --create-input-topics N, or [kafka] input_partitions = N)"
+            )
+    wanted |= {
         settings.posteriors_topic: (
             settings.output_partitions,
             {"cleanup.policy": "compact"},
@@ -59,9 +68,9 @@ def prepare_topics(common: dict[str, Any], settings: KafkaSettings) -> int:
         )
     if not missing:
         return partitions
-    if not settings.create_topics:
-        names = ", ".join(t.topic for t in missing)
-        raise KafkaRuntimeError(f"topics missing and create_topics = false: {names}")
+    gated = [t.topic for t in missing if t.topic not in settings.input_topics]
+    if gated and not settings.create_topics:  # (input topics: created by input_partitions)
+        raise KafkaRuntimeError(f"topics missing and create_topics = false: {', '.join(gated)}")
     for topic, future in admin.create_topics(missing).items():
         try:
             future.result(30)
