@@ -131,7 +131,21 @@ def test_families_are_registered_with_their_kernels() -> None:
     }
 
 
-def test_warm_up_runs() -> None:
-    from bayestream.models import warm_up
+def test_warm_up_compiles_every_family_kernel() -> None:
+    # in a fresh interpreter: kernels this process compiled for other tests would hide a
+    # family that warm_up leaves out
+    import subprocess
+    import sys
 
-    warm_up()
+    script = """
+from bayestream.models import FAMILIES, warm_up
+kernels = {(n, k): getattr(f, k) for n, f in FAMILIES.items() for k in ("update", "summarize")}
+assert not any(k.signatures for k in kernels.values()), "compiled before warm_up"
+warm_up()
+missing = sorted(name for name, k in kernels.items() if not k.signatures)
+assert not missing, missing
+print(len(kernels))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) == 2 * 4  # update and summarize of the four conjugate families
