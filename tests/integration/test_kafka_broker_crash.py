@@ -170,32 +170,45 @@ def test_broker_crash_keeps_exactly_once(own_broker: EmbeddedBroker, tmp_path: P
 
 
 def _diagnose(bootstrap: str, topic: str, missing: Counter[str]) -> str:
-    """Where the missing records are: written but not committed (read_uncommitted finds them),
-    or never written; and whether a transaction is still open on the topic."""
+    """Where the missing records are: written but not committed (read_uncommitted finds them:
+    their transaction was aborted, or is still open), or never written."""
     from confluent_kafka import Consumer, TopicPartition
 
     uncommitted = {}
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": unique("diag"), "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("diag"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_uncommitted",
+        }
     )
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    marks = {}
-    for p in meta.partitions:
-        marks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), 10)
+    marks = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in meta.partitions
+    }
     consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        batch = consumer.consume(1000, 0.5)
-        if not batch:
-            break
-        for m in batch:
-            if m.error() is None and m.value() is not None:
+    ended: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(ended) < len(meta.partitions) and time.monotonic() < deadline:
+        for m in consumer.consume(1000, 0.5):
+            if m.error() is not None:
+                if m.partition() is not None:
+                    ended.add(m.partition())
+                continue
+            if m.value() is not None:
                 text = json.dumps(json.loads(m.value()), sort_keys=True)
                 uncommitted[text] = (m.partition(), m.offset())
     consumer.close()
-    found = {text[:90]: uncommitted.get(text) for text in missing}
-    return f"watermarks {marks}; missing -> (partition, offset) read_uncommitted: {found}; " + (
-        "no open transactions" if no_open_transactions(bootstrap, [topic]) else "OPEN TRANSACTIONS"
+    found = [uncommitted.get(text) for text in missing]
+    written = [f for f in found if f is not None]
+    open_txn = not no_open_transactions(bootstrap, [topic])
+    return (
+        f"{len(written)} of {len(found)} missing records are in the log but not committed "
+        f"(aborted{' or open' if open_txn else ''}), e.g. at {written[:5]}; "
+        f"{len(found) - len(written)} were never written; watermarks {marks}; "
+        + ("OPEN TRANSACTIONS" if open_txn else "no open transactions")
     )
 
 
