@@ -400,9 +400,8 @@ class Engine:
         expire = watermark[rows] - ttl if ttl is not None else np.full(rows.shape[0], -np.inf)
         at = slot[rows]
         # distinct streams are independent: their events split by stream across threads (the
-        # particle filter's kernel runs its own streams in parallel)
-        particle = rule.family == "particle"
-        parts = [np.arange(rows.shape[0])] if particle else self.workers.by_stream(at)
+        # particle filter's too: its generator is per stream, so the split changes nothing)
+        parts = self.workers.by_stream(at)
 
         def call(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             out = np.full((part.shape[0], N_OUT), np.nan)
