@@ -98,12 +98,6 @@ def test_batch_size_below_1_is_a_usage_error(
     assert "--batch-size: must be at least 1" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="engine/null.py: with every simulated comparison after the first cooling down, the "
-    "drift null table has no comparison (m = 0); found by tests/property/test_cli_configs.py",
-)
 @pytest.mark.parametrize(
     ("family", "drift"),
     [
