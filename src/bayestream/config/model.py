@@ -199,8 +199,9 @@ class Rule(_Frozen):
     @field_validator("credible_levels")
     @classmethod
     def _not_a_point(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        # below about 1e-16 the interval's ends (1 -+ level)/2 are both 1/2 in floating point,
-        # and the Normal-Gamma summary crashed (a segmentation fault); such a level is a point
+        # below about 1e-16 the interval's ends (1 -+ level)/2 are both 1/2 in floating point
+        # (the Normal-Gamma summary then read its t quantiles at an unset index, a segmentation
+        # fault, fixed in models/normal_gamma.py); such a level is a point, so still rejected
         if v and v[0] < MIN_CREDIBLE_LEVEL:
             raise ValueError(
                 f"a credible level must be at least {MIN_CREDIBLE_LEVEL:g}, got {v[0]!r}"
