@@ -57,6 +57,20 @@ NG_PARAMS = np.array(
 )
 
 
+def test_normal_gamma_interval_of_a_level_that_rounds_away_is_its_point() -> None:
+    """0.5 + 0.5 L == 0.5 for L below about 1.1e-16: the interval is [mu, mu] (its index into
+    the t quantiles was left unset, np.empty, and read out of bounds: a segfault)."""
+    rows = naive.Rows(NG_PARAMS[0], NG_PARAMS.shape[0])
+    rows.params[:] = NG_PARAMS
+    levels = np.array([1e-300, 0.9, 1e-17])
+    _, _, lo, hi, _ = naive.summarize(normal_gamma, rows, levels, QUANTILES)
+    for j in (0, 2):
+        np.testing.assert_array_equal(lo[:, j, 0], NG_PARAMS[:, 0])
+        np.testing.assert_array_equal(hi[:, j, 0], NG_PARAMS[:, 0])
+    want = rows_with(normal_gamma, NG_PARAMS, rows.obs_size)
+    np.testing.assert_array_equal(lo[:, 1], want[2][:, 1])  # the 0.9 interval as alone
+
+
 def test_normal_gamma_summaries_match_student_t() -> None:
     mean, sd, lo, hi, q = rows_with(normal_gamma, NG_PARAMS, np.ones(len(NG_PARAMS)))
     for r, (mu, k, a, b) in enumerate(NG_PARAMS):

@@ -38,7 +38,9 @@ class EngineSettings(_Frozen):
     max_streams: Annotated[int, Field(ge=1)] = 10_000_000
     idle_ttl_seconds: Positive | None = None
     max_lateness_seconds: Annotated[float, Field(ge=0)] = 3600.0
-    max_trials: Annotated[float, Field(ge=1, le=2.0**53)] = 1_000_000.0
+    # a Beta-Binomial event's predictive tail and interval sum the pmf over up to its trials:
+    # at most about 5 ms per event at 1e6, 50 ms at the cap 1e7 (linear beyond: 2**40 ran 40 min)
+    max_trials: Annotated[float, Field(ge=1, le=1e7)] = 1_000_000.0
     calibration_interval_events: Annotated[int, Field(ge=0)] = 100_000
     calibration_half_life_events: Positive = 10_000.0
     min_ts: float = 0.0
@@ -51,6 +53,12 @@ class Initial(_Frozen):
 
     mean: Annotated[float, Field(allow_inf_nan=False)]
     sd: Positive
+
+
+# count windows against a baseline simulate their drift null at start-up through 3 x
+# baseline_windows warm-up windows of 1000 streams (engine/null.py): at 1000, about 0.1 GB
+# and 3 s for real values, 50 s for counts (14 tables); time and memory grow linearly beyond
+MAX_SIMULATED_BASELINE = 1000.0
 
 
 class Drift(_Frozen):
@@ -71,6 +79,16 @@ class Drift(_Frozen):
     def _one_window(self) -> Drift:
         if (self.window_seconds is None) == (self.window_events is None):
             raise ValueError("set exactly one of window_seconds and window_events")
+        if (
+            self.window_events is not None
+            and self.reference == "baseline"
+            and self.baseline_windows > MAX_SIMULATED_BASELINE
+        ):
+            raise ValueError(
+                f"baseline_windows must be at most {MAX_SIMULATED_BASELINE:g} with "
+                "window_events and reference = 'baseline' (its drift null is simulated at "
+                "start-up through 3 x baseline_windows warm-up windows of 1000 streams)"
+            )
         if self.hop_events is not None:
             if self.window_events is None or self.reference != "previous":
                 raise ValueError("hop_events (sliding windows) needs window_events and "
@@ -181,8 +199,9 @@ class Rule(_Frozen):
     @field_validator("credible_levels")
     @classmethod
     def _not_a_point(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        # below about 1e-16 the interval's ends (1 -+ level)/2 are both 1/2 in floating point,
-        # and the Normal-Gamma summary crashed (a segmentation fault); such a level is a point
+        # below about 1e-16 the interval's ends (1 -+ level)/2 are both 1/2 in floating point
+        # (the Normal-Gamma summary then read its t quantiles at an unset index, a segmentation
+        # fault, fixed in models/normal_gamma.py); such a level is a point, so still rejected
         if v and v[0] < MIN_CREDIBLE_LEVEL:
             raise ValueError(
                 f"a credible level must be at least {MIN_CREDIBLE_LEVEL:g}, got {v[0]!r}"

@@ -94,8 +94,14 @@ class _Plan:
         self.chi[S_NULL] = 0.0
         self.chi[S_EXACT] = 0.0  # the statistic is recovered from chi-square probabilities
         # the rule's cool-down: the reference restarts after each (chi-square) alarm and is
-        # replaced while cooling down, as live; comparisons cooling down are left out
-        self.chi[S_COOLDOWN] = float(drift.cooldown_windows)
+        # replaced while cooling down, as live; comparisons cooling down are left out. After
+        # a cool-down of c >= 1 windows the reference is the last window alone whatever c, so
+        # the comparisons that follow (until the next alarm) have one distribution for every
+        # c >= 1: a longer one only spaces them out. It is simulated as at most a tenth of the
+        # simulated span, so comparisons are left outside cool-down (a cool-down as long as
+        # the span left none, or only those of streams that never alarmed, a biased few)
+        span = self.windows - self.warm
+        self.chi[S_COOLDOWN] = float(min(drift.cooldown_windows, max(span // 10, 1)))
         self.dof = float(settings[S_DOF])
         self.rng = np.random.default_rng(SEED)
 

@@ -172,7 +172,7 @@ def summarize(
     n_levels = levels.shape[0]
     n_q = quantiles.shape[0]
     upper = np.empty(n_levels + n_q)  # distinct probabilities > 1/2 needed per row
-    level_at = np.empty(n_levels, dtype=np.int64)
+    level_at = np.full(n_levels, -1, dtype=np.int64)  # -1: 0.5 + 0.5 level rounds to 1/2
     quantile_at = np.full(n_q, -1, dtype=np.int64)  # -1: the median, t = 0
     n_upper = 0
     for j in range(n_levels + n_q):
@@ -203,7 +203,9 @@ def summarize(
             t[k] = stdtrit(df, upper[k])
         post_scale = math.sqrt(beta / (alpha * kappa))
         for j in range(n_levels):
-            half = t[level_at[j]] * post_scale
+            # a level below about 1.1e-16 left level_at[j] unset (np.empty) and t was read
+            # at a garbage index (a segfault); its interval is the point mu
+            half = t[level_at[j]] * post_scale if level_at[j] >= 0 else 0.0
             out_lo[r, j, 0] = mu - half
             out_hi[r, j, 0] = mu + half
         _, loc, scale = predictive_t(mu, kappa, alpha, beta)
