@@ -152,8 +152,12 @@ def _run(args: argparse.Namespace) -> int:
     from bayestream.engine.warmup import warm_up
     from bayestream.runtime.files import run_file
     from bayestream.runtime.labels import LabelJoin
+    from bayestream.state._memory import keep_large_blocks_mapped
 
     config = load_config(args.config)
+    # state columns grow by copying: mapped, they leave no free heap pages behind (see
+    # bayestream.state._memory; about 80 B per stream at a million streams)
+    keep_large_blocks_mapped()
     if args.create_input_topics and not args.kafka:
         raise BayestreamError("--create-input-topics applies to --kafka only")
     if args.kafka:
