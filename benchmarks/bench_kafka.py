@@ -590,14 +590,14 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--restore-streams", type=int, default=1_000_000)
     parser.add_argument("--verify-events", type=int, default=20_000)
-    parser.add_argument("--group-events", type=int, default=2_000_000)
+    parser.add_argument("--group-events", type=int, default=3_000_000)
     parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.events, args.baseline_events, args.streams = 50_000, 20_000, 5_000
         args.latency_seconds, args.restore_streams, args.rate = 5.0, 20_000, 5_000
-        args.verify_events, args.group_events = 10_000, 200_000
+        args.verify_events, args.group_events = 10_000, 400_000
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:

@@ -3,9 +3,11 @@ consumer group, whole processes with the default configuration, on one pre-fille
 
 Each run gets its own copy of the input (a 6-partition topic, the Normal-Gamma workload with
 Zipf-popular streams) and its own group, starts its processes together and follows the group's
-committed offsets every 0.2 s. The steady rate is taken between 10 % and 90 % of the input
-committed, so group joins, restores and the last stragglers cancel out; the CPU seconds of
-the processes and of the broker over the whole run say where the cores went.
+committed offsets every 0.2 s. The steady rate is taken from 1 s after every process owns
+partitions (or 10 % of the input committed, whichever is later) to 95 %, so process start-up,
+group joins, the restore and rollback that a joining member causes and the last stragglers
+stay out of it; the whole run's time and when the group was complete are reported beside it,
+as are the CPU seconds of the processes and of the broker (where the cores went).
 
 Run alone: ``python benchmarks/group_scaling.py [--events N] [--streams K] [--threads T]``
 (prints JSON); ``bench_kafka.py`` runs it as its ``group`` section.
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workloads import NORMAL_GAMMA_RULES, normal_gamma_lines
 
 PARTITIONS = 6
-SETTLE = 2.0  # seconds after the group is complete before the steady window may start
+SETTLE = 1.0  # seconds after the group is complete before the steady window may start
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
@@ -166,10 +168,14 @@ def group_throughput(
         raise RuntimeError(f"the group never had {processes} members with partitions")
     # from SETTLE seconds after the group had every member (the rebalance that the last
     # joiner caused, its restore and the rollback of the batch it interrupted are over) or 10 %
-    # of the input, whichever is later, to 90 %
+    # of the input, whichever is later, to 95 %
     start = next((t, n) for t, n in trace if t >= joined + SETTLE and n >= 0.1 * len(lines))
-    end = next((t, n) for t, n in trace if n >= 0.9 * len(lines))
-    steady = (end[1] - start[1]) / max(end[0] - start[0], 1e-9)
+    end = next((t, n) for t, n in trace if n >= 0.95 * len(lines))
+    if end[0] - start[0] < 1.0:
+        raise RuntimeError(
+            f"the steady window ({start[0]:.2f} - {end[0]:.2f} s) is too short: more --events"
+        )
+    steady = (end[1] - start[1]) / (end[0] - start[0])
     return {
         "processes": processes,
         "engine_threads": threads if threads is not None else "default",
@@ -201,7 +207,7 @@ def compare(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--events", type=int, default=3_000_000)
     parser.add_argument("--streams", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=None, help="[engine] threads")
     args = parser.parse_args()

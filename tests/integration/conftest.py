@@ -134,3 +134,17 @@ def compiled_kernels() -> None:
     from tests.integration.kafka_helpers import config_for
 
     warm_up(config_for("warm-up"))
+
+
+@pytest.fixture(scope="module")
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the module's own, for tests that stop or kill it (restarted on the same
+    ports and data), not the shared one."""
+    try:
+        broker = EmbeddedBroker(die_with_parent=False).start()
+    except BrokerError as exc:
+        pytest.skip(f"no embedded broker here: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()

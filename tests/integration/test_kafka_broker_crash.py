@@ -21,14 +21,13 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from bayestream.runtime.broker import BrokerError, EmbeddedBroker
+from bayestream.runtime.broker import EmbeddedBroker
 from tests.integration.kafka_helpers import (
     BAD,
     Published,
@@ -52,18 +51,6 @@ EVENTS = int(os.environ.get("BAYESTREAM_BROKER_CRASH_EVENTS", "24000"))
 RATE = 1_500.0  # events/s of the second half
 # [kafka] batch_size: the default; smaller batches roll back fewer partitions at a time
 BATCH = int(os.environ.get("BAYESTREAM_BROKER_CRASH_BATCH", "20000"))
-
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[EmbeddedBroker]:
-    try:
-        broker = EmbeddedBroker(die_with_parent=False).start()
-    except BrokerError as exc:
-        pytest.skip(f"no embedded broker here: {exc}")
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _events(n: int, seed: int) -> list[dict[str, Any]]:

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from bayestream.runtime.broker import BrokerError, EmbeddedBroker
+from bayestream.runtime.broker import EmbeddedBroker
 from tests.integration.kafka_helpers import (
     BAD,
     Published,
@@ -29,18 +26,6 @@ from tests.integration.kafka_helpers import (
     wait_until,
     write_config,
 )
-
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[EmbeddedBroker]:
-    try:
-        broker = EmbeddedBroker(die_with_parent=False).start()
-    except BrokerError as exc:
-        pytest.skip(f"no embedded broker here: {exc}")
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def test_broker_restart_mid_stream(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
