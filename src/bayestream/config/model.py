@@ -131,6 +131,11 @@ class Rule(_Frozen):
     outlier_scale: Annotated[float, Field(gt=1, le=1e6)] = 10.0
     robust_min_events: Annotated[float, Field(ge=0)] = 10.0
     outlier_run_reset: Annotated[int, Field(ge=0)] = 50
+    monitor: bool = True  # Bayes-factor monitoring: outlier or new level (with robust)
+    shift_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.001
+    monitor_run: Annotated[int, Field(ge=2, le=1000)] = 3
+    monitor_threshold: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
+    alert_window_events: Annotated[int, Field(ge=0, le=1_000_000)] = 100
     anomaly_probability_threshold: Probability | None = None
     fdr: Probability | None = None
     drift: Drift | None = None

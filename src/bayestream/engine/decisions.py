@@ -26,6 +26,7 @@ from bayestream.models._protocol import (
     KIND_COUNT_TRIALS,
     KIND_REAL,
     N_SETTINGS,
+    S_ALERT_WINDOW,
     S_BASELINE,
     S_COOLDOWN,
     S_DECAY,
@@ -41,6 +42,9 @@ from bayestream.models._protocol import (
     S_IVL_UPPER,
     S_KIND,
     S_MIN_EVENTS,
+    S_MONITOR,
+    S_MONITOR_ACCEPT,
+    S_MONITOR_RUN,
     S_NULL,
     S_OUTLIER_RATE,
     S_OUTLIER_SCALE,
@@ -48,8 +52,11 @@ from bayestream.models._protocol import (
     S_ROBUST,
     S_ROBUST_MIN,
     S_RUN_RESET,
+    S_SHIFT_LOG_ODDS,
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
+    X_ALERT_TOP,
+    X_PROB,
 )
 from bayestream.models._sliding import clear_sliding, sliding_width
 
@@ -112,6 +119,11 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_ROBUST_MIN] = rule.robust_min_events
     head[S_RUN_RESET] = rule.outlier_run_reset if rule.robust and rule.family != "particle" else 0
     head[S_EXTRA] = family_width(rule)
+    head[S_MONITOR] = 1.0 if rule.monitor and rule.family != "particle" else 0.0
+    head[S_SHIFT_LOG_ODDS] = math.log(rule.shift_rate) - math.log1p(-rule.shift_rate)
+    head[S_MONITOR_RUN] = rule.monitor_run
+    head[S_MONITOR_ACCEPT] = math.log(rule.monitor_threshold) - math.log1p(-rule.monitor_threshold)
+    head[S_ALERT_WINDOW] = rule.alert_window_events
     kind = window_kind(rule)
     head[S_KIND] = kind
     # predictive intervals for the events the anomaly selection may pick; S_IVL_UPPER 0
@@ -171,11 +183,13 @@ def _cached(make: Any, rule: Rule, settings: np.ndarray) -> np.ndarray:
 
 
 def row_prior(rule: Rule) -> np.ndarray:
-    """The full row a new stream starts from: the family's parameters, the last anomaly
-    probability (NaN) and, with drift, an empty drift block."""
+    """The full row a new stream starts from: the family's parameters, the extra columns (no
+    anomaly probability yet, no runs, an empty alert window) and, with drift, an empty drift
+    block."""
     prior = family_prior(rule)
-    extra = np.array([np.nan, 0.0])  # the last anomaly probability, the outlier run
-    assert extra.shape[0] == EXTRA
+    extra = np.zeros(EXTRA)
+    extra[X_PROB] = np.nan
+    extra[X_ALERT_TOP:] = -np.inf  # no surprise in the window: (event number, surprise) pairs
     if rule.drift is None:
         return np.concatenate([prior, extra])
     kind = window_kind(rule)

@@ -10,12 +10,20 @@ rule, events, out, out_status)`` with the named tuples :class:`Rows` (the rule's
 :class:`RuleConstants` (what is fixed for the rule) and :class:`Events` (the batch's events in
 order).
 
-A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` columns:
+A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` columns
+(``params[s, width + X_*]``, names below), then the drift block (only when the rule has
+``[rule.drift]``; see :mod:`bayestream.models._drift`) from ``params[s, width + EXTRA]`` on:
 
-    params[s, width]          the anomaly probability of the stream's newest event (NaN: none)
-    params[s, width + 1]      how many of its newest events in a row had P(outlier) > 1/2
-    params[s, width + 2 ...]  the drift block (only when the rule has ``[rule.drift]``; see
-                              :mod:`bayestream.models._drift`)
+    X_PROB            the anomaly probability of the stream's newest event (NaN: none)
+    X_OUTLIER_RUN     how many of its newest events in a row had P(outlier) > 1/2
+    X_MON_*           Bayes-factor monitoring of the current run (:mod:`._monitor`): its
+                      events, the sum of their normal scores, the sum of their log no-shift
+                      evidence
+    X_ALERT_*         one incident, one alert (:mod:`._alerting`): the stream's events so far and
+                      the window's two largest surprises with their event numbers
+
+Rows of state-row version 1 had ``EXTRA`` = 2 (the first two); restore widens them
+(:mod:`bayestream.state.restore`).
 """
 
 from __future__ import annotations
@@ -66,7 +74,12 @@ S_EXACT_COUNT = 20  # ... and only up to this expected count per window (inf: an
 S_IVL_TAIL = 21  # events with tail probability <= this get their predictive interval (-1: none)
 S_IVL_PROB = 22  # ... and events with anomaly probability >= this (0: none)
 S_IVL_UPPER = 23  # the interval's upper probability, (1 + level) / 2 (0: no intervals at all)
-N_SETTINGS = 24  # then the window prior (window-model parameters), then the null table:
+S_MONITOR = 24  # 1.0: Bayes-factor monitoring decides "outlier or new level" (:mod:`._monitor`)
+S_SHIFT_LOG_ODDS = 25  # log prior odds that a level shift starts at an event
+S_MONITOR_RUN = 26  # events in a run before a shift can be accepted
+S_MONITOR_ACCEPT = 27  # log posterior odds of a shift that accept it
+S_ALERT_WINDOW = 28  # alert_window_events (0: every anomaly is an alert)
+N_SETTINGS = 29  # then the window prior (window-model parameters), then the null table:
 # T statistics x_1 < ... < x_T and the log false-alarm probabilities log P(X >= x_j)
 
 # --- what a drift window accumulates ----------------------------------------------------------
@@ -75,7 +88,16 @@ KIND_COUNT_EXPOSURE = 1  # (events, sum of counts, sum of exposures): Gamma wind
 KIND_COUNT_TRIALS = 2  # (events, sum of successes, sum of failures): Beta window model
 KIND_CATEGORY = 3  # (events, count per category): Dirichlet window model
 
-EXTRA = 2  # columns after the family parameters: the last anomaly probability, the outlier run
+# --- columns after the family parameters: params[s, width + X_*] ----------------------------
+X_PROB = 0  # the anomaly probability of the newest event (NaN: none)
+X_OUTLIER_RUN = 1  # newest events in a row with P(outlier) > 1/2
+X_MON_K = 2  # events in the monitored run (0: none)
+X_MON_SUM = 3  # sum of their normal scores u
+X_MON_LOGM0 = 4  # sum of their log no-shift evidence, log((1 - r) + r q/p)
+X_ALERT_COUNT = 5  # events the stream has had (numbers the events for the alert window)
+X_ALERT_TOP = 6  # (event number, surprise) of the window's largest surprise, then the next
+EXTRA = 10
+EXTRA_V1 = 2  # EXTRA of state-row version 1 (X_PROB, X_OUTLIER_RUN)
 
 
 # --- grouped kernel arguments (numba types a named tuple field by field) -----------------------

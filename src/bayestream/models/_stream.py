@@ -124,3 +124,16 @@ def outlier_run(
         return True
     params[s, extra + 1] = run
     return False
+
+
+@inline
+def no_advance(theta: np.ndarray, prior: np.ndarray, dt: float, t: float) -> None:
+    """A family whose state does not evolve with time but by forgetting."""
+
+
+@inline
+def restart(theta: np.ndarray, prior: np.ndarray, widen: float) -> None:
+    """An accepted shift of level, for pseudo-count families: back to the prior, so that the
+    new level's events decide (the event that confirmed the shift first)."""
+    for j in range(prior.shape[0]):
+        theta[j] = prior[j]

@@ -141,7 +141,15 @@ def observe(theta: np.ndarray, x: float, size: float, w: float) -> None:
     theta[2] = alpha + 0.5 * w
 
 
-update = make_update("normal_gamma", forget, score, interval, observe)
+@inline
+def intervene(theta: np.ndarray, prior: np.ndarray, widen: float) -> None:
+    """An accepted shift of level (West & Harrison's intervention): the level's variance
+    ``V / kappa`` grows by ``widen^2 V`` (a shift as large as an outlier is wide), so that
+    ``1 / kappa' = 1 / kappa + widen^2``; the variance estimate (alpha, beta) is kept."""
+    theta[1] = theta[1] / (1.0 + theta[1] * widen * widen)
+
+
+update = make_update("normal_gamma", forget, score, interval, observe, intervene=intervene)
 """Apply a batch's events in order (:func:`bayestream.models._skeleton._update`)."""
 
 

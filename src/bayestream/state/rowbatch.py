@@ -11,7 +11,7 @@ import numpy as np
 
 from bayestream.models._jit import kernel
 from bayestream.state._memory import release_free_memory
-from bayestream.state.rows import MAGIC, VERSION, StateRow
+from bayestream.state.rows import MAGIC, READABLE, StateRow
 
 _HEADER_SIZE = 42
 
@@ -23,6 +23,7 @@ def _parse(
     ends: np.ndarray,
     out_ok: np.ndarray,
     out_code: np.ndarray,
+    out_version: np.ndarray,
     out_width: np.ndarray,
     out_params: np.ndarray,
     out_key: np.ndarray,
@@ -33,7 +34,9 @@ def _parse(
     for i in range(starts.shape[0]):
         s, e = starts[i], ends[i]
         out_ok[i] = False
-        if e - s < 42 or buf[s] != 66 or buf[s + 1] != 83 or buf[s + 2] != 1:  # "BS", v1
+        if e - s < 42 or buf[s] != 66 or buf[s + 1] != 83:  # "BS"
+            continue
+        if buf[s + 2] != 1 and buf[s + 2] != 2:  # the readable versions
             continue
         width = np.int64(buf[s + 4]) | (np.int64(buf[s + 5]) << 8)
         klen = np.int64(buf[s + 6]) | (np.int64(buf[s + 7]) << 8)
@@ -42,6 +45,7 @@ def _parse(
             continue
         out_ok[i] = True
         out_code[i] = buf[s + 3]
+        out_version[i] = buf[s + 2]
         out_width[i] = width
         out_params[i] = s + 42
         out_key[i, 0] = s + 42 + 8 * width
@@ -76,10 +80,11 @@ class RowBatch:
     keys: list[str]
     metrics: list[str]
     family_code: np.ndarray  # int64[n]
+    version: np.ndarray  # int64[n]: the rows' state-row versions
     width: np.ndarray  # int64[n]
     columns: np.ndarray  # float64[n, 4]: last_ts, n_eff, obs_size, last_emit_ts
     params: np.ndarray  # float64[n, max width], NaN beyond each row's width
-    bad: int  # rows that were not valid version-1 rows
+    bad: int  # rows that were not valid rows of a readable version
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -96,15 +101,23 @@ class RowBatch:
             [(r.last_ts, r.n_eff, r.obs_size, r.last_emit_ts) for r in rows], dtype=np.float64
         ).reshape(n, 4)
         codes = np.fromiter((r.family_code for r in rows), dtype=np.int64, count=n)
+        versions = np.fromiter((r.version for r in rows), dtype=np.int64, count=n)
         return cls(
-            [r.key for r in rows], [r.metric for r in rows], codes, width, columns, params, 0
+            [r.key for r in rows],
+            [r.metric for r in rows],
+            codes,
+            versions,
+            width,
+            columns,
+            params,
+            0,
         )
 
 
 def decode_rows(values: list[bytes]) -> RowBatch:
-    """Decode many version-1 rows; invalid ones (wrong magic, version, length or UTF-8) are
-    counted in ``bad`` and skipped, as :func:`decode_row` would refuse them."""
-    assert MAGIC == b"BS" and VERSION == 1 and _HEADER_SIZE == 42
+    """Decode many rows; invalid ones (wrong magic, version, length or UTF-8) are counted in
+    ``bad`` and skipped, as :func:`decode_row` would refuse them."""
+    assert MAGIC == b"BS" and READABLE == (1, 2) and _HEADER_SIZE == 42
     n = len(values)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
     ends = np.cumsum(lengths)
@@ -113,11 +126,12 @@ def decode_rows(values: list[bytes]) -> RowBatch:
     buf = np.frombuffer(data, dtype=np.uint8)
     ok = np.zeros(n, dtype=np.bool_)
     code = np.zeros(n, dtype=np.int64)
+    version = np.zeros(n, dtype=np.int64)
     width = np.zeros(n, dtype=np.int64)
     params_at = np.zeros(n, dtype=np.int64)
     key = np.zeros((n, 2), dtype=np.int64)
     metric = np.zeros((n, 2), dtype=np.int64)
-    _parse(buf, starts, ends, ok, code, width, params_at, key, metric)
+    _parse(buf, starts, ends, ok, code, version, width, params_at, key, metric)
     keys: list[str] = []
     metrics: list[str] = []
     good = np.flatnonzero(ok)
@@ -142,7 +156,16 @@ def decode_rows(values: list[bytes]) -> RowBatch:
     floats = np.empty((rows.size, 4))
     params = np.full((rows.size, widest), np.nan)
     _copy(buf, rows, starts + 10, params_at, width, floats.view(np.uint8), params.view(np.uint8))
-    return RowBatch(keys, metrics, code[rows], width[rows], floats, params, int(n - rows.size))
+    return RowBatch(
+        keys,
+        metrics,
+        code[rows],
+        version[rows],
+        width[rows],
+        floats,
+        params,
+        int(n - rows.size),
+    )
 
 
 def drain_rows(table: dict[bytes, bytes], chunk: int = 1 << 16) -> Iterator[RowBatch]:

@@ -1,10 +1,12 @@
 """The versioned binary row of one stream's state: the value of a changelog record.
 
-Layout, little-endian, version 1::
+Layout, little-endian, versions 1 and 2 (the same bytes; they differ in what follows the
+family's parameters inside ``params``: 2 columns in version 1, ``EXTRA`` in version 2, see
+:mod:`bayestream.models._protocol`)::
 
     offset  size  field
     0       2     magic b"BS"
-    2       1     version (1)
+    2       1     version (2; 1 is read)
     3       1     family code (see bayestream.models.FAMILIES)
     4       2     width W (number of posterior parameters)
     6       2     len(key) in UTF-8 bytes, K
@@ -17,8 +19,9 @@ Layout, little-endian, version 1::
     42+8W   K     key
     ..      M     metric
 
-A Normal-Gamma row is 74 bytes plus the names. Readers refuse unknown versions; adding a field
-means a new version and a reader for the old one.
+A Normal-Gamma row is 138 bytes plus the names (74 in version 1). Readers refuse unknown
+versions; adding a field means a new version and a reader for the old one: version-1 rows are
+widened on restore (:mod:`bayestream.state.restore`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ if TYPE_CHECKING:
     from bayestream.state.store import RuleStore
 
 MAGIC = b"BS"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 _HEADER = struct.Struct("<2sBBHHHdddd")
 MAX_NAME_BYTES = 0xFFFF  # a key or metric longer (in UTF-8) does not fit its 16-bit length
 
@@ -54,12 +58,13 @@ class StateRow:
     obs_size: float
     last_emit_ts: float
     params: np.ndarray
+    version: int = VERSION  # 1: params has the two extra columns of version 1
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StateRow):
             return NotImplemented
-        mine = (self.key, self.metric, self.family_code)
-        theirs = (other.key, other.metric, other.family_code)
+        mine = (self.key, self.metric, self.family_code, self.version)
+        theirs = (other.key, other.metric, other.family_code, other.version)
         floats = np.array([self.last_ts, self.n_eff, self.obs_size, self.last_emit_ts])
         others = np.array([other.last_ts, other.n_eff, other.obs_size, other.last_emit_ts])
         return (
@@ -72,7 +77,7 @@ class StateRow:
 
 
 def encode_row(row: StateRow) -> bytes:
-    """Serialise a row (version 1)."""
+    """Serialise a row (in its ``version``)."""
     key = row.key.encode("utf-8")
     metric = row.metric.encode("utf-8")
     params = np.ascontiguousarray(row.params, dtype="<f8")
@@ -80,7 +85,7 @@ def encode_row(row: StateRow) -> bytes:
         raise StateError("key, metric or parameter vector too long for a state row")
     header = _HEADER.pack(
         MAGIC,
-        VERSION,
+        row.version,
         row.family_code,
         params.shape[0],
         len(key),
@@ -95,7 +100,7 @@ def encode_row(row: StateRow) -> bytes:
 
 @functools.cache
 def _fixed_dtype(width: int) -> np.dtype[np.void]:
-    """The fixed-size part of a version-1 row (header, then params) as a packed record."""
+    """The fixed-size part of a row (header, then params) as a packed record."""
     return np.dtype(
         [
             ("magic", "S2"),
@@ -114,8 +119,8 @@ def _fixed_dtype(width: int) -> np.dtype[np.void]:
 
 
 def encode_rows(store: RuleStore, slots: np.ndarray, family_code: int) -> list[bytes]:
-    """Version-1 rows of several streams of one store, straight from its columns: the
-    fixed-size parts of all rows are laid out at once in a packed record array, so the
+    """Rows (version :data:`VERSION`) of several streams of one store, straight from its
+    columns: the fixed-size parts of all rows are laid out at once in a packed record array, so the
     Python work per row is encoding its names and one slice and concatenation (this runs
     for every stream a batch changes)."""
     n = slots.shape[0]
@@ -156,7 +161,8 @@ def stream_key(key: str, metric: str) -> bytes:
 
 
 def decode_row(data: bytes) -> StateRow:
-    """Parse a row; raise :class:`StateError` when it is not a valid version-1 row."""
+    """Parse a row; raise :class:`StateError` when it is not a valid row of a readable
+    version."""
     if len(data) < _HEADER.size:
         raise StateError(f"state row too short ({len(data)} bytes)")
     magic, version, family, width, klen, mlen, last_ts, n_eff, obs, emitted = _HEADER.unpack_from(
@@ -164,7 +170,7 @@ def decode_row(data: bytes) -> StateRow:
     )
     if magic != MAGIC:
         raise StateError("not a bayestream state row (bad magic)")
-    if version != VERSION:
+    if version not in READABLE:
         raise StateError(f"unsupported state row version {version}")
     end_params = _HEADER.size + 8 * width
     if len(data) != end_params + klen + mlen:
@@ -175,12 +181,13 @@ def decode_row(data: bytes) -> StateRow:
         metric = data[end_params + klen :].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StateError("state row names are not UTF-8") from exc
-    return StateRow(key, metric, family, last_ts, n_eff, obs, emitted, params)
+    return StateRow(key, metric, family, last_ts, n_eff, obs, emitted, params, version)
 
 
 __all__ = [
     "MAGIC",
     "MAX_NAME_BYTES",
+    "READABLE",
     "VERSION",
     "StateRow",
     "decode_row",
