@@ -34,9 +34,10 @@ in both directions: ``S`` cancels, the odds fall. Consecutive values around one 
 
 Per event (the run state is ``k, S, log M0`` in the stream's row, columns ``X_MON_*``):
 
-1. while there is no run, the anomaly probability is the plain outlier probability (the
-   mixture of :func:`._outlier.mixture_probability`); an event with probability above 1/2
-   starts a run;
+1. an event the predictive cannot score (a log ratio NaN or +inf) is an outlier, and leaves
+   the run as it is; while there is no run, the anomaly probability is the plain outlier
+   probability (the mixture of :func:`._outlier.mixture_probability`); an event with
+   probability above 1/2 starts a run;
 2. inside a run, with ``pi`` the posterior probability of a shift so far, the event is scored
    against the three-way mixture: regular under the current posterior (weight ``(1 - pi)
    (1 - r)``), an outlier under it (``(1 - pi) r q/p``), regular at the new level (``pi``
@@ -122,6 +123,8 @@ def monitor_step(
     total = row[extra + X_MON_SUM]
     log_m0 = row[extra + X_MON_LOGM0]
     plain = mixture_probability(log_ratio, rate)
+    if math.isnan(log_ratio) or log_ratio == math.inf:  # nothing but an outlier explains it
+        return plain, 0.0, False
     log_regular = math.log1p(-rate)
     log_outlier = math.log(rate) + log_ratio
     event_m0 = _logaddexp(log_regular, log_outlier)
