@@ -149,16 +149,24 @@ def _window_stats(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.nda
     return (hi - lo).astype(np.float64), c1[hi] - c1[lo], c2[hi] - c2[lo]
 
 
-def _z(x: np.ndarray, n: np.ndarray, s1: np.ndarray, s2: np.ndarray, min_n: int) -> np.ndarray:
-    """``|x - mean| / sd`` from the window sums; NaN with fewer than ``min_n`` values."""
+def _z(
+    x: np.ndarray, n: np.ndarray, s1: np.ndarray, s2: np.ndarray, min_n: int, floor: float
+) -> np.ndarray:
+    """``|x - mean| / max(sd, floor)`` from the window sums; NaN with fewer than ``min_n``
+    values."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / n
         var = np.maximum(s2 / n - mean * mean, 0.0) * n / np.maximum(n - 1, 1)
         sd = np.sqrt(var)
-        floor = 1e-9 * (1.0 + np.abs(mean))
         z = np.abs(x - mean) / np.maximum(sd, floor)
     z[n < min_n] = np.nan
     return z
+
+
+def _sd_floor(s: Series) -> float:
+    """A tenth of the probation period's sd: a window of equal values (zeros of a sparse
+    count, a flat gauge) would otherwise give any different value an infinite z."""
+    return 0.1 * float(s.values[s.ts < s.scored_from].std()) or 1e-9
 
 
 def rolling_z(s: Series) -> Output:
@@ -167,7 +175,7 @@ def rolling_z(s: Series) -> Output:
     idx = np.arange(len(x))
     lo = np.maximum(idx - ROLLING_WINDOW, 0)
     xs = x - x[0]  # shifted: less cancellation in the sums of squares
-    z = _z(xs, *_window_stats(xs, lo, idx), MIN_HISTORY)
+    z = _z(xs, *_window_stats(xs, lo, idx), MIN_HISTORY, _sd_floor(s))
     return Output(z, z >= Z_DEFAULT, None, time.perf_counter() - started)
 
 
@@ -185,7 +193,7 @@ def seasonal_z(s: Series) -> Output:
         hi = np.searchsorted(s.ts, centre + half, "right")
         a, b, c = _window_stats(xs, lo, hi)
         n, s1, s2 = n + a, s1 + b, s2 + c
-    z = _z(xs, n, s1, s2, SEASONAL_MIN)
+    z = _z(xs, n, s1, s2, SEASONAL_MIN, _sd_floor(s))
     return Output(z, z >= Z_DEFAULT, None, time.perf_counter() - started)
 
 
@@ -364,12 +372,19 @@ def labelled(s: Series) -> Labelled:
     return Labelled(s.ts, s.anomalies, mask)
 
 
-def _nab_dict(r: Nab) -> dict[str, Any]:
-    return {"score": _round(r.score), "tp": r.tp, "fp": r.fp, "fn": r.fn}
+def _nab_dict(r: Nab, days: float) -> dict[str, Any]:
+    fp_per_day = round(r.fp / days, 3) if days > 0 else None
+    return {"score": _round(r.score), "tp": r.tp, "fp": r.fp, "fn": r.fn, "fp_per_day": fp_per_day}
+
+
+def _scored_days(series: list[Series], labels: list[Labelled], idx: list[int]) -> float:
+    """Days of scored rows (eligible rows times the sampling period)."""
+    return sum(float(labels[i].mask.sum()) * series[i].step for i in idx) / DAY
 
 
 def _round(x: float, digits: int = 2) -> float | None:
-    return None if math.isnan(x) else (x if math.isinf(x) else round(x, digits))
+    """JSON has no NaN or infinity: the score of series without windows is null."""
+    return round(x, digits) if math.isfinite(x) else None
 
 
 def score_anomalies(
@@ -384,33 +399,30 @@ def score_anomalies(
     totals = [sum(per, Nab()) for _, per in results]
     best = int(np.nanargmax([t.score if np.isfinite(t.score) else -1e300 for t in totals]))
     best_thr, best_per = results[best]
-    report: dict[str, Any] = {"best_threshold": float(best_thr), **_nab_dict(totals[best])}
+    all_days = _scored_days(series, labels, list(range(len(series))))
+    report: dict[str, Any] = {
+        "best_threshold": float(best_thr),
+        **_nab_dict(totals[best], all_days),
+    }
     default_per = None
     if outputs[0].alert is not None:
         default_per = [_default_nab(lab, o.alert) for lab, o in zip(labels, outputs, strict=True)]
-        report["default"] = _nab_dict(sum(default_per, Nab()))
+        report["default"] = _nab_dict(sum(default_per, Nab()), all_days)
     per_arch: dict[str, Any] = {}
     for archetype in ARCHETYPES:
         idx = [i for i, s in enumerate(series) if s.archetype == archetype]
         if not idx:
             continue
+        days = _scored_days(series, labels, idx)
         at_best = sum((best_per[i] for i in idx), Nab())
-        own = [sum((per[i] for i in idx), Nab()) for _, per in results]
-        own_best = int(np.argmax([r.score if np.isfinite(r.score) else -1e300 for r in own]))
-        entry = {
-            "at_best_threshold": _nab_dict(at_best),
-            "own_best": {"threshold": results[own_best][0], **_nab_dict(own[own_best])},
-        }
+        entry: dict[str, Any] = {"at_best_threshold": _nab_dict(at_best, days)}
+        if any(labels[i].windows for i in idx):  # a control's own best is to never fire
+            own = [sum((per[i] for i in idx), Nab()) for _, per in results]
+            own_best = int(np.argmax([r.score if np.isfinite(r.score) else -1e300 for r in own]))
+            best_own = _nab_dict(own[own_best], days)
+            entry["own_best"] = {"threshold": results[own_best][0], **best_own}
         if default_per is not None:
-            days = sum(float(labels[i].mask.sum()) * series[i].step for i in idx) / DAY
-            alarms = sum(
-                int((outputs[i].alert & labels[i].mask).sum())  # type: ignore[operator]
-                for i in idx
-            )
-            entry["default"] = {
-                **_nab_dict(sum((default_per[i] for i in idx), Nab())),
-                "alarms_per_day": round(alarms / days, 2),
-            }
+            entry["default"] = _nab_dict(sum((default_per[i] for i in idx), Nab()), days)
         per_arch[archetype] = entry
     report["per_archetype"] = per_arch
     return report
