@@ -99,14 +99,28 @@ def grid(
     return ts[keep]
 
 
-def diurnal(ts: np.ndarray, peak_hour: float, sharpness: float = 1.0) -> np.ndarray:
-    """A daily load shape with mean about 1: a broad day plateau peaking at ``peak_hour`` (UTC),
-    a night trough, and a smaller second harmonic (the morning ramp is steeper than the
-    evening decline); ``sharpness`` > 1 deepens the trough."""
-    h = (ts % DAY) / HOUR
-    phase = 2 * math.pi * (h - peak_hour) / 24
-    shape = np.exp(sharpness * (0.9 * np.cos(phase) + 0.25 * np.cos(2 * phase + 0.8)))
-    return shape / np.mean(np.exp(sharpness * 0.9 * np.cos(np.linspace(0, 2 * math.pi, 97))))
+def diurnal(
+    ts: np.ndarray,
+    centre_hour: float,
+    night: float = 0.3,
+    day_hours: float = 14.0,
+    steepness: float = 8.0,
+) -> np.ndarray:
+    """A daily load shape with mean 1: a plateau of about ``day_hours`` centred on
+    ``centre_hour`` (UTC), smooth morning and evening ramps (``steepness``), a night floor at
+    ``night`` times the plateau, and a 10 % bump two hours after the centre (the evening
+    peak of consumer traffic). Periodic and smooth across midnight."""
+
+    def shape(hours: np.ndarray) -> np.ndarray:
+        angle = 2 * math.pi * (hours - centre_hour) / 24
+        plateau = 1 / (
+            1 + np.exp(-steepness * (np.cos(angle) - math.cos(math.pi * day_hours / 24)))
+        )
+        bump = 1 + 0.1 * np.cos(angle - 2 * math.pi * 2 / 24)
+        return night + (1 - night) * plateau * bump
+
+    mean = float(np.mean(shape(np.linspace(0, 24, 289)[:-1])))
+    return shape((ts % DAY) / HOUR) / mean
 
 
 def weekly(ts: np.ndarray, weekend: float) -> np.ndarray:
@@ -224,7 +238,7 @@ def latency(rng: np.random.Generator, name: str, quick: bool) -> Series:
     p = plan(rng, ts, step, n_anom=2 if quick else int(rng.integers(3, 7)), n_cp=1 if quick else 2)
     base = math.log(rng.uniform(40, 250))
     sigma = rng.uniform(0.15, 0.3)
-    loc = base + 0.15 * np.log(diurnal(ts, rng.uniform(13, 19)))
+    loc = base + 0.15 * np.log(diurnal(ts, rng.uniform(13, 18)))
     scale = np.full(n, sigma)
     notes = {}
     for i in p.cp_idx:
@@ -261,8 +275,8 @@ def requests(rng: np.random.Generator, name: str, quick: bool) -> Series:
     """Requests per scrape interval of a user-facing service.
 
     Daily cycle (night trough at 5 - 30 % of the peak) and weekly cycle (weekends at 50 - 85 %),
-    over-dispersed counts (negative binomial, shape 20 - 60). One in three series is a small
-    service (peak mean 2 - 15 per interval) whose nights are mostly zeros.
+    over-dispersed counts (negative binomial, shape 20 - 60). Daily mean 200 - 3000 per 5 min;
+    one series in three is a small service (0.5 - 5 per 5 min) whose nights are mostly zeros.
     Anomalies: dips (10-60 min at 0 - 20 % of the expected rate, an outage or a broken client)
     and bursts (5-30 min x2 - x4, a retry storm or a crawler).
     Change points: level shifts (x1.5 - x2 a launch or migration in, x0.5 - x0.7 one out)."""
@@ -271,9 +285,11 @@ def requests(rng: np.random.Generator, name: str, quick: bool) -> Series:
     ts = grid(rng, days, step)
     p = plan(rng, ts, step, n_anom=2 if quick else int(rng.integers(3, 6)), n_cp=1)
     small = rng.uniform() < 1 / 3
-    peak = rng.uniform(2, 15) if small else rng.uniform(200, 3000)
-    peak *= step / (5 * MINUTE)
-    mean = peak * diurnal(ts, rng.uniform(14, 20), sharpness=rng.uniform(1.0, 1.8))
+    level = rng.uniform(0.5, 5) if small else rng.uniform(200, 3000)
+    level *= step / (5 * MINUTE)
+    mean = level * diurnal(
+        ts, rng.uniform(13, 18), night=rng.uniform(0.05, 0.3), day_hours=rng.uniform(12, 16)
+    )
     mean *= weekly(ts, rng.uniform(0.5, 0.85))
     notes = {"size": "small" if small else "large"}
     for i in p.cp_idx:
@@ -347,7 +363,7 @@ def errors(rng: np.random.Generator, name: str, quick: bool) -> Series:
     days = (3 if quick else 7) if step == MINUTE else (4 if quick else float(rng.integers(10, 22)))
     ts = grid(rng, days, step)
     p = plan(rng, ts, step, n_anom=2 if quick else int(rng.integers(2, 5)), n_cp=1)
-    rate = rng.uniform(0.02, 0.3) * diurnal(ts, rng.uniform(14, 20), sharpness=1.2)
+    rate = rng.uniform(0.02, 0.3) * diurnal(ts, rng.uniform(13, 18), night=0.2)
     notes = {}
     for i in p.cp_idx:
         rate[i:] *= rng.choice([rng.uniform(3, 6), 0.3])
@@ -458,14 +474,17 @@ def memory(rng: np.random.Generator, name: str, quick: bool) -> Series:
 def weekly_control(rng: np.random.Generator, name: str, quick: bool) -> Series:
     """Requests of a business application: strong daily AND weekly cycles, NO labels.
 
-    Office hours (peak at 10:00 - 15:00, sharp night trough), weekends at 10 - 30 % of
-    weekdays, negative-binomial counts (shape 30), heavy traffic (peak 100 - 1000 per 5 min).
+    Office hours (a 9 - 11 hour plateau centred at 11:00 - 14:00, nights at 3 %), weekends at
+    10 - 30 % of weekdays, negative-binomial counts (shape 30), heavy traffic (100 - 1000 per
+    5 min on average over a weekday).
     Any alarm is a false positive: the Monday morning ramp and the quiet weekend are normal."""
     step = 5 * MINUTE
     days = 4 if quick else float(rng.integers(14, 29))
     ts = grid(rng, days, step)
     p = plan(rng, ts, step, 0, 0)
-    mean = rng.uniform(100, 1000) * diurnal(ts, rng.uniform(10, 15), sharpness=2.0)
+    mean = rng.uniform(100, 1000) * diurnal(
+        ts, rng.uniform(11, 14), night=0.03, day_hours=rng.uniform(9, 11), steepness=12
+    )
     mean *= weekly(ts, rng.uniform(0.1, 0.3))
     values = neg_binomial(rng, mean, 30.0)
     return _finish(name, "weekly_control", p, values, [], "count", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -123,3 +124,29 @@ def test_covering_hand_computed() -> None:
     assert covering([5], [], 10) == pytest.approx(0.5)
     # over-segmentation: G = [0,10), G' = ten single rows: max Jaccard 1/10
     assert covering([], list(range(1, 10)), 10) == pytest.approx(0.1)
+
+
+# --- the generator's labels, as the scores rely on them ---------------------------------
+
+
+def test_corpus_is_seeded_and_its_labels_are_scorable() -> None:
+    from benchmarks.telemetry import MIN_SEPARATION, corpus
+
+    first, again, other = corpus(7, 2, quick=True), corpus(7, 2, quick=True), corpus(8, 2, True)
+    assert [s.name for s in first] == [s.name for s in again]
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.ts, b.ts) and np.array_equal(a.values, b.values)
+        assert a.anomalies == b.anomalies and a.change_points == b.change_points
+    assert any(not np.array_equal(a.values, b.values) for a, b in zip(first, other, strict=True))
+    for s in first:
+        assert np.all(np.diff(s.ts) > 0) and np.all(np.isfinite(s.values))
+        labels = sorted([b for b, _ in s.anomalies] + list(s.change_points))
+        assert all(s.scored_from < t < s.ts[-1] for t in labels)
+        assert np.all(np.diff(labels) >= MIN_SEPARATION)
+        assert all(b < e for b, e in s.anomalies)
+        for (_, end), (start, _) in itertools.pairwise(s.anomalies):
+            assert end < start  # disjoint windows, as nab() requires
+        if s.archetype in ("two_level", "weekly_control"):
+            assert not s.anomalies and not s.change_points
+        if s.kind == "count":
+            assert np.all(s.values >= 0) and np.array_equal(s.values, np.round(s.values))
