@@ -434,7 +434,29 @@ def score_anomalies(
             entry["default"] = _nab_dict(sum((default_per[i] for i in idx), Nab()), days)
         per_arch[archetype] = entry
     report["per_archetype"] = per_arch
+    best_hits = [
+        (lab.mask & (np.nan_to_num(sc, nan=-np.inf) >= best_thr))
+        for lab, sc in zip(labels, scores, strict=True)
+    ]
+    report["detected_by_kind"] = {"at_best_threshold": _by_kind(series, labels, best_hits)}
+    if default_per is not None:
+        hits = [lab.mask & o.alert for lab, o in zip(labels, outputs, strict=True)]  # type: ignore[operator]
+        report["detected_by_kind"]["default"] = _by_kind(series, labels, hits)
     return report
+
+
+def _by_kind(
+    series: list[Series], labels: list[Labelled], hits: list[np.ndarray]
+) -> dict[str, str]:
+    """``detected/labelled`` windows per archetype and injected kind."""
+    found: dict[str, list[int]] = {}
+    for s, lab, hit in zip(series, labels, hits, strict=True):
+        at = lab.ts[hit]
+        for (b, e), kind in zip(s.anomalies, s.anomaly_kinds, strict=True):
+            count = found.setdefault(f"{s.archetype}/{kind}", [0, 0])
+            count[0] += bool(np.any((at >= b) & (at <= e)))
+            count[1] += 1
+    return {k: f"{d}/{n}" for k, (d, n) in sorted(found.items())}
 
 
 def _default_nab(lab: Labelled, alert: np.ndarray | None) -> Nab:
@@ -445,8 +467,11 @@ def _default_nab(lab: Labelled, alert: np.ndarray | None) -> Nab:
 
 
 def score_change_points(series: list[Series], outputs: list[Output]) -> dict[str, Any]:
-    """Mean F1 (margins of 5 rows and 6 hours) and covering, overall and per archetype."""
+    """Mean F1 (margins of 5 rows and 6 hours; precision and recall at 6 hours) and covering,
+    overall and per archetype; per kind of change, how many got an alarm within 6 hours after
+    it."""
     rows: list[dict[str, float]] = []
+    found: dict[str, list[int]] = {}
     for s, o in zip(series, outputs, strict=True):
         assert o.drift is not None
         scored = o.drift & (s.ts >= s.scored_from)
@@ -459,9 +484,16 @@ def score_change_points(series: list[Series], outputs: list[Output]) -> dict[str
                 "f1": f1_margin(truth, predicted, CP_MARGIN_ROWS)["f1"],
                 "f1_6h": f1_margin(truth, predicted, margin_6h)["f1"],
                 "cover": covering(truth, predicted, len(s.ts)),
+                "precision_6h": f1_margin(truth, predicted, margin_6h)["precision"],
+                "recall_6h": f1_margin(truth, predicted, margin_6h)["recall"],
                 "alarms_per_day": len(predicted) / days,
             }
         )
+        at = s.ts[scored]
+        for c, kind in zip(s.change_points, s.change_kinds, strict=True):
+            count = found.setdefault(f"{s.archetype}/{kind}", [0, 0])
+            count[0] += bool(np.any((at >= c) & (at <= c + CP_MARGIN_SECONDS)))
+            count[1] += 1
 
     def mean(idx: list[int]) -> dict[str, float]:
         return {k: round(float(np.mean([rows[i][k] for i in idx])), 3) for k in rows[0]}
@@ -472,6 +504,7 @@ def score_change_points(series: list[Series], outputs: list[Output]) -> dict[str
         for a in ARCHETYPES
         if any(s.archetype == a for s in series)
     }
+    report["detected_within_6h_by_kind"] = {k: f"{d}/{n}" for k, (d, n) in sorted(found.items())}
     return report
 
 

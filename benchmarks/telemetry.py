@@ -58,6 +58,8 @@ class Series:
     scored_from: float
     kind: str  # "real" or "count"
     notes: dict[str, str] = field(default_factory=dict)
+    anomaly_kinds: tuple[str, ...] = ()  # what was injected in each window
+    change_kinds: tuple[str, ...] = ()  # what changed at each change point
 
 
 @dataclass
@@ -205,14 +207,17 @@ def _finish(
     notes: dict[str, str],
 ) -> Series:
     cps = tuple(float(p.ts[i]) for i in p.cp_idx)
+    windows = sorted(windows)
     return Series(
         name=name,
         archetype=archetype,
         ts=p.ts,
         values=values,
         step=p.step,
-        anomalies=tuple(sorted(windows)),
+        anomalies=tuple(windows),
         change_points=cps,
+        anomaly_kinds=tuple(notes[f"anomaly@{int(b)}"] for b, _ in windows),
+        change_kinds=tuple(notes[f"cp@{int(c)}"] for c in cps),
         scored_from=float(p.scored_from),
         kind=kind,
         notes=notes,
@@ -293,7 +298,9 @@ def requests(rng: np.random.Generator, name: str, quick: bool) -> Series:
     mean *= weekly(ts, rng.uniform(0.5, 0.85))
     notes = {"size": "small" if small else "large"}
     for i in p.cp_idx:
-        mean[i:] *= rng.choice([rng.uniform(1.5, 2.0), rng.uniform(0.5, 0.7)])
+        up = rng.uniform() < 0.5
+        mean[i:] *= rng.uniform(1.5, 2.0) if up else rng.uniform(0.5, 0.7)
+        notes[f"cp@{int(ts[i])}"] = "level_up" if up else "level_down"
     windows = []
     for i in p.anomaly_idx:
         kind = rng.choice(["dip", "burst"])
@@ -366,7 +373,9 @@ def errors(rng: np.random.Generator, name: str, quick: bool) -> Series:
     rate = rng.uniform(0.02, 0.3) * diurnal(ts, rng.uniform(13, 18), night=0.2)
     notes = {}
     for i in p.cp_idx:
-        rate[i:] *= rng.choice([rng.uniform(3, 6), 0.3])
+        worse = rng.uniform() < 0.7
+        rate[i:] *= rng.uniform(3, 6) if worse else 0.3
+        notes[f"cp@{int(ts[i])}"] = "rate_up" if worse else "rate_down"
     windows = []
     burst = np.zeros(len(ts))
     for i in p.anomaly_idx:
