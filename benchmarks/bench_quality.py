@@ -32,7 +32,8 @@ Detectors, in the same run:
   ``anomaly_probability``, change points = rows with ``drift == 1``. A rule whose
   configuration does not validate (or a missing file) is reported as ``"unavailable"``.
 
-Run: ``python benchmarks/bench_quality.py [--quick] [--seed N] [--per-archetype K]``.
+Run: ``python benchmarks/bench_quality.py [--quick] [--seed N] [--per-archetype K]
+[--half-life-seconds H] [--only NAME,...]``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ CP_MARGIN_ROWS = 5  # TCPD's default margin
 CP_MARGIN_SECONDS = 6 * HOUR
 SEED = 20261208
 METRIC = "bench"
+HALF_LIFE = 3600.0  # seconds, of the normal_gamma rules (--half-life-seconds)
 
 _ENGINE = """
 [engine]
@@ -97,7 +99,7 @@ PROJECT_RULES: dict[str, tuple[str, str]] = {
 metric = "*"
 family = "normal_gamma"
 prior = { mu = 0.0, kappa = 0.01, alpha = 1.0, beta = 1.0 }
-half_life_seconds = 3600
+half_life_seconds = {half_life}
 robust = true
 """,
         _DRIFT,
@@ -108,7 +110,7 @@ robust = true
 metric = "*"
 family = "normal_gamma"
 prior = { mu = 0.0, kappa = 0.01, alpha = 1.0, beta = 1.0 }
-half_life_seconds = 3600
+half_life_seconds = {half_life}
 robust = false
 """,
         _DRIFT,
@@ -278,11 +280,12 @@ def _validate(text: str) -> Any:
     return parse_config(tomllib.loads(text), "<bench_quality>")
 
 
-def project_rules() -> list[ProjectRule]:
+def project_rules(half_life: float = HALF_LIFE) -> list[ProjectRule]:
     """The rules of ``PROJECT_RULES`` and ``general.toml``, validated; a rule that does not
     validate with its drift table is tried without it (noted), then reported unavailable."""
     out = []
-    for name, (rule, drift) in PROJECT_RULES.items():
+    for name, (template, drift) in PROJECT_RULES.items():
+        rule = template.replace("{half_life}", repr(half_life))
         try:
             _validate(_ENGINE + rule + drift)
             out.append(ProjectRule(name, _ENGINE + rule + drift))
@@ -563,6 +566,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--per-archetype", type=int, default=8, help="series per archetype")
     parser.add_argument("--quick", action="store_true", help="a small run, for CI smoke runs")
+    parser.add_argument(
+        "--half-life-seconds",
+        type=float,
+        default=HALF_LIFE,
+        help="half_life_seconds of the normal_gamma rules",
+    )
     parser.add_argument("--only", default="", help="comma-separated detector names (default: all)")
     args = parser.parse_args()
     if args.quick:
@@ -576,7 +585,7 @@ def main() -> None:
         if not only or name in only:
             detectors[name] = evaluate(name, series, labels, run)
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
-        for rule in project_rules():
+        for rule in project_rules(args.half_life_seconds):
             if only and rule.name not in only:
                 continue
             if rule.text is None:
@@ -597,6 +606,7 @@ def main() -> None:
         "benchmark": "quality",
         "seed": args.seed,
         "quick": args.quick,
+        "normal_gamma_half_life_seconds": args.half_life_seconds,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "corpus": {
