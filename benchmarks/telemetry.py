@@ -153,7 +153,7 @@ def neg_binomial(rng: np.random.Generator, mean: np.ndarray, shape: float) -> np
     """Over-dispersed counts: Poisson(mean * Gamma(shape, 1/shape)); variance
     mean + mean^2 / shape."""
     mix = rng.gamma(shape, 1 / shape, mean.shape)
-    return rng.poisson(np.maximum(mean, 0) * mix).astype(np.float64)
+    return np.asarray(rng.poisson(np.maximum(mean, 0) * mix), dtype=np.float64)
 
 
 # --- label placement ----------------------------------------------------------------------
