@@ -11,10 +11,11 @@ with the definitions of ``benchmarks/quality_scores.py``:
   thresholds of the detector's score column; the best threshold (one for the whole corpus) and
   its score, per-archetype scores at that threshold and at each archetype's own best, and the
   score at the detector's default threshold where it has one (``anomaly_probability >= 0.5``
-  or ``alert == 1`` for the project's rules; ``|z| >= 3`` for the z-scores), with alarms per
-  day at that default;
+  or ``alert == 1`` for the project's rules; ``|z| >= 3`` for the z-scores), with false
+  positives per day; windows detected per archetype and injected kind;
 - change points: F1 with a margin (the TCPD definition; margins of 5 rows and of 6 hours) and
-  segmentation covering, mean over series.
+  segmentation covering, mean over series, against a ``null`` detector that never fires;
+  changes followed by an alarm within 6 hours, per kind.
 
 Detectors, in the same run:
 
@@ -30,7 +31,8 @@ Detectors, in the same run:
   daily seasonality of 12 harmonics, and ``src/bayestream/examples/general.toml``), each
   series through ``bayestream.runtime.scorecsv.score_csv`` on a fresh engine: anomaly score =
   ``anomaly_probability``, change points = rows with ``drift == 1``. A rule whose
-  configuration does not validate (or a missing file) is reported as ``"unavailable"``.
+  configuration does not validate (or a missing file) is reported as ``"unavailable"``; the dlm
+  rule is tried without its drift table when the family refuses one.
 
 Run: ``python benchmarks/bench_quality.py [--quick] [--seed N] [--per-archetype K]
 [--half-life-seconds H] [--only NAME,...]``.
@@ -277,14 +279,23 @@ class ProjectRule:
 
 
 def _validate(text: str) -> Any:
+    """The validated configuration; ``BayestreamError`` (a ``ConfigError``) when it is not."""
     from bayestream.config.load import parse_config
+    from bayestream.errors import ConfigError
 
-    return parse_config(tomllib.loads(text), "<bench_quality>")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from exc
+    return parse_config(data, "<bench_quality>")
 
 
 def project_rules(half_life: float = HALF_LIFE) -> list[ProjectRule]:
     """The rules of ``PROJECT_RULES`` and ``general.toml``, validated; a rule that does not
-    validate with its drift table is tried without it (noted), then reported unavailable."""
+    validate with its drift table is tried without it (noted), then reported unavailable.
+    Only configuration errors are reported so; anything else is a bug and stops the run."""
+    from bayestream.errors import BayestreamError
+
     out = []
     for name, (template, drift) in PROJECT_RULES.items():
         rule = template.replace("{half_life}", repr(half_life))
@@ -292,18 +303,20 @@ def project_rules(half_life: float = HALF_LIFE) -> list[ProjectRule]:
             _validate(_ENGINE + rule + drift)
             out.append(ProjectRule(name, _ENGINE + rule + drift))
             continue
-        except Exception as exc:
+        except BayestreamError as exc:
             first = _first_line(exc)
         try:
             _validate(_ENGINE + rule)
             out.append(ProjectRule(name, _ENGINE + rule, note=f"without drift: {first}"))
-        except Exception:
+        except BayestreamError:
             out.append(ProjectRule(name, None, unavailable=first))
     out.append(_general())
     return out
 
 
 def _general() -> ProjectRule:
+    from bayestream.errors import BayestreamError
+
     try:
         import bayestream.examples as examples
 
@@ -315,7 +328,7 @@ def _general() -> ProjectRule:
     text = path.read_text(encoding="utf-8")
     try:
         config = _validate(text)
-    except Exception as exc:
+    except BayestreamError as exc:
         return ProjectRule("general", None, unavailable=f"{path}: {_first_line(exc)}")
     if config.rule_for(METRIC) is None and any(c in config.rule[0].metric for c in "*?["):
         return ProjectRule("general", None, unavailable=f"{path}: no rule matches a metric")
@@ -373,9 +386,16 @@ def _read_columns(path: Path) -> dict[str, np.ndarray]:
     data = np.full((len(rows) - 1, len(names)), np.nan)
     for i, row in enumerate(rows[1:]):
         for j, field in enumerate(row):
-            if field:
-                data[i, j] = float(field)
+            data[i, j] = _number(field)
     return {name: data[:, j] for j, name in enumerate(names)}
+
+
+def _number(field: str) -> float:
+    """A CSV field as a number; NaN when empty (an unscored row) or not a number."""
+    try:
+        return float(field)
+    except ValueError:
+        return math.nan
 
 
 # --- scoring ------------------------------------------------------------------------------
