@@ -655,7 +655,7 @@ def main() -> None:
         "detectors": detectors,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    json.dump(report, sys.stdout, indent=2)
+    json.dump(report, sys.stdout, indent=2, allow_nan=False)  # strict JSON: no NaN, no inf
     print()
     print(table(detectors), file=sys.stderr)
 
