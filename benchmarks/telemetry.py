@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 START_TS = 1_772_409_600.0  # 2026-03-02 00:00 UTC, a Monday
+US_DST = 1_772_953_200.0  # 2026-03-08 07:00 UTC: clocks in the US go forward an hour
 DAY = 86_400.0
 HOUR = 3_600.0
 MINUTE = 60.0
@@ -107,11 +108,14 @@ def diurnal(
     night: float = 0.3,
     day_hours: float = 14.0,
     steepness: float = 8.0,
+    dst: bool = False,
 ) -> np.ndarray:
     """A daily load shape with mean 1: a plateau of about ``day_hours`` centred on
     ``centre_hour`` (UTC), smooth morning and evening ramps (``steepness``), a night floor at
     ``night`` times the plateau, and a 10 % bump two hours after the centre (the evening
-    peak of consumer traffic). Periodic and smooth across midnight."""
+    peak of consumer traffic). Periodic and smooth across midnight. With ``dst`` the users'
+    clocks go forward at ``US_DST`` and the whole cycle moves an hour earlier in UTC (normal,
+    not a change point)."""
 
     def shape(hours: np.ndarray) -> np.ndarray:
         angle = 2 * math.pi * (hours - centre_hour) / 24
@@ -122,7 +126,10 @@ def diurnal(
         return night + (1 - night) * plateau * bump
 
     mean = float(np.mean(shape(np.linspace(0, 24, 289)[:-1])))
-    return shape((ts % DAY) / HOUR) / mean
+    hours = (ts % DAY) / HOUR
+    if dst:
+        hours = hours + (ts >= US_DST)
+    return shape(hours) / mean
 
 
 def weekly(ts: np.ndarray, weekend: float) -> np.ndarray:
@@ -243,9 +250,10 @@ def latency(rng: np.random.Generator, name: str, quick: bool) -> Series:
     p = plan(rng, ts, step, n_anom=2 if quick else int(rng.integers(3, 7)), n_cp=1 if quick else 2)
     base = math.log(rng.uniform(40, 250))
     sigma = rng.uniform(0.15, 0.3)
-    loc = base + 0.15 * np.log(diurnal(ts, rng.uniform(13, 18)))
+    dst = bool(rng.uniform() < 0.5)  # users in North America
+    loc = base + 0.15 * np.log(diurnal(ts, rng.uniform(13, 18), dst=dst))
     scale = np.full(n, sigma)
-    notes = {}
+    notes = {"dst": str(dst)}
     for i in p.cp_idx:
         kind = rng.choice(["level", "variance"])
         if kind == "level":
@@ -292,11 +300,10 @@ def requests(rng: np.random.Generator, name: str, quick: bool) -> Series:
     small = rng.uniform() < 1 / 3
     level = rng.uniform(0.5, 5) if small else rng.uniform(200, 3000)
     level *= step / (5 * MINUTE)
-    mean = level * diurnal(
-        ts, rng.uniform(13, 18), night=rng.uniform(0.05, 0.3), day_hours=rng.uniform(12, 16)
-    )
+    night, hours, dst = rng.uniform(0.05, 0.3), rng.uniform(12, 16), bool(rng.uniform() < 0.5)
+    mean = level * diurnal(ts, rng.uniform(13, 18), night=night, day_hours=hours, dst=dst)
     mean *= weekly(ts, rng.uniform(0.5, 0.85))
-    notes = {"size": "small" if small else "large"}
+    notes = {"size": "small" if small else "large", "dst": str(dst)}
     for i in p.cp_idx:
         up = rng.uniform() < 0.5
         mean[i:] *= rng.uniform(1.5, 2.0) if up else rng.uniform(0.5, 0.7)
@@ -370,8 +377,9 @@ def errors(rng: np.random.Generator, name: str, quick: bool) -> Series:
     days = (3 if quick else 7) if step == MINUTE else (4 if quick else float(rng.integers(10, 22)))
     ts = grid(rng, days, step)
     p = plan(rng, ts, step, n_anom=2 if quick else int(rng.integers(2, 5)), n_cp=1)
-    rate = rng.uniform(0.02, 0.3) * diurnal(ts, rng.uniform(13, 18), night=0.2)
-    notes = {}
+    dst = bool(rng.uniform() < 0.5)
+    rate = rng.uniform(0.02, 0.3) * diurnal(ts, rng.uniform(13, 18), night=0.2, dst=dst)
+    notes = {"dst": str(dst)}
     for i in p.cp_idx:
         worse = rng.uniform() < 0.7
         rate[i:] *= rng.uniform(3, 6) if worse else 0.3
@@ -486,17 +494,19 @@ def weekly_control(rng: np.random.Generator, name: str, quick: bool) -> Series:
     Office hours (a 9 - 11 hour plateau centred at 11:00 - 14:00, nights at 3 %), weekends at
     10 - 30 % of weekdays, negative-binomial counts (shape 30), heavy traffic (100 - 1000 per
     5 min on average over a weekday).
-    Any alarm is a false positive: the Monday morning ramp and the quiet weekend are normal."""
+    Any alarm is a false positive: the Monday morning ramp, the quiet weekend and (for half of
+    the series) the daylight-saving shift of the whole cycle are normal."""
     step = 5 * MINUTE
     days = 4 if quick else float(rng.integers(14, 29))
     ts = grid(rng, days, step)
     p = plan(rng, ts, step, 0, 0)
+    centre, hours, dst = rng.uniform(11, 14), rng.uniform(9, 11), bool(rng.uniform() < 0.5)
     mean = rng.uniform(100, 1000) * diurnal(
-        ts, rng.uniform(11, 14), night=0.03, day_hours=rng.uniform(9, 11), steepness=12
+        ts, centre, night=0.03, day_hours=hours, steepness=12, dst=dst
     )
     mean *= weekly(ts, rng.uniform(0.1, 0.3))
     values = neg_binomial(rng, mean, 30.0)
-    return _finish(name, "weekly_control", p, values, [], "count", {})
+    return _finish(name, "weekly_control", p, values, [], "count", {"dst": str(dst)})
 
 
 ARCHETYPES: dict[str, Callable[[np.random.Generator, str, bool], Series]] = {
