@@ -61,7 +61,7 @@ def test_a_version_1_row_with_drift_restores_whole() -> None:
     np.testing.assert_array_equal(back.params[: k + EXTRA_V1], row.params[: k + EXTRA_V1])
     np.testing.assert_array_equal(back.params[k + EXTRA :], row.params[k + EXTRA :])
     assert back.params[k + X_MON_K] == 0.0 and not np.isnan(back.params[k + X_PROB])
-    assert (back.params[k + X_ALERT_TOP :k + EXTRA] == -np.inf).all()  # fmt: skip
+    assert (back.params[k + X_ALERT_TOP : k + X_ALERT_TOP + 4] == -np.inf).all()
     for e in (engine, restored):
         _feed(e, 20, start=55)
     np.testing.assert_array_equal(
