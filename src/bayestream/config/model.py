@@ -104,6 +104,7 @@ class Drift(_Frozen):
         return 0 if self.hop_events is None else (self.window_events or 0) // self.hop_events
 
 
+MAX_HORIZON = 366 * 86400.0  # a year: forecasts are for controllers, not for planning
 _PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")
 MIN_CREDIBLE_LEVEL = 1e-9
 
@@ -136,6 +137,9 @@ class Rule(_Frozen):
     monitor_run: Annotated[int, Field(ge=2, le=1000)] = 3
     monitor_threshold: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
     alert_window_events: Annotated[int, Field(ge=0, le=1_000_000)] = 100
+    # forecasts in posterior records (README, "Forecasts"): horizons after the newest event
+    forecast_horizons_seconds: tuple[Annotated[float, Field(gt=0, le=MAX_HORIZON)], ...] = ()
+    forecast_quantiles: tuple[Probability, ...] | None = None  # None: predictive_quantiles
     anomaly_probability_threshold: Probability | None = None
     fdr: Probability | None = None
     drift: Drift | None = None
@@ -196,10 +200,34 @@ class Rule(_Frozen):
         if self.anomaly_probability_threshold is not None and self.fdr is not None:
             raise ValueError("set anomaly_probability_threshold or fdr, not both")
 
-    @field_validator("credible_levels", "predictive_quantiles")
+    @field_validator("credible_levels", "predictive_quantiles", "forecast_horizons_seconds")
     @classmethod
     def _sorted_unique(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         return tuple(sorted(set(v)))
+
+    @field_validator("forecast_quantiles")
+    @classmethod
+    def _sorted_unique_or_none(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if v is None else tuple(sorted(set(v)))
+
+    @model_validator(mode="after")
+    def _forecastable(self) -> Rule:
+        if self.forecast_horizons_seconds and self.family == "dirichlet":
+            raise ValueError(
+                "forecast_horizons_seconds: family 'dirichlet' has no forecast (categories "
+                "have no quantiles)"
+            )
+        if self.forecast_horizons_seconds and not self.forecast_q:
+            raise ValueError("forecast_horizons_seconds needs forecast_quantiles (or "
+                             "predictive_quantiles): none are set")  # fmt: skip
+        return self
+
+    @property
+    def forecast_q(self) -> tuple[float, ...]:
+        """The quantiles of each forecast: ``forecast_quantiles``, else the predictive ones."""
+        if self.forecast_quantiles is None:
+            return self.predictive_quantiles
+        return self.forecast_quantiles
 
     @field_validator("credible_levels")
     @classmethod

@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 
 from bayestream.config import Rule
+from bayestream.engine.forecasts import forecast_table
 from bayestream.engine.kernels import summary_table
 from bayestream.models._jit import kernel
 from bayestream.models._threads import SERIAL, Workers
@@ -28,6 +29,14 @@ from bayestream.state import RuleStore
 
 _NUMBER = None  # a number's place among the literal fragments of a layout
 _NAMES = msgspec.json.Decoder(dict[str, str])
+MAX_FORECAST_TRIALS = (
+    1e7  # the trials of a Beta-Binomial forecast: at most [engine] max_trials' cap
+)
+
+
+def _horizon(seconds: float) -> str:
+    """A horizon's name in records: its seconds, as an integer when it is one ("300")."""
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 class _Layout:
@@ -68,6 +77,16 @@ class _Layout:
         parts += [',"drift_false_alarm_probability":', _NUMBER]
         if rule.family == "particle":
             parts += [',"ess":', _NUMBER]
+        horizons = [_horizon(h) for h in rule.forecast_horizons_seconds]
+        forecast_q = [str(p) for p in rule.forecast_q] if horizons else []
+        for j, h in enumerate(horizons):
+            parts += [(',"forecast":{' if j == 0 else ",") + f'{name(h)}:{{"at":', _NUMBER]
+            parts.append(',"quantiles":{')
+            for i, q in enumerate(forecast_q):
+                parts += [("," if i else "") + f"{name(q)}:", _NUMBER]
+            parts.append("}}")
+        if horizons:
+            parts.append("}")
         parts.append("}\n")
         fragments: list[bytes] = [b""]
         for part in parts:
@@ -81,6 +100,8 @@ class _Layout:
         self.names = list(names)
         self.levels = levels
         self.quantiles = quantiles
+        self.horizons = horizons
+        self.forecast_q = forecast_q
         self.params_t = object_struct("Params", self.names)
         self.intervals_t = object_struct("CredibleIntervals", levels)
         self.quantiles_t = object_struct("PredictiveQuantiles", quantiles)
@@ -91,7 +112,14 @@ _LAYOUTS: dict[tuple[Any, ...], _Layout] = {}
 
 
 def _layout(rule: Rule, width: int) -> _Layout:
-    key = (rule.family, rule.param_names, rule.credible_levels, rule.predictive_quantiles)
+    key = (
+        rule.family,
+        rule.param_names,
+        rule.credible_levels,
+        rule.predictive_quantiles,
+        rule.forecast_horizons_seconds,
+        rule.forecast_q,
+    )
     # (a particle rule's width varies with its particle count, but its records do not)
     layout = _LAYOUTS.get(key)
     if layout is None:
@@ -148,6 +176,9 @@ class PosteriorBatch:
             self.table = _particle_table(rule, store, slots, workers)
         else:
             self.table = summary_table(rule, store, slots, workers)
+        if rule.forecast_horizons_seconds:
+            forecasts = forecast_table(rule, store, slots, MAX_FORECAST_TRIALS)
+            self.table = np.ascontiguousarray(np.concatenate([self.table, forecasts], axis=1))
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
@@ -223,6 +254,20 @@ class PosteriorBatch:
         names = _NAMES.decode(b"{" + self.names[a : self.name_ends[r]].tobytes() + b"}")
         key, metric = names["key"], names["metric"]
         w = layout.width
+        forecast = None
+        if layout.horizons:
+            n = len(layout.forecast_q) + 1
+            block = row[len(row) - n * len(layout.horizons) :]
+            del row[len(row) - n * len(layout.horizons) :]
+            forecast = {
+                h: {
+                    "at": block[n * j],
+                    "quantiles": dict(
+                        zip(layout.forecast_q, block[n * j + 1 : n * j + n], strict=True)
+                    ),
+                }
+                for j, h in enumerate(layout.horizons)
+            }
         ess = row.pop() if self.family == "particle" else None
         prob, drift, fap = row[-3:]
         del row[-3:]
@@ -248,6 +293,7 @@ class PosteriorBatch:
             drift,
             fap,
             ess,
+            forecast,
         )
 
 
