@@ -70,7 +70,7 @@ import numpy as np
 
 from bayestream.models._drift import drift_step, reset_posterior, window_stats_width
 from bayestream.models._jit import kernel
-from bayestream.models._monitor import monitor_step, normal_score
+from bayestream.models._monitor import monitor_step
 from bayestream.models._outlier import mixture_probability, wants_interval
 from bayestream.models._protocol import (
     GAP_WEIGHT,
@@ -177,8 +177,9 @@ def _update(
         tail, pit, log_ratio, window_x = _score(theta, x[i], size[i], rule.side, widen)
         accepted = False
         if monitor and n_eff[s] >= robust_min:
-            u = normal_score(tail, pit, rule.side)
-            prob, regular, accepted = monitor_step(row, extra, settings, u, log_ratio)
+            prob, regular, accepted = monitor_step(
+                row, extra, settings, tail, pit, rule.side, log_ratio
+            )
         else:
             prob = mixture_probability(log_ratio, rate)
             regular = 1.0 - prob
