@@ -21,6 +21,7 @@ import numpy as np
 from bayestream.config import Rule
 from bayestream.engine.forecasts import forecast_table
 from bayestream.engine.kernels import summary_table
+from bayestream.engine.slo import slo_table
 from bayestream.models._jit import kernel
 from bayestream.models._threads import SERIAL, Workers
 from bayestream.schema.floatfmt import MAX_FLOAT_BYTES, write_float
@@ -87,6 +88,11 @@ class _Layout:
             parts.append("}}")
         if horizons:
             parts.append("}")
+        self.slo = rule.slo
+        if rule.slo is not None:
+            objective = ENCODER.encode(rule.slo.objective).decode()
+            parts += [f',"slo":{{"objective":{objective},"violation_probability":', _NUMBER]
+            parts += [',"error_budget_burn":', _NUMBER, "}"]
         parts.append("}\n")
         fragments: list[bytes] = [b""]
         for part in parts:
@@ -119,6 +125,7 @@ def _layout(rule: Rule, width: int) -> _Layout:
         rule.predictive_quantiles,
         rule.forecast_horizons_seconds,
         rule.forecast_q,
+        rule.slo,
     )
     # (a particle rule's width varies with its particle count, but its records do not)
     layout = _LAYOUTS.get(key)
@@ -179,6 +186,9 @@ class PosteriorBatch:
         if rule.forecast_horizons_seconds:
             forecasts = forecast_table(rule, store, slots, MAX_FORECAST_TRIALS)
             self.table = np.ascontiguousarray(np.concatenate([self.table, forecasts], axis=1))
+        if rule.slo is not None:
+            slo = slo_table(rule, store, slots)
+            self.table = np.ascontiguousarray(np.concatenate([self.table, slo], axis=1))
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
@@ -254,6 +264,15 @@ class PosteriorBatch:
         names = _NAMES.decode(b"{" + self.names[a : self.name_ends[r]].tobytes() + b"}")
         key, metric = names["key"], names["metric"]
         w = layout.width
+        slo = None
+        if layout.slo is not None:
+            burn = row.pop()
+            violation = row.pop()
+            slo = {
+                "objective": layout.slo.objective,
+                "violation_probability": violation,
+                "error_budget_burn": burn,
+            }
         forecast = None
         if layout.horizons:
             n = len(layout.forecast_q) + 1
@@ -272,7 +291,7 @@ class PosteriorBatch:
         prob, drift, fap = row[-3:]
         del row[-3:]
         if self.family == "dirichlet":
-            return _dirichlet_record(key, metric, layout, row, (prob, drift, fap))
+            return _dirichlet_record(key, metric, layout, row, (prob, drift, fap), slo)
         if self.family == "particle":
             w = 2
         n_levels, n_q = len(layout.levels), len(layout.quantiles)
@@ -294,6 +313,7 @@ class PosteriorBatch:
             fap,
             ess,
             forecast,
+            slo,
         )
 
 
@@ -311,7 +331,12 @@ def _particle_table(
 
 
 def _dirichlet_record(
-    key: str, metric: str, layout: _Layout, row: list[Any], decided: tuple[Any, Any, Any]
+    key: str,
+    metric: str,
+    layout: _Layout,
+    row: list[Any],
+    decided: tuple[Any, Any, Any],
+    slo: dict[str, Any] | None,
 ) -> PosteriorRecord:
     categories = layout.names
     k = layout.width
@@ -334,6 +359,7 @@ def _dirichlet_record(
         row[-2],
         row[-1],
         *decided,
+        slo=slo,
     )
 
 

@@ -60,6 +60,16 @@ _POSTERIOR_SHAPES: dict[str, Any] = {
         "additionalProperties": {"anyOf": [_PAIR, _PAIRS]},
     },
     "predictive_quantiles": _FIGURES,
+    "slo": {
+        "type": "object",
+        "properties": {
+            "objective": {"type": "number"},
+            "violation_probability": _FIGURE,
+            "error_budget_burn": _FIGURE,
+        },
+        "required": ["objective", "violation_probability", "error_budget_burn"],
+        "additionalProperties": False,
+    },
     # horizon seconds ("300") -> the forecast at last_ts + horizon (rules with horizons only)
     "forecast": {
         "type": "object",
