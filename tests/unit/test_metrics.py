@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,6 +109,33 @@ def test_sensor_agrees_with_the_engine_outputs(
     assert value(registry, "bayestream_anomalies_total") == len(outputs.anomalies)
     assert value(registry, "bayestream_streams_tracked") == len(engine) == 3
     assert value(registry, "bayestream_batch_events_sum") == 5
+
+
+def test_alerts_are_counted_apart_from_anomalies(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """A burst: many anomaly records, one alert (the first point beats the quiet window)."""
+    rule = {**BASE_RULES[0], "anomaly_threshold": 0.01, "monitor": False}
+    engine = Engine(parse_config({"rule": [rule]}), sensor=PrometheusSensor(metrics))
+    rng = np.random.default_rng(2)
+    quiet = [event("a", "lat", 100.0 + i, float(x)) for i, x in enumerate(rng.normal(0, 1, 200))]
+    burst = [event("a", "lat", 400.0 + i, 30.0 - 0.1 * i) for i in range(30)]
+    first = engine.process(batch(quiet))
+    second = engine.process(batch(burst))
+    anomalies = len(first.anomalies) + len(second.anomalies)
+    alerts = sum(r.alert for r in first.anomalies + second.anomalies)
+    assert value(registry, "bayestream_anomalies_total") == anomalies >= 20
+    assert value(registry, "bayestream_alerts_total") == alerts == first.alerts + second.alerts
+    assert second.anomalies[0].alert and 1 <= second.alerts < len(second.anomalies)
+    PrometheusSensor(metrics).on_alerts(3)
+    assert value(registry, "bayestream_alerts_total") == alerts + 3
+
+
+def test_the_readme_lists_the_alerts_counter_beside_the_anomalies_counter() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `bayestream_")]
+    names = [row.split("`")[1] for row in rows]
+    assert names.index("bayestream_alerts_total") == names.index("bayestream_anomalies_total") + 1
 
 
 # --- runtime hooks --------------------------------------------------------------------------
@@ -232,8 +260,8 @@ def test_names_follow_prometheus_conventions(metrics: Metrics, registry: Collect
     text = exposition(registry)
     typed = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
     typed = {name: kind for name, kind in typed.items() if not name.endswith("_created")}
-    assert len(typed) == 20
-    assert sum(kind == "counter" for kind in typed.values()) == 7
+    assert len(typed) == 21
+    assert sum(kind == "counter" for kind in typed.values()) == 8
     for name, kind in typed.items():
         assert re.fullmatch(r"bayestream_[a-z]+(_[a-z]+)*", name), name
         assert (kind == "counter") == name.endswith("_total"), name

@@ -57,6 +57,7 @@ def test_the_demo_outputs_validate(tmp_path: Path) -> None:
     }
     for name in ("anomalies", "drift", "calibration", "dead_letter"):
         assert seen[name], f"the demo wrote no {name} records"
+    assert any(a["alert"] for a in seen["anomalies"])
 
 
 def test_particle_selection_and_eviction_records_validate() -> None:
@@ -116,9 +117,12 @@ def test_the_schemas_refuse_what_the_contract_does_not_allow() -> None:
         "tail": "upper",
         "threshold": 0.001,
         "selected_by": "tail_probability",
+        "alert": True,
     }
     assert _errors("anomalies", [good]) == []
     assert _errors("anomalies", [{k: v for k, v in good.items() if k != "selected_by"}])
+    assert _errors("anomalies", [{k: v for k, v in good.items() if k != "alert"}])
+    assert _errors("anomalies", [{**good, "alert": 1}])
     assert _errors("anomalies", [{**good, "tail": "sideways"}])
     assert _errors("anomalies", [{**good, "ts": "yesterday"}])
     assert _errors("dead_letter", [{"reason": "no_such_reason", "detail": "", "raw": ""}])

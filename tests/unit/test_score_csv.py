@@ -54,6 +54,11 @@ def _write_csv(
     return path
 
 
+def _write_csv_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def _series(n: int = 1000, seed: int = 3, shift_at: int | None = None) -> list[float]:
     rng = np.random.default_rng(seed)
     x = rng.normal(10.0, 1.0, n)
@@ -112,6 +117,34 @@ def test_spike_gets_a_high_anomaly_probability(tmp_path: Path) -> None:
     assert {row["drift_statistic"] for row in rows} == {""}
 
 
+def test_alert_column_is_one_per_burst_after_the_other_columns(tmp_path: Path) -> None:
+    """Every row is scored; ``alert`` is 1 only where the rule selects an anomaly (tail below
+    the threshold) that beats every surprise of the previous alert_window_events rows."""
+    assert OUTPUT_COLUMNS[-1] == "alert" and OUTPUT_COLUMNS[:2] == ("timestamp", "value")
+    values = _series(600, seed=5)
+    for i in range(300, 330):  # a burst of 30 anomalous points, the first the worst
+        values[i] = 40.0 - 0.1 * (i - 300)
+    source = _write_csv(tmp_path / "in.csv", [(T0 + i, v) for i, v in enumerate(values)])
+    rows = _score(_normal_config(tmp_path), source, tmp_path / "out.csv")
+    assert {row["alert"] for row in rows} == {"0", "1"}
+    alerts = [i for i, row in enumerate(rows) if row["alert"] == "1"]
+    assert [i for i in alerts if 300 <= i < 400] == [300]  # the burst and its window
+    selected = [i for i, row in enumerate(rows) if float(row["tail_probability"]) < 0.001]
+    assert set(alerts) < set(selected) and len(selected) >= 20
+    surprise = [-math.log10(float(row["tail_probability"])) for row in rows]
+    for i in alerts:  # above every surprise of the 100 rows before
+        assert surprise[i] > max(surprise[max(i - 100, 0) : i])
+    # the same with an unscorable row in the burst: it keeps its place, empty alert too
+    text = source.read_text().replace(f"{T0 + 310},", "not a time,")
+    bad = _score(
+        _normal_config(tmp_path),
+        _write_csv_text(tmp_path / "bad.csv", text),
+        tmp_path / "bad_out.csv",
+    )
+    assert bad[310]["alert"] == ""
+    assert [i for i, r in enumerate(bad) if r["alert"] == "1"] == alerts
+
+
 def test_iso_t_iso_space_and_epoch_timestamps_score_alike(tmp_path: Path) -> None:
     values = _series(60, seed=9)
     forms = {
@@ -161,7 +194,7 @@ def test_bad_rows_keep_their_place_with_empty_scores(
     bad = {5, 9, 12, 20, 25, 30}
     for i, row in enumerate(out):
         if i in bad:
-            assert _scores([row]) == [("", "", "", "")], i
+            assert _scores([row]) == [("", "", "", "", "")], i
         else:
             assert row["anomaly_probability"] and row["tail_probability"], i
             assert row["drift"] == "0"
@@ -319,6 +352,6 @@ def test_undecodable_bytes_are_echoed_and_bad(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     rows = _score(_normal_config(tmp_path), source, out)
     assert len(rows) == 3
-    assert b"\n1709294401,1\xff,,,,\n" in out.read_bytes()
+    assert b"\n1709294401,1\xff,,,,,\n" in out.read_bytes()
     assert rows[0]["tail_probability"] and rows[2]["tail_probability"]
     assert not math.isnan(float(rows[2]["anomaly_probability"]))

@@ -10,6 +10,13 @@ Anomalies, per rule, by one of three policies:
   independent (or positively dependent) and uniform under no anomaly. Unlike the other two,
   the set then depends on how the input is cut into batches (``--batch-size``).
 
+Alerts ("one incident, one alert"): a selected anomaly is an alert when its surprise
+``-log10(tail probability)`` exceeds every surprise of its stream's previous
+``alert_window_events`` events (:mod:`bayestream.models._alerting`: the rule, its state in the
+stream's row and the two-record approximation of the window's maximum). Every applied event
+goes through the window, selected or not, so that the alerts of a stream depend on its events
+only (and on the batches where the selection does: ``fdr``).
+
 Drift records are the windows whose comparison raised an alarm (see
 :mod:`bayestream.models._drift`).
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayestream.config import Rule
+from bayestream.models._alerting import mark_alerts
 from bayestream.models._protocol import (
     OUT_ALARM,
     OUT_CHANGE,
@@ -80,6 +88,29 @@ def selection_cutoffs(rule: Rule) -> tuple[float, float]:
     return cut, 0.0  # (Benjamini-Hochberg selects no tail probability above its level)
 
 
+def alerts(
+    settings: np.ndarray,
+    store: RuleStore,
+    slots: np.ndarray,
+    tail: np.ndarray,
+    selected: np.ndarray,
+) -> np.ndarray:
+    """Which of a rule's applied events (in order: their ``slots``, ``tail`` probabilities and
+    ``selected`` mask) are alerts; advances each stream's alert window in ``store``.
+    ``settings`` is the rule's kernel settings vector (:func:`~.decisions.settings`)."""
+    out = np.zeros(slots.shape[0], dtype=np.bool_)
+    if slots.shape[0]:
+        mark_alerts(
+            store.params,
+            settings,
+            np.ascontiguousarray(slots, dtype=np.int64),
+            np.ascontiguousarray(tail, dtype=np.float64),
+            np.ascontiguousarray(selected, dtype=np.bool_),
+            out,
+        )
+    return out
+
+
 def drift_records(
     rule: Rule, store: RuleStore, rows: np.ndarray, slot: np.ndarray, scores: np.ndarray
 ) -> list[tuple[int, DriftRecord]]:
@@ -117,6 +148,7 @@ def drift_records(
 
 
 __all__ = [
+    "alerts",
     "benjamini_hochberg",
     "drift_records",
     "select_anomalies",

@@ -24,7 +24,7 @@ import numpy as np
 
 from bayestream.config import Config, Rule
 from bayestream.engine import decisions, kernels
-from bayestream.engine.alerts import drift_records, select_anomalies, selection
+from bayestream.engine.alerts import alerts, drift_records, select_anomalies, selection
 from bayestream.engine.monitoring import CalibrationTracker
 from bayestream.engine.publish import PosteriorBatch, Posteriors, posterior_records
 from bayestream.engine.sensor import NullSensor, Sensor
@@ -104,7 +104,9 @@ class Outputs:
     message's rule (-1: none): what calibration monitoring and ``score-csv`` read.
     ``stream`` is each applied message's stream id (:meth:`Engine.stream_id`; -1: none).
     ``anomaly_rows`` and ``drift_rows`` give the batch index of the message behind each
-    anomaly and drift record (the Kafka runtime names its source offset).
+    anomaly and drift record (the Kafka runtime names its source offset). ``alert`` marks the
+    messages whose anomaly record is an alert (:mod:`bayestream.engine.alerts`; False for the
+    rest), ``alerts`` counts them.
     """
 
     posteriors: Posteriors = field(default_factory=Posteriors)
@@ -121,6 +123,8 @@ class Outputs:
     stream: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     anomaly_rows: list[int] = field(default_factory=list)
     drift_rows: list[int] = field(default_factory=list)
+    alert: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.bool_))
+    alerts: int = 0
 
 
 class Engine:
@@ -236,6 +240,7 @@ class Engine:
 
         anomalies: list[tuple[int, AnomalyRecord]] = []
         drift: list[tuple[int, DriftRecord]] = []
+        alert = np.zeros(n, dtype=np.bool_)
         for r, rule_r in enumerate(self.rules):
             rows = touched[r]
             outputs.applied += int(rows.size)
@@ -243,7 +248,13 @@ class Engine:
             if changed.size:
                 outputs.touched.append((r, changed))
             store = self.stores[r]
-            anomalies += self._anomalies(rule_r, store, rows, batch, decoded, slot, ts, scores)
+            tail = scores[rows, OUT_TAIL]
+            selected = select_anomalies(rule_r, tail, scores[rows, OUT_PROB])
+            alert[rows] = alerts(self._settings[r], store, slot[rows], tail, selected)
+            hits = rows[selected]
+            anomalies += self._anomalies(
+                rule_r, store, hits, alert, batch, decoded, slot, ts, scores
+            )
             drift += drift_records(rule_r, store, rows, slot, scores)
             outputs.posteriors.add(self._emit(r, rule_r, changed))
         anomalies.sort(key=lambda a: a[0])
@@ -253,6 +264,8 @@ class Engine:
         outputs.drift_rows = [i for i, _ in drift]
         outputs.drift = [record for _, record in drift]
         outputs.scores = scores
+        outputs.alert = alert
+        outputs.alerts = int(np.count_nonzero(alert))
         outputs.rule = np.where(status == APPLIED, rule, -1)
         outputs.ts = np.where(status == APPLIED, ts, np.nan)
         outputs.stream = np.where(status == APPLIED, pack(rule, slot), -1)
@@ -432,15 +445,16 @@ class Engine:
         self,
         rule: Rule,
         store: RuleStore,
-        rows: np.ndarray,
+        hits: np.ndarray,
+        alert: np.ndarray,
         batch: RawBatch,
         decoded: DecodedBatch,
         slot: np.ndarray,
         ts: np.ndarray,
         scores: np.ndarray,
     ) -> list[tuple[int, AnomalyRecord]]:
-        """Anomaly records of the rule's applied events, with their index in the batch."""
-        hits = rows[select_anomalies(rule, scores[rows, OUT_TAIL], scores[rows, OUT_PROB])]
+        """Anomaly records of the rule's selected events ``hits`` (``alert``: per message of
+        the batch), with their index in the batch."""
         if hits.size == 0:
             return []
         # columns to Python values once: this runs per anomaly, and with a low threshold an
@@ -462,6 +476,7 @@ class Engine:
             _present(decoded, hits, "trials"),
             _present(decoded, hits, "exposure"),
             intervals,
+            alert[hits].tolist(),
             strict=True,
         )
         tail, (selected_by, threshold) = rule.tail, selection(rule)
@@ -478,12 +493,13 @@ class Engine:
                     tail,
                     threshold,
                     selected_by,
+                    is_alert,
                     n,
                     e,
                     interval,
                 ),
             )
-            for i, (key, metric), t, v, p_tail, p_anomaly, n, e, interval in columns
+            for i, (key, metric), t, v, p_tail, p_anomaly, n, e, interval, is_alert in columns
         ]
 
     def _emit(self, r: int, rule: Rule, slots: np.ndarray) -> PosteriorBatch:
@@ -519,6 +535,8 @@ class Engine:
 
     def _report(self, n: int, outputs: Outputs, seconds: float) -> None:
         self.sensor.on_batch(n, outputs.applied, len(outputs.anomalies), seconds)
+        if outputs.alerts:
+            self.sensor.on_alerts(outputs.alerts)
         if outputs.drift:
             self.sensor.on_drift(len(outputs.drift))
         for record in outputs.calibration:

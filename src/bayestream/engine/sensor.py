@@ -20,6 +20,8 @@ class Sensor(Protocol):
 
     def on_drift(self, alarms: int) -> None: ...
 
+    def on_alerts(self, alerts: int) -> None: ...
+
     def on_calibration(self, record: CalibrationRecord) -> None: ...
 
 
@@ -36,6 +38,9 @@ class NullSensor:
         return None
 
     def on_drift(self, alarms: int) -> None:
+        return None
+
+    def on_alerts(self, alerts: int) -> None:
         return None
 
     def on_calibration(self, record: CalibrationRecord) -> None:

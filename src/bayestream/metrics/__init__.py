@@ -11,6 +11,8 @@ Metrics (base units: seconds; counters end in ``_total``):
   (updated a posterior) or ``dead_letter`` (sent to the dead-letter topic).
 - ``bayestream_dead_letters_total{reason}``: dead-lettered events by reason code.
 - ``bayestream_anomalies_total``: anomaly records emitted.
+- ``bayestream_alerts_total``: anomaly records that are alerts (``"alert": true``: more
+  surprising than the stream's previous ``alert_window_events`` events; one per incident).
 - ``bayestream_batch_duration_seconds``: histogram of engine processing time per non-empty
   batch (buckets 1 ms to 10 s).
 - ``bayestream_batch_events``: histogram of input events per non-empty batch.

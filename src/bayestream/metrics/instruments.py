@@ -88,6 +88,11 @@ class Metrics:
         self.anomalies = Counter(
             "bayestream_anomalies_total", "Anomaly records emitted.", registry=r
         )
+        self.alerts = Counter(
+            "bayestream_alerts_total",
+            "Anomaly records that are alerts: one per incident (alert_window_events).",
+            registry=r,
+        )
         self.batch_duration = Histogram(
             "bayestream_batch_duration_seconds",
             "Engine processing time of one non-empty batch.",

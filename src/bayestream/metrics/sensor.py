@@ -53,6 +53,9 @@ class PrometheusSensor:
     def on_drift(self, alarms: int) -> None:
         self.metrics.drift_alarms.inc(alarms)
 
+    def on_alerts(self, alerts: int) -> None:
+        self.metrics.alerts.inc(alerts)
+
     def on_calibration(self, record: CalibrationRecord) -> None:
         m = self.metrics
         rule = record.metric

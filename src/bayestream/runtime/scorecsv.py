@@ -4,11 +4,14 @@ The input is read in chunks of ``batch_size`` rows (one :meth:`Engine.process` c
 large file never sits in memory, and the scores do not depend on the chunk size (the engine is
 batch-invariant). Every input row gets exactly one output row, in input order::
 
-    timestamp,value,anomaly_probability,tail_probability,drift,drift_statistic
+    timestamp,value,anomaly_probability,tail_probability,drift,drift_statistic,alert
 
-``timestamp`` and ``value`` are echoed as read. A row that cannot be scored (a timestamp or a
+``timestamp`` and ``value`` are echoed as read. ``alert`` is 1 for an event that the rule
+selects as an anomaly and that is the alert of its incident (more surprising than the stream's
+previous ``alert_window_events`` events: :mod:`bayestream.engine.alerts`), else 0; every row
+gets a score, so most rows are 0. A row that cannot be scored (a timestamp or a
 value that does not parse, or an event the engine dead-letters, e.g. ``late_event``) keeps its
-row with the four score fields empty; its reason is reported once per kind through ``warn``
+row with the five score fields empty; its reason is reported once per kind through ``warn``
 and counted in :class:`ScoreStats`. Bad rows never stop a run.
 """
 
@@ -47,6 +50,7 @@ OUTPUT_COLUMNS = (
     "tail_probability",
     "drift",
     "drift_statistic",
+    "alert",
 )
 INVALID_CSV = "invalid_csv"
 """Reason of a row the CSV reader itself rejects (e.g. a field above the csv module's limit);
@@ -56,7 +60,7 @@ _GLOB = frozenset("*?[")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
-_NO_SCORES = ("", "", "", "")
+_NO_SCORES = ("", "", "", "", "")
 
 
 @dataclass
@@ -67,6 +71,7 @@ class ScoreStats:
     scored: int = 0
     bad: int = 0
     drift_alarms: int = 0
+    alerts: int = 0
     seconds: float = 0.0
     bad_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -291,13 +296,22 @@ class _Scorer:
         dead = {letter.index: letter for letter in outputs.dead_letters}
         applied = (outputs.rule >= 0).tolist()
         columns = outputs.scores[:, [OUT_PROB, OUT_TAIL, OUT_ALARM, OUT_KL]].tolist()
+        alerts = outputs.alert.tolist()
         for k, j in enumerate(where):
             if applied[k]:
                 prob, tail, alarm, kl = columns[k]
                 drift = alarm == 1.0
-                scores[j] = (_number(prob), _number(tail), "1" if drift else "0", _number(kl))
+                alert = alerts[k]
+                scores[j] = (
+                    _number(prob),
+                    _number(tail),
+                    "1" if drift else "0",
+                    _number(kl),
+                    "1" if alert else "0",
+                )
                 self.stats.scored += 1
                 self.stats.drift_alarms += drift
+                self.stats.alerts += alert
             elif k in dead:
                 bad[j] = (dead[k].reason.value, dead[k].detail)
             else:  # not applied and not dead-lettered: the engine's contract says it cannot be

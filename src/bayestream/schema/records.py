@@ -59,7 +59,9 @@ def object_struct(name: str, fields: list[str]) -> type[msgspec.Struct]:
 
 class AnomalyRecord(msgspec.Struct, omit_defaults=True, gc=False):
     """One event selected as anomalous by its rule (tail probability below the threshold, or
-    per the rule's ``anomaly_probability_threshold`` or ``fdr``)."""
+    per the rule's ``anomaly_probability_threshold`` or ``fdr``); ``alert`` when it is also
+    the alert of its incident: more surprising (``-log10`` of its tail probability) than every
+    event of the stream's previous ``alert_window_events``."""
 
     key: str
     metric: str
@@ -74,6 +76,7 @@ class AnomalyRecord(msgspec.Struct, omit_defaults=True, gc=False):
     # threshold = fdr over the rule's events of the batch)
     threshold: float
     selected_by: str
+    alert: bool  # page on these: one per incident (always present)
     trials: float | None = None
     exposure: float | None = None
     # the central interval of the predictive the event was scored against, at the rule's
