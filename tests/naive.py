@@ -35,6 +35,7 @@ from bayestream.models._protocol import (
     S_ROBUST,
     Events,
     RuleConstants,
+    extra_prior,
 )
 from bayestream.models._protocol import Rows as KernelRows
 
@@ -275,8 +276,8 @@ class Rows:
 
     def __post_init__(self) -> None:
         self.prior = np.ascontiguousarray(self.prior, dtype=np.float64)
-        # the kernels' rows: the family's parameters, the last anomaly probability, the run
-        self.full = np.tile(np.append(self.prior, [np.nan, 0.0]), (self.n, 1))
+        # the kernels' rows: the family's parameters, then the extra columns of a new stream
+        self.full = np.tile(np.append(self.prior, extra_prior()), (self.n, 1))
         self.params = self.full[:, : self.prior.shape[0]]
         self.last_ts = np.full(self.n, np.nan)
         self.n_eff = np.zeros(self.n)

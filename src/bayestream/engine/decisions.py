@@ -55,9 +55,7 @@ from bayestream.models._protocol import (
     S_SHIFT_LOG_ODDS,
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
-    X_ALERT_TOP,
-    X_GAP,
-    X_PROB,
+    extra_prior,
 )
 from bayestream.models._sliding import clear_sliding, sliding_width
 
@@ -188,10 +186,8 @@ def row_prior(rule: Rule) -> np.ndarray:
     anomaly probability yet, no runs, an empty alert window) and, with drift, an empty drift
     block."""
     prior = family_prior(rule)
-    extra = np.zeros(EXTRA)
-    extra[X_PROB] = np.nan
-    extra[X_ALERT_TOP : X_ALERT_TOP + 4] = -np.inf  # no surprise in the alert window yet
-    extra[X_GAP] = np.nan  # no gap yet
+    extra = extra_prior()
+    assert extra.shape[0] == EXTRA
     if rule.drift is None:
         return np.concatenate([prior, extra])
     kind = window_kind(rule)

@@ -105,6 +105,16 @@ EXTRA = 11
 EXTRA_V1 = 2  # EXTRA of state-row version 1 (X_PROB, X_OUTLIER_RUN)
 
 
+def extra_prior() -> np.ndarray:
+    """The ``EXTRA`` columns of a new stream's row: no anomaly probability yet, no runs, an
+    empty alert window, no spacing yet."""
+    extra = np.zeros(EXTRA)
+    extra[X_PROB] = np.nan
+    extra[X_ALERT_TOP : X_ALERT_TOP + 4] = -np.inf
+    extra[X_GAP] = np.nan
+    return extra
+
+
 # --- grouped kernel arguments (numba types a named tuple field by field) -----------------------
 class Rows(NamedTuple):
     """A rule's state, one row per stream (slot); see :mod:`bayestream.models._stream`."""
