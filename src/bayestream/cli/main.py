@@ -141,6 +141,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--plain", action="store_true", help="no live view (for logs and CI)")
     demo.set_defaults(handler=_demo)
 
+    gen = commands.add_parser(
+        "generate", help="send the demo's synthetic services to Kafka as a steady stream"
+    )
+    gen.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="bootstrap servers")
+    gen.add_argument("--topic", default="telemetry", help="input topic (default: telemetry)")
+    gen.add_argument("--rate", type=float, default=200.0, help="events/s (0: full speed)")
+    gen.add_argument("--events", type=_at_least(0), default=0, help="how many (0: until stopped)")
+    gen.add_argument("--partitions", type=_at_least(1), default=6, help="for a missing topic")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.set_defaults(handler=_generate)
+
     broker = commands.add_parser("broker", help="start a local Apache Kafka broker (KRaft)")
     broker.set_defaults(handler=_broker)
     return parser
@@ -273,6 +284,14 @@ def _demo(args: argparse.Namespace) -> int:
 
     _output_dir(args.output_dir, "--output-dir")
     return run_demo(args.output_dir, args.events, args.seed, live=not args.plain)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from bayestream.cli.generate import run_generate
+
+    if not args.rate >= 0:
+        raise BayestreamError(f"--rate must be >= 0, got {args.rate}")
+    return run_generate(args.kafka, args.topic, args.rate, args.events, args.seed, args.partitions)
 
 
 def _broker(args: argparse.Namespace) -> int:
