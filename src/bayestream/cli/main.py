@@ -149,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--rate", type=float, default=200.0, help="events/s (0: full speed)")
     gen.add_argument("--events", type=_at_least(0), default=0, help="how many (0: until stopped)")
     gen.add_argument("--partitions", type=_at_least(1), default=6, help="for a missing topic")
+    gen.add_argument("--labels-topic", help="also send each event's label to this topic")
     gen.add_argument("--seed", type=int, default=7)
     gen.set_defaults(handler=_generate)
 
@@ -291,7 +292,15 @@ def _generate(args: argparse.Namespace) -> int:
 
     if not args.rate >= 0:
         raise BayestreamError(f"--rate must be >= 0, got {args.rate}")
-    return run_generate(args.kafka, args.topic, args.rate, args.events, args.seed, args.partitions)
+    return run_generate(
+        args.kafka,
+        args.topic,
+        args.rate,
+        args.events,
+        args.seed,
+        args.partitions,
+        args.labels_topic,
+    )
 
 
 def _broker(args: argparse.Namespace) -> int:

@@ -51,13 +51,15 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
 def feed(
     bootstrap: str,
     topic: str,
-    lines: Iterable[bytes],
+    lines: Iterable[tuple[bytes, bytes | None]],
     rate: float,
+    labels_topic: str | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Produce ``lines`` to ``topic`` keyed by their ``key``, ``rate`` lines per second (0: as
-    fast as the producer takes them), until they run out or ``stop`` is set (SIGTERM/SIGINT
-    set it when called from the main thread). Returns the number of lines sent."""
+    """Produce the event lines to ``topic`` keyed by their ``key``, ``rate`` lines per second
+    (0: as fast as the producer takes them), each with its label line (when not None) to
+    ``labels_topic`` (when set), until they run out or ``stop`` is set (SIGTERM/SIGINT set it
+    when called from the main thread). Returns the number of event lines sent."""
     stop = stop if stop is not None else threading.Event()
     previous = _on_signals(stop)
     producer = Producer(
@@ -74,8 +76,10 @@ def feed(
         for burst in _bursts(iter(lines), rate):
             if stop.is_set():
                 break
-            for line in burst:
+            for line, label in burst:
                 _produce(producer, topic, line)
+                if labels_topic and label is not None:
+                    _produce(producer, labels_topic, label)
             sent += len(burst)
             producer.poll(0)
             if rate > 0:  # sleep until this many lines are due
@@ -98,7 +102,9 @@ def _produce(producer: Producer, topic: str, line: bytes) -> None:
             producer.poll(0.1)
 
 
-def _bursts(lines: Iterator[bytes], rate: float) -> Iterator[list[bytes]]:
+def _bursts(
+    lines: Iterator[tuple[bytes, bytes | None]], rate: float
+) -> Iterator[list[tuple[bytes, bytes | None]]]:
     size = max(int(rate * TICK_SECONDS), 1) if rate > 0 else 10_000
     while True:
         burst = [line for _, line in zip(range(size), lines, strict=False)]
