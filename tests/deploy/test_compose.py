@@ -4,8 +4,11 @@ image pinned, every bayestream command one the CLI accepts, every mounted file p
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from bayestream.cli.main import _parser
 from bayestream.runtime.kafka_jars import KAFKA_VERSION
 from tests.deploy import ROOT
-from tests.deploy.tools import DEPLOY, load_yaml, module
+from tests.deploy.tools import DEPLOY, load_yaml, missing, module, tool
 
 
 def _compose() -> dict[str, Any]:
@@ -107,3 +110,31 @@ def test_prometheus_scrapes_every_processor_on_its_metrics_port() -> None:
     targets = {t for c in job["static_configs"] for t in c["targets"]}
     processors = {n for n, s in _bayestream_services().items() if s["command"][0] == "run"}
     assert targets == {f"{n}:{port}" for n in processors}
+
+
+def test_compose_go_loads_the_file(tmp_path: Path) -> None:
+    """The loader of the docker compose CLI itself (compose-go, deploy/tools/composecheck):
+    references between services, interpolation, merges and profiles, beyond the schema."""
+    go = tool("go")
+    source = DEPLOY / "tools" / "composecheck"
+    env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=readonly"}  # nothing downloads
+    built = subprocess.run(
+        [go, "build", "-o", str(tmp_path / "composecheck"), "."],
+        cwd=source, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if built.returncode != 0:
+        missing(f"compose-go (cd {source.relative_to(ROOT)} && go mod download): {built.stderr}")
+    done = subprocess.run(
+        [str(tmp_path / "composecheck"), str(ROOT / "docker-compose.yml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = {line.split("\t")[0] for line in done.stdout.splitlines()}
+    assert loaded == set(_services())
+    broken = tmp_path / "docker-compose.yml"
+    text = (ROOT / "docker-compose.yml").read_text("utf-8")
+    broken.write_text(text.replace("- processor-2\n", "- processor-3\n"), "utf-8")
+    done = subprocess.run(
+        [str(tmp_path / "composecheck"), str(broken)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "processor-3" in done.stderr
