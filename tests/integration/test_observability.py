@@ -121,6 +121,10 @@ def stack(
     metrics_port, prometheus_port = _free_port(), _free_port()
     config = folder / "bayestream.toml"
     config.write_text(_config_text(tag, metrics_port), "utf-8")
+    from bayestream.config import load_config
+    from bayestream.engine.warmup import warm_up
+
+    warm_up(load_config(config))  # compiled into the disk cache before any clock starts
 
     # the shipped scrape configuration, its targets pointed at the local processor
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text("utf-8"))
