@@ -32,7 +32,10 @@ COPY --from=build /opt/bayestream /opt/bayestream
 COPY deploy/config/bayestream.toml /etc/bayestream/bayestream.toml
 # NUMBA_CACHE_DIR: the kernels compiled below are loaded from here at start, so neither the
 # start nor the first event waits for compilation (the cache is keyed on the installed
-# sources, which this layer fixes).
+# sources, which this layer fixes). numba needs the folder WRITABLE even to load from it (it
+# probes it with a temporary file, and otherwise falls back to compiling elsewhere, or fails
+# to import for a user without a home): it belongs to the run-time user. With a read-only
+# root file system, copy it to a writable volume first (deploy/kubernetes/deployment.yaml).
 ENV PATH=/opt/bayestream/bin:$PATH \
     NUMBA_CACHE_DIR=/opt/bayestream/numba-cache \
     PYTHONUNBUFFERED=1 \
@@ -42,7 +45,7 @@ ENV PATH=/opt/bayestream/bin:$PATH \
 RUN bayestream check-config /etc/bayestream/bayestream.toml > /dev/null \
     && python -c "from bayestream.config import load_config; from bayestream.engine.warmup import warm_up; warm_up(load_config('/etc/bayestream/bayestream.toml'))" \
     && python -c "from bayestream.models._jit import cache_is_empty; assert not cache_is_empty(), 'numba cache empty'" \
-    && chmod -R a+rX /opt/bayestream/numba-cache
+    && chown -R 10001:10001 /opt/bayestream/numba-cache
 USER 10001:10001
 WORKDIR /tmp
 # 9464: /metrics, /healthz, /readyz of `run` ([kafka] metrics_port); 8080: `serve`

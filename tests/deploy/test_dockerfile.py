@@ -50,6 +50,8 @@ def test_kernels_are_compiled_at_build_time_into_the_cache_the_process_reads() -
     assert "warm_up(load_config(" in runs and "cache_is_empty()" in runs
     envs = " ".join(rest for word, rest in _instructions() if word == "ENV")
     assert "NUMBA_CACHE_DIR=/opt/bayestream/numba-cache" in envs
+    # numba loads its cache only from a folder it can write: the run-time user owns it
+    assert "chown -R 10001:10001 /opt/bayestream/numba-cache" in runs
     # the warm-up runs after the cache directory is set and before the switch to the user
     order = [word for word, _ in _instructions()]
     warm = next(i for i, (w, r) in enumerate(_instructions()) if w == "RUN" and "warm_up" in r)

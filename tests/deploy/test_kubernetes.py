@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.deploy import ROOT
 from tests.deploy.tools import DEPLOY, load_yaml, load_yaml_all, module
 
 K8S = DEPLOY / "kubernetes"
@@ -161,5 +162,21 @@ def test_processors_are_sized_and_hardened() -> None:
     resources = container["resources"]
     assert set(resources) == {"requests", "limits"}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert {v["mountPath"] for v in container["volumeMounts"]} == {"/etc/bayestream", "/tmp"}
+    mounts = {v["mountPath"] for v in container["volumeMounts"]}
+    assert mounts == {"/etc/bayestream", "/tmp", "/var/cache/numba"}
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+
+
+@pytest.mark.parametrize("name", ["bayestream", "bayestream-serve"])
+def test_the_kernels_compiled_into_the_image_are_copied_where_numba_may_write(name: str) -> None:
+    # numba loads its cache only from a writable folder; the root file system is read-only
+    pod = _one("Deployment", name)["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["command"] == ["cp", "-a", "/opt/bayestream/numba-cache/.", "/var/cache/numba/"]
+    assert "NUMBA_CACHE_DIR=/opt/bayestream/numba-cache" in (ROOT / "Dockerfile").read_text()
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NUMBA_CACHE_DIR"] == "/var/cache/numba"
+    volume = {v["mountPath"]: v["name"] for v in container["volumeMounts"]}["/var/cache/numba"]
+    assert {v["mountPath"]: v["name"] for v in init["volumeMounts"]}["/var/cache/numba"] == volume
+    assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}[volume]
