@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ K8S = DEPLOY / "kubernetes"
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor_v1.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject_v1alpha1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule_v1.json",
 }
 KUBERNETES_VERSION = "1.33.0"  # the oldest supported release when this was written
 
@@ -180,3 +182,13 @@ def test_the_kernels_compiled_into_the_image_are_copied_where_numba_may_write(na
     volume = {v["mountPath"]: v["name"] for v in container["volumeMounts"]}["/var/cache/numba"]
     assert {v["mountPath"]: v["name"] for v in init["volumeMounts"]}["/var/cache/numba"] == volume
     assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}[volume]
+
+
+def test_the_prometheusrule_holds_the_groups_of_alerts_yml() -> None:
+    rule = _one("PrometheusRule")
+    assert rule["spec"]["groups"] == load_yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
+    script = DEPLOY / "prometheus" / "prometheusrule.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout
