@@ -295,3 +295,7 @@ def test_the_processor_answers_its_probes(stack: dict[str, Any]) -> None:
     _, targets = _get(f"{stack['prometheus']}/api/v1/targets")
     (target,) = json.loads(targets)["data"]["activeTargets"]
     assert target["labels"]["job"] == "bayestream"
+    status = Path(f"/proc/{stack['processes'][1].pid}/status")
+    if status.exists():  # for the sizing in docs/operations.md (shown with -s)
+        rss = [line for line in status.read_text().splitlines() if line.startswith("VmHWM")]
+        print(f"bayestream run --kafka, peak resident memory: {rss}")
