@@ -106,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path)
     check.set_defaults(handler=_check_config)
 
+    gen = commands.add_parser(
+        "generate", help="send the demo's synthetic services to Kafka as a steady stream"
+    )
+    gen.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="bootstrap servers")
+    gen.add_argument("--topic", default="telemetry", help="input topic (default: telemetry)")
+    gen.add_argument("--rate", type=float, default=200.0, help="events/s (0: full speed)")
+    gen.add_argument("--events", type=_at_least(0), default=0, help="how many (0: until stopped)")
+    gen.add_argument("--partitions", type=_at_least(1), default=6, help="for a missing topic")
+    gen.add_argument("--labels-topic", help="also send each event's label to this topic")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.set_defaults(handler=_generate)
+
     schema = commands.add_parser(
         "schema", help="print the versioned JSON Schemas of the event and of the output records"
     )
@@ -236,6 +248,22 @@ def _resolved_rule(rule: Rule) -> dict[str, Any]:
     if rule.family != "particle":
         out["prior"] = dict(zip(rule.param_names, rule.prior_vector(), strict=True))
     return out
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from bayestream.cli.generate import run_generate
+
+    if not args.rate >= 0:
+        raise BayestreamError(f"--rate must be >= 0, got {args.rate}")
+    return run_generate(
+        args.kafka,
+        args.topic,
+        args.rate,
+        args.events,
+        args.seed,
+        args.partitions,
+        args.labels_topic,
+    )
 
 
 def _schema(args: argparse.Namespace) -> int:
