@@ -13,6 +13,7 @@ import pytest
 from bayestream.models import normal_gamma
 from bayestream.models._jit import inline
 from bayestream.models._protocol import (
+    EXTRA,
     N_OUT,
     N_SETTINGS,
     OUT_PIT,
@@ -115,7 +116,7 @@ def test_a_new_family_gets_the_per_event_skeleton() -> None:
     events += [(0, 12.0, 49.0, -math.inf), (1, 0.0, 1.0, -math.inf), (1, 1.5, 3.0, -math.inf)]
     events += [(1, 100.0, 2.0, 50.0)]  # idle past its TTL: restarts from the prior
     m = len(events)
-    params = np.tile([*PRIOR, np.nan, 0.0], (2, 1))
+    params = np.tile([*PRIOR, np.nan] + [0.0] * (EXTRA - 1), (2, 1))  # monitoring off
     last_ts, n_eff, obs_size = np.full(2, np.nan), np.zeros(2), np.zeros(2)
     settings = np.zeros(N_SETTINGS)
     settings[S_ROBUST], settings[S_OUTLIER_RATE], settings[S_OUTLIER_SCALE] = 1.0, RATE, WIDEN

@@ -33,7 +33,7 @@ def test_decode_rows_matches_decode_row_and_skips_bad_rows() -> None:
         for i in range(500)
     ]
     good = [encode_row(r) for r in rows]
-    bad = [b"garbage", good[0][:-1], good[1][:2] + b"\x02" + good[1][3:], b""]
+    bad = [b"garbage", good[0][:-1], good[1][:2] + b"\x03" + good[1][3:], b""]
     decoded = decode_rows(good[:250] + bad + good[250:])
     assert decoded.bad == len(bad) and len(decoded) == len(rows)
     for i in range(len(rows)):

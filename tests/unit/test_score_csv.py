@@ -122,8 +122,9 @@ def test_alert_column_is_one_per_burst_after_the_other_columns(tmp_path: Path) -
     the threshold) that beats every surprise of the previous alert_window_events rows."""
     assert OUTPUT_COLUMNS[-1] == "alert" and OUTPUT_COLUMNS[:2] == ("timestamp", "value")
     values = _series(600, seed=5)
-    for i in range(300, 330):  # a burst of 30 anomalous points, the first the worst
-        values[i] = 40.0 - 0.1 * (i - 300)
+    for i in range(300, 330):  # a burst of 30 anomalous points, the first the worst; both
+        # ways, so that Bayes-factor monitoring does not take them for a new level
+        values[i] = 10.0 + (30.0 - 0.1 * (i - 300)) * (1.0 if i % 2 == 0 else -1.0)
     source = _write_csv(tmp_path / "in.csv", [(T0 + i, v) for i, v in enumerate(values)])
     rows = _score(_normal_config(tmp_path), source, tmp_path / "out.csv")
     assert {row["alert"] for row in rows} == {"0", "1"}

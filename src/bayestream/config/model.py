@@ -104,6 +104,16 @@ class Drift(_Frozen):
         return 0 if self.hop_events is None else (self.window_events or 0) // self.hop_events
 
 
+class Slo(_Frozen):
+    """``slo``: an objective on the rule's parameter (see README, "SLO")."""
+
+    objective: Annotated[float, Field(allow_inf_nan=False)]
+    above: bool = True  # a violation is the parameter above the objective (false: below)
+    quantile: Probability | None = None  # normal_gamma: the observation's quantile, not the mean
+    category: str | None = None  # dirichlet: the category whose probability is meant
+
+
+MAX_HORIZON = 366 * 86400.0  # a year: forecasts are for controllers, not for planning
 _PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")
 MIN_CREDIBLE_LEVEL = 1e-9
 
@@ -136,6 +146,10 @@ class Rule(_Frozen):
     monitor_run: Annotated[int, Field(ge=2, le=1000)] = 3
     monitor_threshold: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
     alert_window_events: Annotated[int, Field(ge=0, le=1_000_000)] = 100
+    # forecasts in posterior records (README, "Forecasts"): horizons after the newest event
+    forecast_horizons_seconds: tuple[Annotated[float, Field(gt=0, le=MAX_HORIZON)], ...] = ()
+    forecast_quantiles: tuple[Probability, ...] | None = None  # None: predictive_quantiles
+    slo: Slo | None = None  # violation probability in posterior records
     anomaly_probability_threshold: Probability | None = None
     fdr: Probability | None = None
     drift: Drift | None = None
@@ -196,10 +210,36 @@ class Rule(_Frozen):
         if self.anomaly_probability_threshold is not None and self.fdr is not None:
             raise ValueError("set anomaly_probability_threshold or fdr, not both")
 
-    @field_validator("credible_levels", "predictive_quantiles")
+    @field_validator("credible_levels", "predictive_quantiles", "forecast_horizons_seconds")
     @classmethod
     def _sorted_unique(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         return tuple(sorted(set(v)))
+
+    @field_validator("forecast_quantiles")
+    @classmethod
+    def _sorted_unique_or_none(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if v is None else tuple(sorted(set(v)))
+
+    @model_validator(mode="after")
+    def _forecastable(self) -> Rule:
+        if self.forecast_horizons_seconds and self.family == "dirichlet":
+            raise ValueError(
+                "forecast_horizons_seconds: family 'dirichlet' has no forecast (categories "
+                "have no quantiles)"
+            )
+        if self.slo is not None:
+            _check_slo(self)
+        if self.forecast_horizons_seconds and not self.forecast_q:
+            raise ValueError("forecast_horizons_seconds needs forecast_quantiles (or "
+                             "predictive_quantiles): none are set")  # fmt: skip
+        return self
+
+    @property
+    def forecast_q(self) -> tuple[float, ...]:
+        """The quantiles of each forecast: ``forecast_quantiles``, else the predictive ones."""
+        if self.forecast_quantiles is None:
+            return self.predictive_quantiles
+        return self.forecast_quantiles
 
     @field_validator("credible_levels")
     @classmethod
@@ -250,6 +290,29 @@ class Rule(_Frozen):
     def matches(self, metric: str) -> bool:
         """Does this rule's ``metric`` (an exact name or a glob) match ``metric``?"""
         return fnmatchcase(metric, self.metric)
+
+
+def _check_slo(rule: Rule) -> None:
+    slo = rule.slo
+    assert slo is not None
+    o = slo.objective
+    probability = rule.family in ("beta_binomial", "dirichlet") or rule.model == "binomial_rate"
+    if probability and not 0.0 < o < 1.0:
+        raise ValueError(f"slo.objective must be a probability in (0, 1), got {o!r}")
+    if (rule.family == "gamma_poisson" or rule.model == "poisson_rate") and not o > 0.0:
+        raise ValueError(f"slo.objective must be a rate > 0, got {o!r}")
+    if rule.transform == "log" and not o > 0.0:
+        raise ValueError(f"slo.objective must be > 0 with transform = 'log', got {o!r}")
+    if slo.quantile is not None and rule.family != "normal_gamma":
+        raise ValueError("slo.quantile applies to family 'normal_gamma' only")
+    if rule.family == "dirichlet":
+        if slo.category not in rule.categories:
+            raise ValueError(
+                f"slo.category must be one of the rule's categories {list(rule.categories)}, "
+                f"got {slo.category!r}"
+            )
+    elif slo.category is not None:
+        raise ValueError("slo.category applies to family 'dirichlet' only")
 
 
 def _check_prior(family: str, prior: dict[str, Any]) -> None:

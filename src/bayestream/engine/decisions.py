@@ -56,6 +56,7 @@ from bayestream.models._protocol import (
     S_WINDOW_EVENTS,
     S_WINDOW_SECONDS,
     X_ALERT_TOP,
+    X_GAP,
     X_PROB,
 )
 from bayestream.models._sliding import clear_sliding, sliding_width
@@ -189,7 +190,8 @@ def row_prior(rule: Rule) -> np.ndarray:
     prior = family_prior(rule)
     extra = np.zeros(EXTRA)
     extra[X_PROB] = np.nan
-    extra[X_ALERT_TOP:] = -np.inf  # no surprise in the window: (event number, surprise) pairs
+    extra[X_ALERT_TOP : X_ALERT_TOP + 4] = -np.inf  # no surprise in the alert window yet
+    extra[X_GAP] = np.nan  # no gap yet
     if rule.drift is None:
         return np.concatenate([prior, extra])
     kind = window_kind(rule)

@@ -196,6 +196,12 @@ def decisions(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
     return out
 
 
+def particle_codes(rule: Rule) -> tuple[int, int]:
+    """A particle rule's model and observation codes, as its kernels take them."""
+    assert rule.model is not None
+    return _MODELS[rule.model], _OBSERVATIONS[rule.observation]
+
+
 def _particle_table(
     rule: Rule, store: RuleStore, slots: np.ndarray, levels: np.ndarray, quantiles: np.ndarray
 ) -> np.ndarray:
@@ -246,4 +252,11 @@ def _particle_table(
     )
 
 
-__all__ = ["family_code", "observation_kind", "on_admit", "summary_table", "update"]
+__all__ = [
+    "family_code",
+    "observation_kind",
+    "on_admit",
+    "particle_codes",
+    "summary_table",
+    "update",
+]

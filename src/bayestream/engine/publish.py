@@ -19,7 +19,9 @@ import msgspec
 import numpy as np
 
 from bayestream.config import Rule
+from bayestream.engine.forecasts import forecast_table
 from bayestream.engine.kernels import summary_table
+from bayestream.engine.slo import slo_table
 from bayestream.models._jit import kernel
 from bayestream.models._threads import SERIAL, Workers
 from bayestream.schema.floatfmt import MAX_FLOAT_BYTES, write_float
@@ -28,6 +30,14 @@ from bayestream.state import RuleStore
 
 _NUMBER = None  # a number's place among the literal fragments of a layout
 _NAMES = msgspec.json.Decoder(dict[str, str])
+MAX_FORECAST_TRIALS = (
+    1e7  # the trials of a Beta-Binomial forecast: at most [engine] max_trials' cap
+)
+
+
+def _horizon(seconds: float) -> str:
+    """A horizon's name in records: its seconds, as an integer when it is one ("300")."""
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 class _Layout:
@@ -68,6 +78,21 @@ class _Layout:
         parts += [',"drift_false_alarm_probability":', _NUMBER]
         if rule.family == "particle":
             parts += [',"ess":', _NUMBER]
+        horizons = [_horizon(h) for h in rule.forecast_horizons_seconds]
+        forecast_q = [str(p) for p in rule.forecast_q] if horizons else []
+        for j, h in enumerate(horizons):
+            parts += [(',"forecast":{' if j == 0 else ",") + f'{name(h)}:{{"at":', _NUMBER]
+            parts.append(',"quantiles":{')
+            for i, q in enumerate(forecast_q):
+                parts += [("," if i else "") + f"{name(q)}:", _NUMBER]
+            parts.append("}}")
+        if horizons:
+            parts.append("}")
+        self.slo = rule.slo
+        if rule.slo is not None:
+            objective = ENCODER.encode(rule.slo.objective).decode()
+            parts += [f',"slo":{{"objective":{objective},"violation_probability":', _NUMBER]
+            parts += [',"error_budget_burn":', _NUMBER, "}"]
         parts.append("}\n")
         fragments: list[bytes] = [b""]
         for part in parts:
@@ -81,6 +106,8 @@ class _Layout:
         self.names = list(names)
         self.levels = levels
         self.quantiles = quantiles
+        self.horizons = horizons
+        self.forecast_q = forecast_q
         self.params_t = object_struct("Params", self.names)
         self.intervals_t = object_struct("CredibleIntervals", levels)
         self.quantiles_t = object_struct("PredictiveQuantiles", quantiles)
@@ -91,7 +118,15 @@ _LAYOUTS: dict[tuple[Any, ...], _Layout] = {}
 
 
 def _layout(rule: Rule, width: int) -> _Layout:
-    key = (rule.family, rule.param_names, rule.credible_levels, rule.predictive_quantiles)
+    key = (
+        rule.family,
+        rule.param_names,
+        rule.credible_levels,
+        rule.predictive_quantiles,
+        rule.forecast_horizons_seconds,
+        rule.forecast_q,
+        rule.slo,
+    )
     # (a particle rule's width varies with its particle count, but its records do not)
     layout = _LAYOUTS.get(key)
     if layout is None:
@@ -148,6 +183,12 @@ class PosteriorBatch:
             self.table = _particle_table(rule, store, slots, workers)
         else:
             self.table = summary_table(rule, store, slots, workers)
+        if rule.forecast_horizons_seconds:
+            forecasts = forecast_table(rule, store, slots, MAX_FORECAST_TRIALS)
+            self.table = np.ascontiguousarray(np.concatenate([self.table, forecasts], axis=1))
+        if rule.slo is not None:
+            slo = slo_table(rule, store, slots)
+            self.table = np.ascontiguousarray(np.concatenate([self.table, slo], axis=1))
         self._layout = _layout(rule, len(rule.prior_vector()))
         self._records: list[PosteriorRecord] | None = None
 
@@ -223,11 +264,34 @@ class PosteriorBatch:
         names = _NAMES.decode(b"{" + self.names[a : self.name_ends[r]].tobytes() + b"}")
         key, metric = names["key"], names["metric"]
         w = layout.width
+        slo = None
+        if layout.slo is not None:
+            burn = row.pop()
+            violation = row.pop()
+            slo = {
+                "objective": layout.slo.objective,
+                "violation_probability": violation,
+                "error_budget_burn": burn,
+            }
+        forecast = None
+        if layout.horizons:
+            n = len(layout.forecast_q) + 1
+            block = row[len(row) - n * len(layout.horizons) :]
+            del row[len(row) - n * len(layout.horizons) :]
+            forecast = {
+                h: {
+                    "at": block[n * j],
+                    "quantiles": dict(
+                        zip(layout.forecast_q, block[n * j + 1 : n * j + n], strict=True)
+                    ),
+                }
+                for j, h in enumerate(layout.horizons)
+            }
         ess = row.pop() if self.family == "particle" else None
         prob, drift, fap = row[-3:]
         del row[-3:]
         if self.family == "dirichlet":
-            return _dirichlet_record(key, metric, layout, row, (prob, drift, fap))
+            return _dirichlet_record(key, metric, layout, row, (prob, drift, fap), slo)
         if self.family == "particle":
             w = 2
         n_levels, n_q = len(layout.levels), len(layout.quantiles)
@@ -248,6 +312,8 @@ class PosteriorBatch:
             drift,
             fap,
             ess,
+            forecast,
+            slo,
         )
 
 
@@ -265,7 +331,12 @@ def _particle_table(
 
 
 def _dirichlet_record(
-    key: str, metric: str, layout: _Layout, row: list[Any], decided: tuple[Any, Any, Any]
+    key: str,
+    metric: str,
+    layout: _Layout,
+    row: list[Any],
+    decided: tuple[Any, Any, Any],
+    slo: dict[str, Any] | None,
 ) -> PosteriorRecord:
     categories = layout.names
     k = layout.width
@@ -288,6 +359,7 @@ def _dirichlet_record(
         row[-2],
         row[-1],
         *decided,
+        slo=slo,
     )
 
 

@@ -34,9 +34,10 @@ in both directions: ``S`` cancels, the odds fall. Consecutive values around one 
 
 Per event (the run state is ``k, S, log M0`` in the stream's row, columns ``X_MON_*``):
 
-1. while there is no run, the anomaly probability is the plain outlier probability (the
-   mixture of :func:`._outlier.mixture_probability`); an event with probability above 1/2
-   starts a run;
+1. an event the predictive cannot score (a log ratio NaN or +inf) is an outlier, and leaves
+   the run as it is; while there is no run, the anomaly probability is the plain outlier
+   probability (the mixture of :func:`._outlier.mixture_probability`); an event with
+   probability above 1/2 starts a run;
 2. inside a run, with ``pi`` the posterior probability of a shift so far, the event is scored
    against the three-way mixture: regular under the current posterior (weight ``(1 - pi)
    (1 - r)``), an outlier under it (``(1 - pi) r q/p``), regular at the new level (``pi``
@@ -110,27 +111,39 @@ def _logaddexp(a: float, b: float) -> float:
 
 @inline
 def monitor_step(
-    row: np.ndarray, extra: int, settings: np.ndarray, u: float, log_ratio: float
+    row: np.ndarray,
+    extra: int,
+    settings: np.ndarray,
+    tail: float,
+    pit: float,
+    side: int,
+    log_ratio: float,
 ) -> tuple[float, float, bool]:
     """Score one event inside the monitor and advance the run in ``row`` (steps 1 - 3 of the
-    module docstring). Returns ``(anomaly probability, weight of the current posterior's
-    update, accepted)``; on acceptance the run is cleared."""
+    module docstring), from the event's tail probability and PIT on ``side`` and its outlier
+    log ratio. Returns ``(anomaly probability, weight of the current posterior's update,
+    accepted)``; on acceptance the run is cleared. Outside a run, an ordinary event costs what
+    the plain outlier probability costs (its normal score is not computed)."""
     rate = settings[S_OUTLIER_RATE]
-    h2 = settings[S_OUTLIER_SCALE] ** 2
-    prior_odds = settings[S_SHIFT_LOG_ODDS]
     k = row[extra + X_MON_K]
-    total = row[extra + X_MON_SUM]
-    log_m0 = row[extra + X_MON_LOGM0]
     plain = mixture_probability(log_ratio, rate)
+    if math.isnan(log_ratio) or log_ratio == math.inf:  # nothing but an outlier explains it
+        return plain, 0.0, False
+    if k == 0.0 and plain <= 0.5:
+        return plain, 1.0 - plain, False
+    u = normal_score(tail, pit, side)
     log_regular = math.log1p(-rate)
     log_outlier = math.log(rate) + log_ratio
     event_m0 = _logaddexp(log_regular, log_outlier)
-    if k == 0.0:
-        if plain > 0.5:
-            row[extra + X_MON_K] = 1.0
-            row[extra + X_MON_SUM] = u
-            row[extra + X_MON_LOGM0] = event_m0
+    if k == 0.0:  # an outlier candidate starts a run
+        row[extra + X_MON_K] = 1.0
+        row[extra + X_MON_SUM] = u
+        row[extra + X_MON_LOGM0] = event_m0
         return plain, 1.0 - plain, False
+    h2 = settings[S_OUTLIER_SCALE] ** 2
+    prior_odds = settings[S_SHIFT_LOG_ODDS]
+    total = row[extra + X_MON_SUM]
+    log_m0 = row[extra + X_MON_LOGM0]
     odds = prior_odds + log_shift_evidence(k, total, h2) - log_m0
     log_pi = -_logaddexp(0.0, -odds)  # log sigmoid
     log_not = -_logaddexp(0.0, odds)

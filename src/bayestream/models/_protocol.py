@@ -21,6 +21,9 @@ A stream's row holds, after the family's own ``width`` parameters, ``EXTRA`` col
                       evidence
     X_ALERT_*         one incident, one alert (:mod:`._alerting`): the stream's events so far and
                       the window's two largest surprises with their event numbers
+    X_GAP             the exponentially weighted mean of the stream's gaps between events, in
+                      event-time seconds (NaN before its second event): its typical spacing,
+                      for forecasts
 
 Rows of state-row version 1 had ``EXTRA`` = 2 (the first two); restore widens them
 (:mod:`bayestream.state.restore`).
@@ -96,7 +99,9 @@ X_MON_SUM = 3  # sum of their normal scores u
 X_MON_LOGM0 = 4  # sum of their log no-shift evidence, log((1 - r) + r q/p)
 X_ALERT_COUNT = 5  # events the stream has had (numbers the events for the alert window)
 X_ALERT_TOP = 6  # (event number, surprise) of the window's largest surprise, then the next
-EXTRA = 10
+X_GAP = 10  # exponentially weighted mean gap between the stream's events (seconds; NaN: none)
+GAP_WEIGHT = 0.05  # the weight of each new gap in X_GAP (after the first)
+EXTRA = 11
 EXTRA_V1 = 2  # EXTRA of state-row version 1 (X_PROB, X_OUTLIER_RUN)
 
 

@@ -61,6 +61,7 @@ call is caught by the cache folder's hash of the package's sources (:mod:`._jit`
 from __future__ import annotations
 
 import hashlib
+import math
 import types
 from collections.abc import Callable
 from typing import Any
@@ -69,9 +70,10 @@ import numpy as np
 
 from bayestream.models._drift import drift_step, reset_posterior, window_stats_width
 from bayestream.models._jit import kernel
-from bayestream.models._monitor import monitor_step, normal_score
+from bayestream.models._monitor import monitor_step
 from bayestream.models._outlier import mixture_probability, wants_interval
 from bayestream.models._protocol import (
+    GAP_WEIGHT,
     OUT_PIT,
     OUT_PRED_HI,
     OUT_PRED_LO,
@@ -86,6 +88,7 @@ from bayestream.models._protocol import (
     S_ROBUST,
     S_ROBUST_MIN,
     S_RUN_RESET,
+    X_GAP,
     X_MON_K,
     X_MON_LOGM0,
     X_MON_SUM,
@@ -166,12 +169,17 @@ def _update(
         else:
             dt = max(ts[i] - newest, 0.0)
         _advance(theta, prior, dt, ts[i])
-        tail, pit, log_ratio, window_x = _score(theta, x[i], size[i], rule.side, widen)
         row = params[s]
+        if not fresh and ts[i] > newest:  # the stream's typical spacing, for forecasts
+            gap = row[extra + X_GAP]
+            gap_now = ts[i] - newest
+            row[extra + X_GAP] = gap_now if math.isnan(gap) else gap + GAP_WEIGHT * (gap_now - gap)
+        tail, pit, log_ratio, window_x = _score(theta, x[i], size[i], rule.side, widen)
         accepted = False
         if monitor and n_eff[s] >= robust_min:
-            u = normal_score(tail, pit, rule.side)
-            prob, regular, accepted = monitor_step(row, extra, settings, u, log_ratio)
+            prob, regular, accepted = monitor_step(
+                row, extra, settings, tail, pit, rule.side, log_ratio
+            )
         else:
             prob = mixture_probability(log_ratio, rate)
             regular = 1.0 - prob

@@ -61,6 +61,25 @@ def posterior(prior: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.array([mu, kappa, alpha, beta])
 
 
+def decayed(params: np.ndarray, prior: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Rows ``[mu, kappa, alpha, beta]`` moved toward the prior by ``d`` (one per row), the
+    forgetting of the module docstring (:func:`forget`), vectorised: ``d = 1`` gives the rows
+    back unchanged."""
+    mu, kappa, alpha, beta = params.T
+    mu0, kappa0, alpha0, beta0 = prior
+    w1 = d * kappa
+    w0 = (1.0 - d) * kappa0
+    k_new = w1 + w0
+    out = np.empty_like(params)
+    out[:, 0] = (w1 * mu + w0 * mu0) / k_new
+    out[:, 1] = k_new
+    out[:, 2] = d * alpha + (1.0 - d) * alpha0
+    out[:, 3] = d * beta + (1.0 - d) * beta0 + 0.5 * (w1 * w0 / k_new) * (mu - mu0) ** 2
+    keep = d == 1.0
+    out[keep] = params[keep]
+    return out
+
+
 @kernel
 def predictive_t(mu: float, kappa: float, alpha: float, beta: float) -> tuple[float, float, float]:
     """(df, loc, scale) of the Student-t posterior predictive."""

@@ -60,6 +60,26 @@ _POSTERIOR_SHAPES: dict[str, Any] = {
         "additionalProperties": {"anyOf": [_PAIR, _PAIRS]},
     },
     "predictive_quantiles": _FIGURES,
+    "slo": {
+        "type": "object",
+        "properties": {
+            "objective": {"type": "number"},
+            "violation_probability": _FIGURE,
+            "error_budget_burn": _FIGURE,
+        },
+        "required": ["objective", "violation_probability", "error_budget_burn"],
+        "additionalProperties": False,
+    },
+    # horizon seconds ("300") -> the forecast at last_ts + horizon (rules with horizons only)
+    "forecast": {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "properties": {"at": _FIGURE, "quantiles": _FIGURES},
+            "required": ["at", "quantiles"],
+            "additionalProperties": False,
+        },
+    },
 }
 
 # String members that take one of a few values (a test keeps them equal to the configuration's).

@@ -34,6 +34,10 @@ class PosteriorRecord(msgspec.Struct, gc=False, omit_defaults=True):
     drift_statistic: float | None  # the latest windowed KL (None without drift or before one)
     drift_false_alarm_probability: float | None
     ess: float | None = None  # particle family: effective sample size of the weights
+    # rules with forecast_horizons_seconds: {"300": {"at": ts, "quantiles": {"0.5": ..}}, ...}
+    forecast: dict[str, Any] | None = None
+    # rules with slo: {"objective": o, "violation_probability": p, "error_budget_burn": b}
+    slo: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON-ready Python values (what consumers of the topic see)."""

@@ -19,7 +19,7 @@ family's parameters inside ``params``: 2 columns in version 1, ``EXTRA`` in vers
     42+8W   K     key
     ..      M     metric
 
-A Normal-Gamma row is 138 bytes plus the names (74 in version 1). Readers refuse unknown
+A Normal-Gamma row is 154 bytes plus the names (74 in version 1). Readers refuse unknown
 versions; adding a field means a new version and a reader for the old one: version-1 rows are
 widened on restore (:mod:`bayestream.state.restore`).
 """

@@ -2,18 +2,21 @@ r"""Bootstrap particle filter: batch kernels that apply events to stream rows in
 
 State of a stream with ``P`` particles: row ``s`` of ``params``, the family's
 ``row_width(P) = 2P + 2`` cells, then the columns every family has after its own
-(:mod:`bayestream.models._protocol`: ``EXTRA`` = 2, then the drift block of a rule with drift):
+(:mod:`bayestream.models._protocol`: ``EXTRA`` columns, then the drift block of a rule with
+drift):
 
     params[s, 0:P]    particles x_j (the latent state)
     params[s, P:2P]   normalised log-weights lw_j (logsumexp = 0)
     params[s, 2P]     Philox key (raw uint64 bits)
     params[s, 2P+1]   Philox counter (raw uint64 bits)
     params[s, 2P+2]   the anomaly probability of the stream's newest event (written here)
-    params[s, 2P+3]   the outlier run of the conjugate families (unused: particle rules never
-                      restart on a run of outliers)
-    params[s, 2P+4:]  the drift block (:mod:`bayestream.models._drift`), with ``[rule.drift]``
+    params[s, 2P+3:2P+2+EXTRA]  the other extra columns: the conjugate families' outlier run and
+                      monitor (unused: particle rules follow a moving level by their process
+                      noise), the alert window
+    params[s, 2P+2+EXTRA:]  the drift block (:mod:`bayestream.models._drift`), with
+                      ``[rule.drift]``
 
-so ``params`` is at least ``2P + 4`` wide; plus ``last_ts[s]`` (NaN: no event yet),
+so ``params`` is at least ``2P + 2 + EXTRA`` wide; plus ``last_ts[s]`` (NaN: no event yet),
 ``n_eff[s]`` (events applied since the particles were drawn) and ``obs_size[s]`` (trials or
 exposure of the newest event). Model (Gordon, Salmond &
 Smith 1993, the bootstrap filter): a Gaussian random walk
