@@ -141,6 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--plain", action="store_true", help="no live view (for logs and CI)")
     demo.set_defaults(handler=_demo)
 
+    serve = commands.add_parser(
+        "serve", help="query service: the latest posteriors over HTTP (docs/serve.md)"
+    )
+    serve.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="bootstrap servers")
+    serve.add_argument("--config", required=True, type=Path, help="TOML configuration ([kafka])")
+    serve.add_argument("--port", type=_at_least(0), default=8080, help="HTTP port (0: any free)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    serve.set_defaults(handler=_serve)
+
     broker = commands.add_parser("broker", help="start a local Apache Kafka broker (KRaft)")
     broker.set_defaults(handler=_broker)
     return parser
@@ -273,6 +282,14 @@ def _demo(args: argparse.Namespace) -> int:
 
     _output_dir(args.output_dir, "--output-dir")
     return run_demo(args.output_dir, args.events, args.seed, live=not args.plain)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bayestream.config import load_config
+    from bayestream.runtime.serving import run_serve
+
+    settings = load_config(args.config).kafka
+    return run_serve(settings, args.kafka, host=args.host, port=args.port)
 
 
 def _broker(args: argparse.Namespace) -> int:

@@ -1,0 +1,218 @@
+"""The materialised ``posteriors`` topic: the latest record of every stream, as raw bytes.
+
+Memory is the constraint (at most 1 KB per stream at a million streams), so nothing parsed is
+kept per stream: one ``bytes`` object holds the record's position in the topic, its ``last_ts``
+and its JSON exactly as published (see :data:`HEADER`); the key string is shared by the
+stream's dictionary slot and its place in a sorted index. Records are parsed on request.
+
+Layout: one :class:`_Metric` per metric name (the name interned once), holding a dict
+key -> entry and a :class:`~sortedcontainers.SortedList` of its keys for ordered paging.
+Writers (the one Kafka feed thread) take the lock for each change; a point lookup is a dict
+read and takes no lock (a dict read is atomic under the GIL, and entries are immutable);
+listing takes the lock while it collects a page.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import msgspec
+from sortedcontainers import SortedList
+
+# partition (int32), offset (int64), last_ts (float64; NaN when the record has none)
+HEADER = struct.Struct("<iqd")
+
+
+class StreamName(msgspec.Struct, frozen=True):
+    """The Kafka key of a posterior record: ``{"key": ..., "metric": ...}``."""
+
+    key: str
+    metric: str
+
+
+class _Head(msgspec.Struct):
+    """The members of a posterior record the store checks and indexes (others are kept as
+    bytes, unparsed)."""
+
+    key: str
+    metric: str
+    last_ts: float | None = None
+
+
+_NAME = msgspec.json.Decoder(StreamName)
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+class InvalidRecord(ValueError):
+    """A message of the posteriors topic that is not a posterior record (named in the text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stream's latest record, unpacked from its stored bytes."""
+
+    key: str
+    metric: str
+    partition: int
+    offset: int
+    last_ts: float | None
+    record: bytes  # the record's JSON, as published (leading/trailing whitespace removed)
+
+
+class _Metric:
+    __slots__ = ("keys", "name", "streams")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.streams: dict[str, bytes] = {}
+        self.keys: SortedList[str] = SortedList()
+
+
+def parse_name(raw_key: bytes | None) -> StreamName:
+    """The stream a message key names.
+
+    Raises
+    ------
+    InvalidRecord
+        The key is missing or not ``{"key": str, "metric": str}``.
+    """
+    if raw_key is None:
+        raise InvalidRecord("message without a key")
+    try:
+        return _NAME.decode(raw_key)
+    except msgspec.DecodeError as exc:
+        raise InvalidRecord(f"key is not a stream name: {exc}") from None
+
+
+def pack(partition: int, offset: int, value: bytes) -> bytes:
+    """The stored bytes of a record read at (partition, offset).
+
+    Raises
+    ------
+    InvalidRecord
+        ``value`` is not a JSON object with string ``key`` and ``metric`` and a numeric or
+        null ``last_ts``.
+    """
+    record = value.strip()
+    try:
+        head = _HEAD.decode(record)
+    except msgspec.DecodeError as exc:
+        raise InvalidRecord(f"not a posterior record: {exc}") from None
+    last_ts = math.nan if head.last_ts is None else head.last_ts
+    return HEADER.pack(partition, offset, last_ts) + record
+
+
+def unpack(key: str, metric: str, data: bytes) -> Entry:
+    partition, offset, last_ts = HEADER.unpack_from(data)
+    return Entry(
+        key,
+        metric,
+        partition,
+        offset,
+        None if math.isnan(last_ts) else last_ts,
+        data[HEADER.size :],
+    )
+
+
+class PosteriorStore:
+    """Latest posterior record per stream (key, metric)."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, _Metric] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def put(self, name: StreamName, data: bytes) -> None:
+        """Hold ``data`` (from :func:`pack`) as the latest record of ``name``."""
+        with self._lock:
+            group = self._metrics.get(name.metric)
+            if group is None:
+                metric = name.metric
+                group = self._metrics[metric] = _Metric(metric)
+            streams = group.streams
+            key = name.key
+            if key not in streams:
+                group.keys.add(key)
+                self._count += 1
+            streams[key] = data
+
+    def delete(self, name: StreamName) -> bool:
+        """Forget ``name`` (a tombstone); whether it was held."""
+        with self._lock:
+            group = self._metrics.get(name.metric)
+            if group is None or group.streams.pop(name.key, None) is None:
+                return False
+            group.keys.remove(name.key)
+            self._count -= 1
+            if not group.streams:
+                del self._metrics[name.metric]
+            return True
+
+    def get(self, key: str, metric: str) -> Entry | None:
+        """The latest record of (key, metric), or None."""
+        group = self._metrics.get(metric)
+        if group is None:
+            return None
+        data = group.streams.get(key)
+        return None if data is None else unpack(key, metric, data)
+
+    def page(
+        self,
+        prefix: str = "",
+        metric: str | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[Entry], tuple[str, str] | None]:
+        """Streams in (key, metric) order whose key starts with ``prefix`` (and whose metric is
+        ``metric``, when given), strictly after ``after``; at most ``limit`` of them, and the
+        last one's name when more may follow (None: this page is the last)."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        with self._lock:
+            if metric is not None:
+                group = self._metrics.get(metric)
+                groups = [] if group is None else [group]
+            else:
+                groups = list(self._metrics.values())
+            merged = heapq.merge(*(self._names(g, prefix, after) for g in groups))
+            found = list(islice(merged, limit + 1))
+            entries = [
+                unpack(key, name, self._metrics[name].streams[key]) for key, name in found[:limit]
+            ]
+        more = len(found) > limit
+        return entries, (entries[-1].key, entries[-1].metric) if more else None
+
+    @staticmethod
+    def _names(
+        group: _Metric, prefix: str, after: tuple[str, str] | None
+    ) -> Iterator[tuple[str, str]]:
+        start, inclusive = prefix, True
+        if after is not None and after[0] >= prefix:
+            # (key, metric) > after: a later key, or the same key under a later metric
+            start, inclusive = after[0], group.name > after[1]
+        metric = group.name
+        for key in group.keys.irange(minimum=start, inclusive=(inclusive, True)):
+            if not key.startswith(prefix):
+                return
+            yield key, metric
+
+
+__all__ = [
+    "HEADER",
+    "Entry",
+    "InvalidRecord",
+    "PosteriorStore",
+    "StreamName",
+    "pack",
+    "parse_name",
+    "unpack",
+]
