@@ -77,9 +77,7 @@ def _level(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _horizon(text: str) -> float | None:
-    value = _level(text)
-    return value
+_horizon = _level  # a horizon key: seconds as a string, "300"
 
 
 def _published(forecasts: dict[str, Forecast], horizon: str | None) -> dict[str, Any]:
@@ -121,6 +119,7 @@ def forecast(entry: Entry, horizon: float, q: float, now: float) -> tuple[int, b
     except msgspec.DecodeError:  # a record whose forecast has another shape
         forecasts = {}
     by_horizon = {h: k for k in forecasts if (h := _horizon(k)) is not None}
+    horizon, q = float(horizon), float(q)
     label = int(horizon) if horizon.is_integer() else horizon
     if not forecasts:
         return 400, error("no forecast published for this stream", horizons=[], quantiles=[])
