@@ -86,6 +86,13 @@ class Serve:
         return self.proc.wait(30)
 
 
+def _config(tmp_path: Path, tmp: str) -> Path:
+    """The TOML of the processor's settings (topics named after ``tmp``), for ``--config``."""
+    path = tmp_path / "config.toml"
+    write_config(path, tmp)
+    return path
+
+
 def _path(key: str, metric: str, tail: str = "") -> str:
     quote = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731
     return f"/v1/streams/{quote(key)}/{quote(metric)}{tail}"
@@ -133,7 +140,7 @@ def test_serve_answers_what_the_processor_published(kafka_bootstrap: str, tmp_pa
     latest = {m.key(): m for m in messages}  # (no tombstones from the processor here)
     assert len(latest) > 20
 
-    serve = Serve(kafka_bootstrap, write_config(tmp_path / "c.toml", tmp), tmp_path / "s.log")
+    serve = Serve(kafka_bootstrap, _config(tmp_path, tmp), tmp_path / "s.log")
     try:
         serve.started()
         wait_until(lambda: serve.get("/readyz")[0] == 200, 60, "ready", [serve])  # type: ignore[list-item]
@@ -239,7 +246,7 @@ def test_ready_only_after_open_transactions_and_aborted_records_never_show(
     txn.produce(topic, _posterior("k0", "lat", 999.0), stream_key("k0", "lat"))
     txn.flush(30)  # written, not committed: beyond the last stable offset
 
-    serve = Serve(kafka_bootstrap, write_config(tmp_path / "c.toml", tmp), tmp_path / "s.log")
+    serve = Serve(kafka_bootstrap, _config(tmp_path, tmp), tmp_path / "s.log")
     try:
         serve.started()
         deadline = time.monotonic() + 3
@@ -291,7 +298,7 @@ def test_forecast_from_records_on_a_topic(kafka_bootstrap: str, tmp_path: Path) 
         ],
         [stream_key("svc-a", "requests"), stream_key("svc-b", "requests"), b"junk"],
     )
-    serve = Serve(kafka_bootstrap, write_config(tmp_path / "c.toml", tmp), tmp_path / "s.log")
+    serve = Serve(kafka_bootstrap, _config(tmp_path, tmp), tmp_path / "s.log")
     try:
         serve.started()
         wait_until(lambda: serve.get("/readyz")[0] == 200, 30, "ready", [serve])  # type: ignore[list-item]
@@ -330,9 +337,7 @@ def _one_line_error(argv: list[str], timeout: float = 60.0) -> str:
 
 
 def test_start_errors_are_one_line(kafka_bootstrap: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.toml", unique("serve-missing"))
-    del config  # (the file is what serve reads)
-    path = str(tmp_path / "c.toml")
+    path = str(_config(tmp_path, unique("serve-missing")))
     line = _one_line_error(["--kafka", kafka_bootstrap, "--config", path, "--port", "0"])
     assert "does not exist" in line and "posteriors" in line
     start = time.monotonic()
