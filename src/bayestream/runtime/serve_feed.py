@@ -14,6 +14,9 @@ committed after it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
@@ -39,7 +42,9 @@ LAG_INTERVAL = 1.0  # seconds between refreshes of the lag figure
 
 FEED_CONSUMER: dict[str, Any] = {
     "fetch.wait.max.ms": 50,
-    "queued.min.messages": 200_000,
+    "queued.min.messages": 100_000,
+    # prefetched messages held by librdkafka (default 64 MiB): memory a catch-up borrows
+    "queued.max.messages.kbytes": 16_384,
     "max.partition.fetch.bytes": 8 << 20,
     "fetch.max.bytes": 64 << 20,
 }
@@ -50,6 +55,16 @@ REQUIRED_FEED: dict[str, Any] = {
     "enable.partition.eof": True,
     "auto.offset.reset": "earliest",
 }
+
+
+def release_free_memory() -> None:
+    """glibc's ``malloc_trim(0)``: the heap's free pages back to the system (elsewhere nothing).
+
+    As :func:`bayestream.state._memory.release_free_memory`, without importing ``state`` (and
+    with it numpy and numba, 70 MB the query service does not need)."""
+    name = ctypes.util.find_library("c")
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(name).malloc_trim(0)
 
 
 class FeedError(BayestreamError):
@@ -193,6 +208,8 @@ class PosteriorFeed:
             self._reached[p] >= self.start_ends[p] for p in self._partitions
         ):
             self.caught_up_seconds = time.monotonic() - self._started
+            # the catch-up's transient heap (prefetched messages, parsing) back to the system
+            release_free_memory()
             self._ready.set()
             log.info(
                 "caught up with %s: %d streams in %.1f s",
