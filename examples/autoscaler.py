@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             want = (
                 None
                 if value is None
-                else desired_replicas(value, args.capacity_per_replica, args.buffer, args.low, args.high)
+                else desired_replicas(
+                    value, args.capacity_per_replica, args.buffer, args.low, args.high
+                )
             )
             stale = staleness is None or staleness > args.max_staleness
             if want is None:
