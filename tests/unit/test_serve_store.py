@@ -179,6 +179,7 @@ def _pages(
     raise AssertionError("listing does not end")
 
 
+TEXT = st.characters(exclude_categories=("Cs",))  # (no lone surrogates: not UTF-8)
 KEYS = st.text(alphabet='ab/-é"', min_size=1, max_size=4)
 METRICS = st.sampled_from(["lat", "err", "req", "lat2"])
 
@@ -224,3 +225,58 @@ def test_paging_is_stable_while_streams_come_and_go() -> None:
     put(store, "k021", "lat")
     entries, last = store.page(after=last, limit=3)
     assert [e.key for e in entries] == ["k021", "k022", "k024"]
+
+
+def test_records_are_kept_compressed_and_given_back_exactly() -> None:
+    from bayestream.serve.store import DEFLATE, HEADER
+
+    value = {
+        "key": "svc-0000042",
+        "metric": "latency_ms",
+        "family": "normal_gamma",
+        "params": {"mu": 4.312345678901234, "kappa": 162.9, "alpha": 83.4, "beta": 8.94},
+        "mean": 4.312345678901234,
+        "sd": 0.025812345678,
+        "credible_intervals": {"0.9": [4.27, 4.36], "0.99": [4.25, 4.38]},
+        "predictive_quantiles": {"0.5": 74.8, "0.9": 114.1, "0.95": 128.8, "0.99": 161.8},
+        "n_eff": 162.8,
+        "last_ts": 1700000172.591,
+        "anomaly_probability": 0.00012,
+        "drift_statistic": None,
+        "drift_false_alarm_probability": None,
+        "forecast": FORECAST,
+        "note": "é\\u0000",
+    }
+    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    data = pack(3, 12, raw)
+    assert data[HEADER.size - 1] == DEFLATE
+    assert len(data) < 0.6 * len(raw)
+    store = PosteriorStore()
+    store.put(StreamName("svc-0000042", "latency_ms"), data)
+    entry = store.get("svc-0000042", "latency_ms")
+    assert entry is not None and entry.record == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.text(TEXT, min_size=1, max_size=30),
+    extra=st.dictionaries(
+        st.text(TEXT, max_size=8),
+        st.floats(allow_nan=False, allow_infinity=False) | st.text(TEXT, max_size=40),
+        max_size=6,
+    ),
+)
+def test_any_record_round_trips_and_is_never_kept_larger(
+    key: str, extra: dict[str, float | str]
+) -> None:
+    from bayestream.serve.store import HEADER, RAW
+
+    value = {**extra, "key": key, "metric": "m", "last_ts": 5.0}
+    raw = json.dumps(value, ensure_ascii=False).encode()
+    data = pack(0, 0, raw)
+    assert len(data) <= HEADER.size + len(raw)
+    assert (data[HEADER.size - 1] == RAW) == (data[HEADER.size :] == raw)
+    store = PosteriorStore()
+    store.put(StreamName(key, "m"), data)
+    entry = store.get(key, "m")
+    assert entry is not None and entry.record == raw and entry.last_ts == 5.0

@@ -2,8 +2,11 @@
 
 Memory is the constraint (at most 1 KB per stream at a million streams), so nothing parsed is
 kept per stream: one ``bytes`` object holds the record's position in the topic, its ``last_ts``
-and its JSON exactly as published (see :data:`HEADER`); the key string is shared by the
-stream's dictionary slot and its place in a sorted index. Records are parsed on request.
+and its JSON as published, raw deflate-compressed against a preset dictionary of the records'
+member names (see :data:`HEADER` and :data:`ZDICT`: a 786-byte normal_gamma record with a
+forecast keeps 270 bytes; about 15 - 25 us to compress, 5 - 8 us to decompress); the key
+string is shared by the stream's dictionary slot and its place in a sorted index. Records are
+decompressed and parsed on request.
 
 Layout: one :class:`_Metric` per metric name (the name interned once), holding a dict
 key -> entry and a :class:`~sortedcontainers.SortedList` of its keys for ordered paging.
@@ -18,6 +21,7 @@ import heapq
 import math
 import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -25,8 +29,36 @@ from itertools import islice
 import msgspec
 from sortedcontainers import SortedList
 
-# partition (int32), offset (int64), last_ts (float64; NaN when the record has none)
-HEADER = struct.Struct("<iqd")
+# partition (int32), offset (int64), last_ts (float64; NaN when the record has none), and how
+# the JSON that follows is stored (RAW or DEFLATE)
+HEADER = struct.Struct("<iqdB")
+RAW, DEFLATE = 0, 1
+
+# What records have in common, for deflate to refer to instead of spelling it out per record
+# (the member names and shapes of every family's posterior record and of forecasts). Stored
+# only in memory: it may change from one version to the next.
+ZDICT = (
+    b'"family":"dirichlet","family":"particle","family":"beta_binomial","family":"gamma_poisson",'
+    b'"params":{"latent_mean":0.,"latent_sd":0.},"ess":'
+    b'{"key":"svc-","metric":"latency_ms","family":"normal_gamma",'
+    b'"params":{"mu":0.,"kappa":0.,"alpha":0.,"beta":0.},"mean":0.,"sd":0.,'
+    b'"credible_intervals":{"0.9":[0.,0.],"0.95":[0.,0.],"0.99":[0.,0.]},'
+    b'"predictive_quantiles":{"0.5":0.,"0.9":0.,"0.95":0.,"0.99":0.},"n_eff":0.,"last_ts":1.,'
+    b'"anomaly_probability":0.,"drift_statistic":null,"drift_false_alarm_probability":null,'
+    b'"forecast":{"60":{"at":1.,"quantiles":{"0.5":0.,"0.9":0.,"0.95":0.,"0.99":0.}},'
+    b'"300":{"at":1.,"quantiles":{"0.5":0.,"0.9":0.,"0.95":0.,"0.99":0.}},"3600":{"at":1.}}}'
+)
+_WBITS = -15  # raw deflate: no zlib header or checksum (the bytes never leave the process)
+
+
+def _deflate(record: bytes) -> bytes:
+    packer = zlib.compressobj(1, zlib.DEFLATED, _WBITS, 8, zlib.Z_DEFAULT_STRATEGY, ZDICT)
+    return packer.compress(record) + packer.flush()
+
+
+def _inflate(data: bytes) -> bytes:
+    unpacker = zlib.decompressobj(_WBITS, ZDICT)
+    return unpacker.decompress(data) + unpacker.flush()
 
 
 class StreamName(msgspec.Struct, frozen=True):
@@ -62,7 +94,13 @@ class Entry:
     partition: int
     offset: int
     last_ts: float | None
-    record: bytes  # the record's JSON, as published (leading/trailing whitespace removed)
+    stored: bytes  # the record's JSON as kept (see ``how``)
+    how: int = RAW
+
+    @property
+    def record(self) -> bytes:
+        """The record's JSON as published (leading and trailing whitespace removed)."""
+        return _inflate(self.stored) if self.how == DEFLATE else self.stored
 
 
 class _Metric:
@@ -105,11 +143,14 @@ def pack(partition: int, offset: int, value: bytes) -> bytes:
     except msgspec.DecodeError as exc:
         raise InvalidRecord(f"not a posterior record: {exc}") from None
     last_ts = math.nan if head.last_ts is None else head.last_ts
-    return HEADER.pack(partition, offset, last_ts) + record
+    packed = _deflate(record)
+    if len(packed) < len(record):
+        return HEADER.pack(partition, offset, last_ts, DEFLATE) + packed
+    return HEADER.pack(partition, offset, last_ts, RAW) + record
 
 
 def unpack(key: str, metric: str, data: bytes) -> Entry:
-    partition, offset, last_ts = HEADER.unpack_from(data)
+    partition, offset, last_ts, how = HEADER.unpack_from(data)
     return Entry(
         key,
         metric,
@@ -117,6 +158,7 @@ def unpack(key: str, metric: str, data: bytes) -> Entry:
         offset,
         None if math.isnan(last_ts) else last_ts,
         data[HEADER.size :],
+        how,
     )
 
 
@@ -207,7 +249,10 @@ class PosteriorStore:
 
 
 __all__ = [
+    "DEFLATE",
     "HEADER",
+    "RAW",
+    "ZDICT",
     "Entry",
     "InvalidRecord",
     "PosteriorStore",
