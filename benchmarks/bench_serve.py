@@ -160,6 +160,11 @@ class ServeProcess:
             time.sleep(0.1)
         raise RuntimeError("serve not ready")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the serve process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss(self) -> int:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
         found = re.search(r"VmRSS:\s+(\d+) kB", text)
@@ -189,8 +194,41 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+class RawClient:
+    """A minimal HTTP/1.1 client: a pool of keep-alive connections, GET only, responses with
+    Content-Length. About a tenth of aiohttp's client CPU per request, so that on a loaded
+    2-core machine the client's own stalls weigh less in the figures."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.idle:
+            reader, writer = self.idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        found = re.search(rb"(?i)content-length: *(\d+)", head)
+        body = await reader.readexactly(int(found.group(1))) if found else b""
+        self.idle.append((reader, writer))
+        return status, body
+
+    async def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
 async def offer(
-    base: str, streams: list[tuple[str, str]], rate: float, seconds: float, seed: int
+    base: str,
+    streams: list[tuple[str, str]],
+    rate: float,
+    seconds: float,
+    seed: int,
+    client: str = "aiohttp",
 ) -> dict[str, Any]:
     """Open-loop load: request i is due at start + i / rate, whatever the earlier ones do."""
     rng = random.Random(seed)
@@ -199,16 +237,21 @@ async def offer(
     statuses: dict[int, int] = {}
     errors: list[str] = []
     connector = aiohttp.TCPConnector(limit=256, force_close=False)
+    raw = RawClient(base)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(url: str, kind: str, due: float) -> None:
             try:
-                async with session.get(url) as response:
-                    await response.read()
-                    statuses[response.status] = statuses.get(response.status, 0) + 1
-            except aiohttp.ClientError as exc:
+                if client == "raw":
+                    status, _ = await raw.get(url[len(base) :])
+                else:
+                    async with session.get(url) as response:
+                        await response.read()
+                        status = response.status
+            except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
                 errors.append(repr(exc))
                 return
+            statuses[status] = statuses.get(status, 0) + 1
             elapsed = time.perf_counter() - due
             latencies.append(elapsed)
             by_kind[kind].append(elapsed)
@@ -242,7 +285,9 @@ async def offer(
             await asyncio.sleep(max(start + sent / rate - time.perf_counter(), 0))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
+    await raw.close()
     return {
+        "client": client,
         "offered_per_s": rate,
         "achieved_per_s": len(latencies) / elapsed,
         "requests": len(latencies),
@@ -290,9 +335,15 @@ def latency(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str
         ready = serve.wait_ready()
         log(f"serve ready after {ready:.1f} s")
         out: dict[str, Any] = {"streams": len(streams), "record_bytes": size / len(streams)}
-        quiet = asyncio.run(offer(serve.base, streams, args.rate, args.seconds, 1))
-        out["quiet_topic"] = quiet
-        log(f"quiet topic: {_summary(quiet)}")
+        for client in args.clients:
+            cpu = serve.cpu_seconds()
+            quiet = asyncio.run(offer(serve.base, streams, args.rate, args.seconds, 1, client))
+            quiet["serve_cpu_us_per_request"] = (
+                (serve.cpu_seconds() - cpu) / quiet["requests"] * 1e6
+            )
+            quiet["load_average"] = os.getloadavg()
+            out[f"quiet_topic_{client}"] = quiet
+            log(f"quiet topic, {client} client: {_summary(quiet)}")
         stop = multiprocessing.Event()
         thread = multiprocessing.Process(
             target=updater, args=(bootstrap, topic, streams, args.update_rate, stop), daemon=True
@@ -300,13 +351,21 @@ def latency(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str
         thread.start()
         try:
             time.sleep(1.0)
-            updating = asyncio.run(offer(serve.base, streams, args.rate, args.seconds, 2))
+            for client in args.clients:
+                cpu = serve.cpu_seconds()
+                updating = asyncio.run(
+                    offer(serve.base, streams, args.rate, args.seconds, 2, client)
+                )
+                updating["serve_cpu_us_per_request_and_update"] = (
+                    (serve.cpu_seconds() - cpu) / updating["requests"] * 1e6
+                )
+                updating["update_records_per_s"] = args.update_rate
+                updating["load_average"] = os.getloadavg()
+                out[f"updating_topic_{client}"] = updating
+                log(f"updating at {args.update_rate:.0f}/s, {client} client: {_summary(updating)}")
         finally:
             stop.set()
             thread.join(30)
-        updating["update_records_per_s"] = args.update_rate
-        out["updating_topic"] = updating
-        log(f"topic updating at {args.update_rate:.0f} records/s: {_summary(updating)}")
         out["serve_rss_bytes"] = serve.rss()
         return out
     finally:
@@ -357,6 +416,13 @@ def main() -> int:
     parser.add_argument("--update-rate", type=float, default=1000.0)
     parser.add_argument("--memory-streams", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=["aiohttp", "raw"],
+        default=["aiohttp", "raw"],
+        help="HTTP clients to measure with, in turn",
+    )
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--quick", action="store_true", help="small and short (CI smoke run)")

@@ -7,6 +7,7 @@ import contextlib
 import signal
 import socket
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
@@ -17,10 +18,12 @@ async def serve_until(
     should_stop: Callable[[], bool],
     poll_seconds: float = 0.2,
     signals: bool = True,
+    alongside: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGTERM/SIGINT (when ``signals``) or ``should_stop()``
     says so (checked every ``poll_seconds``); then close the listener and let requests in
-    flight finish."""
+    flight finish. ``alongside()`` is entered on the loop once the site listens and exited
+    before the application is cleaned up (the Kafka feed runs in it)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
@@ -30,9 +33,10 @@ async def serve_until(
             loop.add_signal_handler(sig, stop.set)
     try:
         await web.SockSite(runner, sock).start()
-        while not stop.is_set() and not should_stop():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_seconds)
+        async with alongside() if alongside is not None else contextlib.nullcontext():
+            while not stop.is_set() and not should_stop():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_seconds)
     finally:
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
