@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import threading
 import time
@@ -222,8 +223,11 @@ class PosteriorFeed:
             self._reached[p] >= self.start_ends[p] for p in self._partitions
         ):
             self.caught_up_seconds = time.monotonic() - self._started
-            # the catch-up's transient heap (prefetched messages, parsing) back to the system
+            # the catch-up's transient heap (prefetched messages, parsing) back to the system,
+            # and what exists now out of the collector's full passes (a pause per pass)
             release_free_memory()
+            gc.collect()
+            gc.freeze()
             self._ready.set()
             log.info(
                 "caught up with %s: %d streams in %.1f s",
