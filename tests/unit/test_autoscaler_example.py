@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from bayestream.serve import PosteriorStore, Service, StreamName, create_app, pack
+from bayestream.serve import PosteriorStore, Service, StreamName, create_handler, pack
 from bayestream.serve.server import bind, serve_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "autoscaler.py"
@@ -39,7 +39,7 @@ def service() -> Iterator[str]:
     store.put(StreamName("team/checkout", "requests"), pack(0, 1, json.dumps(record).encode()))
     sock = bind("127.0.0.1", 0)
     stop = threading.Event()
-    app = create_app(Service(store, clock=lambda: 1010.0))
+    app = create_handler(Service(store, clock=lambda: 1010.0))
     thread = threading.Thread(
         target=lambda: asyncio.run(serve_until(app, sock, stop.is_set, 0.05, signals=False))
     )

@@ -7,11 +7,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient
 from prometheus_client import CollectorRegistry
 
 from bayestream.metrics.serve import ServeMetrics
-from bayestream.serve import PosteriorStore, Service, StreamName, create_app, pack
+from bayestream.serve import PosteriorStore, Service, StreamName, create_handler, pack
 
 Check = Callable[[TestClient[Any, Any]], Awaitable[None]]
 
@@ -33,7 +33,7 @@ def _service(ready: bool = True) -> Service:
 
 def _run(service: Service, check: Check) -> None:
     async def main() -> None:
-        async with TestClient(TestServer(create_app(service))) as client:
+        async with TestClient(RawTestServer(create_handler(service))) as client:
             await check(client)
 
     asyncio.run(main())
@@ -116,5 +116,9 @@ def test_probes_and_metrics() -> None:
         assert "bayestream_serve_ready 0.0" in text
         count = "bayestream_serve_request_duration_seconds_count"
         assert count + '{route="/v1/streams/{key}/{metric}"} 2.0' in text
+
+        head = await client.head("/v1/streams/svc-a/lat")  # answered like GET, without a body
+        assert head.status == 200 and await head.read() == b""
+        assert int(head.headers["Content-Length"]) > 0
 
     _run(_service(ready=False), check)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from bayestream.config.kafka import KafkaSettings
 from bayestream.errors import ConfigError
 from bayestream.runtime.serve_feed import CONNECT_TIMEOUT, LIBRDKAFKA_LOG, FeedError, PosteriorFeed
-from bayestream.serve import PosteriorStore, Service, create_app
+from bayestream.serve import PosteriorStore, Service, create_handler
 from bayestream.serve.server import bind, serve_until
 
 log = logging.getLogger("bayestream.serve")
@@ -106,7 +106,7 @@ def run_serve(
             host,
             sock.getsockname()[1],
         )
-        app = create_app(service)
+        app = create_handler(service)
         feeding = functools.partial(_feeding, feed)
         try:
             asyncio.run(serve_until(app, sock, lambda: feed.failure is not None, alongside=feeding))

@@ -5,18 +5,19 @@ This room imports neither confluent_kafka nor prometheus_client: the Kafka feed 
 runtime, the Prometheus instruments in :mod:`bayestream.metrics.serve`.
 """
 
-from bayestream.serve.app import Service, create_app
+from bayestream.serve.app import Handler, Service, create_handler
 from bayestream.serve.sensor import NullSensor, ServeSensor
 from bayestream.serve.store import InvalidRecord, PosteriorStore, StreamName, pack, parse_name
 
 __all__ = [
+    "Handler",
     "InvalidRecord",
     "NullSensor",
     "PosteriorStore",
     "ServeSensor",
     "Service",
     "StreamName",
-    "create_app",
+    "create_handler",
     "pack",
     "parse_name",
 ]

