@@ -276,7 +276,18 @@ class PosteriorFeed:
 
     async def apply_forever(self) -> None:
         """On the event loop: apply the consumer's batches, APPLY_CHUNK records at a time,
-        letting requests run between chunks (one thread does both: no lock convoy)."""
+        letting requests run between chunks (one thread does both: no lock convoy). An error
+        here stops the feed like one of the consumer's (``failure``; the service exits)."""
+        try:
+            await self._apply_batches()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = exc
+            log.error("applying records of %s failed: %r", self.topic, exc)
+            self._stopping.set()
+
+    async def _apply_batches(self) -> None:
         store, sensor, reached = self.store, self.sensor, self._reached
         while True:
             batch = await self._batches.get()
