@@ -162,6 +162,18 @@ def parse_limit(text: str | None) -> int:
     return min(value, MAX_LIMIT)
 
 
+class _Listed(msgspec.Struct):
+    key: str
+    metric: str
+    last_ts: float | None
+    staleness_seconds: float | None
+
+
+class _Page(msgspec.Struct):
+    streams: list[_Listed]
+    next_cursor: str | None
+
+
 def listing(
     store: PosteriorStore,
     now: float,
@@ -173,20 +185,9 @@ def listing(
     """A page of streams in (key, metric) order: ``{"streams": [{key, metric, last_ts,
     staleness_seconds}], "next_cursor": str | null}``."""
     after = decode_cursor(cursor) if cursor else None
-    entries, last = store.page(prefix, metric, after, limit)
-    body = {
-        "streams": [
-            {
-                "key": e.key,
-                "metric": e.metric,
-                "last_ts": e.last_ts,
-                "staleness_seconds": staleness(e, now),
-            }
-            for e in entries
-        ],
-        "next_cursor": None if last is None else encode_cursor(last),
-    }
-    return _json(body)
+    heads, last = store.heads(prefix, metric, after, limit)
+    streams = [_Listed(key, name, ts, None if ts is None else now - ts) for key, name, ts in heads]
+    return _ENCODE.encode(_Page(streams, None if last is None else encode_cursor(last)))
 
 
 __all__ = [

@@ -17,12 +17,10 @@ listing takes the lock while it collects a page.
 
 from __future__ import annotations
 
-import heapq
 import math
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
@@ -33,6 +31,8 @@ from sortedcontainers import SortedList
 # the JSON that follows is stored (RAW or DEFLATE)
 HEADER = struct.Struct("<iqdB")
 RAW, DEFLATE = 0, 1
+_LAST_TS = struct.Struct("<d")
+_LAST_TS_AT = 12  # after partition and offset
 
 # What records have in common, for deflate to refer to instead of spelling it out per record
 # (the member names and shapes of every family's posterior record and of forecasts). Stored
@@ -217,6 +217,28 @@ class PosteriorStore:
         """Streams in (key, metric) order whose key starts with ``prefix`` (and whose metric is
         ``metric``, when given), strictly after ``after``; at most ``limit`` of them, and the
         last one's name when more may follow (None: this page is the last)."""
+        found, last = self._page(prefix, metric, after, limit)
+        return [unpack(key, name, data) for key, name, data in found], last
+
+    def heads(
+        self,
+        prefix: str = "",
+        metric: str | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int = 100,
+    ) -> tuple[list[tuple[str, str, float | None]], tuple[str, str] | None]:
+        """As :meth:`page`, but (key, metric, last_ts) only: what a listing shows, without
+        unpacking records (a page of 100 in about a third of the time)."""
+        found, last = self._page(prefix, metric, after, limit)
+        out = []
+        for key, name, data in found:
+            last_ts = _LAST_TS.unpack_from(data, _LAST_TS_AT)[0]
+            out.append((key, name, None if last_ts != last_ts else last_ts))  # NaN: none
+        return out, last
+
+    def _page(
+        self, prefix: str, metric: str | None, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[tuple[str, str, bytes]], tuple[str, str] | None]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         with self._lock:
@@ -225,27 +247,36 @@ class PosteriorStore:
                 groups = [] if group is None else [group]
             else:
                 groups = list(self._metrics.values())
-            merged = heapq.merge(*(self._names(g, prefix, after) for g in groups))
-            found = list(islice(merged, limit + 1))
-            entries = [
-                unpack(key, name, self._metrics[name].streams[key]) for key, name in found[:limit]
-            ]
-        more = len(found) > limit
-        return entries, (entries[-1].key, entries[-1].metric) if more else None
+            found: list[tuple[str, str]] = []
+            for group in groups:  # each metric's first limit + 1, then the first of them all
+                name = group.name
+                found += [(key, name) for key in self._keys(group, prefix, after, limit + 1)]
+            if len(groups) > 1:
+                found.sort()
+            del found[limit + 1 :]
+            metrics = self._metrics
+            out = [(key, name, metrics[name].streams[key]) for key, name in found[:limit]]
+        return out, found[limit - 1][:2] if len(found) > limit else None
 
     @staticmethod
-    def _names(
-        group: _Metric, prefix: str, after: tuple[str, str] | None
-    ) -> Iterator[tuple[str, str]]:
+    def _keys(group: _Metric, prefix: str, after: tuple[str, str] | None, n: int) -> list[str]:
+        """The first ``n`` keys of ``group`` that start with ``prefix`` and whose (key, metric)
+        is after ``after``."""
         start, inclusive = prefix, True
         if after is not None and after[0] >= prefix:
             # (key, metric) > after: a later key, or the same key under a later metric
             start, inclusive = after[0], group.name > after[1]
-        metric = group.name
-        for key in group.keys.irange(minimum=start, inclusive=(inclusive, True)):
-            if not key.startswith(prefix):
-                return
-            yield key, metric
+        end = _prefix_end(prefix)
+        keys = group.keys.irange(start, end, inclusive=(inclusive, False))
+        return list(islice(keys, n))
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string after every string that starts with ``prefix`` (None: no bound)."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[i]) < 0x10FFFF:
+            return prefix[:i] + chr(ord(prefix[i]) + 1)
+    return None
 
 
 __all__ = [
