@@ -4,7 +4,9 @@ One consumer with ``isolation.level=read_committed``, assigned every partition o
 from the beginning (no consumer group: a fresh ``group.id`` per process and no commits, so
 readers never touch the processors' groups and scale apart). Each committed record replaces
 its stream's entry in the :class:`~bayestream.serve.store.PosteriorStore`, a tombstone deletes
-it, a message that is not a posterior record is counted and skipped.
+it, a message that is not a posterior record is counted and skipped. The consumer thread only
+fetches; its batches are applied on the service's event loop (:meth:`PosteriorFeed.apply_forever`),
+a few records at a time between requests.
 
 Ready once every partition has been read up to the end offset (high watermark) it had when the
 feed started: like the changelog restore, a transaction left open by a crashed processor holds

@@ -10,9 +10,10 @@ decompressed and parsed on request.
 
 Layout: one :class:`_Metric` per metric name (the name interned once), holding a dict
 key -> entry and a :class:`~sortedcontainers.SortedList` of its keys for ordered paging.
-Writers (the one Kafka feed thread) take the lock for each change; a point lookup is a dict
-read and takes no lock (a dict read is atomic under the GIL, and entries are immutable);
-listing takes the lock while it collects a page.
+In the service one thread (the event loop's) both writes and reads; the store is safe for
+other threads too: writers take the lock for each change, a point lookup is a dict read and
+takes no lock (atomic under the GIL, and entries are immutable), a listing takes the lock while
+it collects its page.
 """
 
 from __future__ import annotations
