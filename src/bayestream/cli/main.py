@@ -71,6 +71,16 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 DEMO_MIN_EVENTS = 100  # bayestream.cli.synthetic.MIN_EVENTS (not imported: it loads numpy)
 
 
@@ -152,6 +162,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--plain", action="store_true", help="no live view (for logs and CI)")
     demo.set_defaults(handler=_demo)
+
+    serve = commands.add_parser(
+        "serve", help="query service: the latest posteriors over HTTP (docs/serve.md)"
+    )
+    serve.add_argument("--kafka", required=True, metavar="BOOTSTRAP", help="bootstrap servers")
+    serve.add_argument("--config", required=True, type=Path, help="TOML configuration ([kafka])")
+    serve.add_argument("--port", type=_at_least(0), default=8080, help="HTTP port (0: any free)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    serve.add_argument(
+        "--connect-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up when the broker does not answer at start within this long",
+    )
+    serve.set_defaults(handler=_serve)
 
     broker = commands.add_parser("broker", help="start a local Apache Kafka broker (KRaft)")
     broker.set_defaults(handler=_broker)
@@ -301,6 +327,16 @@ def _demo(args: argparse.Namespace) -> int:
 
     _output_dir(args.output_dir, "--output-dir")
     return run_demo(args.output_dir, args.events, args.seed, live=not args.plain)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bayestream.config import load_config
+    from bayestream.runtime.serving import run_serve
+
+    settings = load_config(args.config).kafka
+    return run_serve(
+        settings, args.kafka, host=args.host, port=args.port, connect_timeout=args.connect_timeout
+    )
 
 
 def _broker(args: argparse.Namespace) -> int:
