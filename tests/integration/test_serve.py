@@ -345,3 +345,72 @@ def test_start_errors_are_one_line(kafka_bootstrap: str, tmp_path: Path) -> None
         ["--kafka", "127.0.0.1:1", "--config", path, "--port", "0", "--connect-timeout", "2"]
     )
     assert "127.0.0.1:1" in line and time.monotonic() - start < 30
+
+
+def test_a_forecast_survives_a_restart_of_both_processes(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """End to end (issue 23): a processor with forecasts on latency publishes; serve answers
+    the forecast an autoscaler asks for; both processes are killed (-9) and started again; the
+    processor goes on from its changelog, and the new serve answers the newest forecast, the
+    one in the newest record of the stream on the posteriors topic."""
+    from tests.integration.kafka_helpers import Runtime
+
+    tmp = unique("forecast")
+    create_topic(kafka_bootstrap, f"{tmp}.in", 2)
+    config = _config(tmp_path, tmp)
+    text = config.read_text()
+    text = text.replace(
+        'metric = "lat"\n', 'metric = "lat"\nforecast_horizons_seconds = [60, 300]\n'
+    )
+    config.write_text(text)
+    first = events(600, keys=6)
+    produce(kafka_bootstrap, f"{tmp}.in", [json.dumps(e).encode() for e in first],
+            [e["key"].encode() for e in first])  # fmt: skip
+
+    def latest_forecast(key: str) -> dict[str, Any]:
+        records = [json.loads(m.value()) for m in read_all(kafka_bootstrap, f"{tmp}.posteriors")]
+        mine = [r for r in records if r["key"] == key and r["metric"] == "lat"]
+        return dict(mine[-1]["forecast"]["300"], last_ts=mine[-1]["last_ts"])
+
+    def answered(serve: Serve, key: str) -> tuple[int, Any]:
+        return serve.get(_path(key, "lat", "/forecast?horizon=300&q=0.95"))
+
+    for round_, batch in enumerate([first, events(300, keys=6, seed=2)]):
+        if round_:
+            for e in batch:
+                e["ts"] += 5_000
+            produce(kafka_bootstrap, f"{tmp}.in", [json.dumps(e).encode() for e in batch],
+                    [e["key"].encode() for e in batch])  # fmt: skip
+        total = 600 + 300 * round_
+        runtime = Runtime(kafka_bootstrap, config, tmp_path / f"run{round_}.log")
+        serve: Serve | None = None
+        try:
+            wait_until(
+                lambda total=total: (
+                    committed_count(kafka_bootstrap, f"{tmp}.group", f"{tmp}.in") == total
+                ),
+                120,
+                "the processor",
+                [runtime],  # type: ignore[list-item]
+            )
+            # (serve refuses to start before the processor has made its topics)
+            serve = Serve(kafka_bootstrap, config, tmp_path / f"serve{round_}.log").started()
+            want = latest_forecast("host-1")
+
+            def served(want: dict[str, Any] = want, serve: Serve = serve) -> bool:
+                status, body = answered(serve, "host-1")
+                return status == 200 and body["value"] == want["quantiles"]["0.95"]
+
+            wait_until(served, 60, "serve to answer the newest forecast", [serve])  # type: ignore[list-item]
+            status, body = answered(serve, "host-1")
+            assert body["at"] == want["at"] == want["last_ts"] + 300
+            assert body["value"] > 0 and "staleness_seconds" in body
+            status, refused = serve.get(_path("host-1", "lat", "/forecast?horizon=600&q=0.95"))
+            assert status == 400 and refused["horizons"] == [60, 300]
+        finally:
+            runtime.kill()  # kill -9 both, then start both again
+            if serve is not None:
+                serve.proc.kill()
+                serve.proc.wait(30)
+    assert want["last_ts"] >= 5_000  # the second round's events reached the forecast
