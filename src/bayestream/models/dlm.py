@@ -74,6 +74,7 @@ H_PERIODS = 7  # then (period, harmonics) per seasonal entry; a period < 0 count
 GAP_EVENTS = 20.0  # the mean gap weighs the newest gap 1 / min(gaps, GAP_EVENTS)
 MAX_LOG_INFLATION = 30.0
 TWO_PI = 2.0 * math.pi
+LEVEL_SHARE = 0.2  # of an intervention's variance, on the level (the rest: seasonal)
 
 kl = kl_normal_gamma  # drift windows are Normal-Gamma posteriors of standardised errors
 
@@ -306,13 +307,20 @@ def observe(theta: np.ndarray, x: float, size: float, w: float) -> None:
 
 @inline
 def intervene(theta: np.ndarray, prior: np.ndarray, widen: float) -> None:
-    """An accepted shift of level (W&H 11.2): the level's variance grows by ``widen^2 S``
-    (``widen^2`` in C*), and so do the forecast's ``u_0`` and ``Q*`` (F_0 = 1)."""
-    p, c, x = layout(theta)
+    """An accepted shift (W&H 11.2): the one-step forecast's variance grows by ``widen^2 S``,
+    a share ``LEVEL_SHARE`` of it on the level, the rest on the seasonal coefficients (each
+    the same, so the seasonal profile may move at every phase: a step in a daily profile is a
+    shift the seasonal component must learn, not the level); then the forecast is written
+    again from the widened state."""
+    p, c, _ = layout(theta)
+    _, _, h = layout(prior)
     h2 = widen * widen
-    theta[c] += h2
-    theta[x] += h2
-    theta[x + p + 1] += h2
+    first = 2 if prior[h + H_TREND] == 1.0 else 1
+    share = LEVEL_SHARE if p > first else 1.0
+    theta[c] += share * h2
+    for j in range(first, p):
+        theta[c + _packed(p, j, j)] += (1.0 - share) * h2 * 2.0 / (p - first)
+    forecast(theta, prior, theta[T_AT], theta[COUNT_AT])
 
 
 update = make_update("dlm", forget, score, interval, observe, advance, intervene)
