@@ -233,7 +233,11 @@ def _resolved_rule(rule: Rule) -> dict[str, Any]:
     """A rule with its defaults filled in; a conjugate rule's prior by parameter name (a
     particle rule has none: its prior is ``initial``)."""
     out = rule.model_dump()
-    if rule.family != "particle":
+    if rule.family == "dlm":  # its parameters are figures of the state, not the prior's
+        from bayestream.config.model import dlm_prior
+
+        out["prior"] = dlm_prior(rule)
+    elif rule.family != "particle":
         out["prior"] = dict(zip(rule.param_names, rule.prior_vector(), strict=True))
     return out
 

@@ -325,7 +325,7 @@ class Rule(_Frozen):
         if self.family == "dlm":
             from bayestream.models.dlm import prior_row
 
-            values = {**_DEFAULT_PRIORS["dlm"], **self.prior}
+            values = dlm_prior(self)
             d = self.discounts
             periods = [
                 (float(e.period_seconds), e.harmonics)
@@ -357,6 +357,11 @@ class Rule(_Frozen):
     def matches(self, metric: str) -> bool:
         """Does this rule's ``metric`` (an exact name or a glob) match ``metric``?"""
         return fnmatchcase(metric, self.metric)
+
+
+def dlm_prior(rule: Rule) -> dict[str, float]:
+    """A ``dlm`` rule's prior with its defaults filled in."""
+    return {name: float(v) for name, v in {**_DEFAULT_PRIORS["dlm"], **rule.prior}.items()}
 
 
 def _check_prior(family: str, prior: dict[str, Any]) -> None:
