@@ -171,38 +171,44 @@ def _phase(prior: np.ndarray, h: int, b: int, t: float, count: float) -> float:
 
 
 @inline
+def _add_column(theta: np.ndarray, p: int, c: int, x: int, j: int, v: float) -> float:
+    """Add ``R*[:, j] F_j`` (``F_j = v``) to ``u`` and return ``F_j (2 u_j + R*_jj F_j)``, this
+    column's part of ``F' R* F`` (``u_j`` holds the columns before ``j``: the cross terms)."""
+    row_j = c + j * p - (j * (j - 1)) // 2  # C*[j, j:] is contiguous from here
+    q = v * (2.0 * theta[x + j] + theta[row_j] * v)
+    at = c + j  # C*[i, j] for i < j: row i starts at c + i p - i (i - 1) / 2
+    for i in range(j):
+        theta[x + i] += theta[at] * v
+        at += p - i - 1
+    for i in range(j, p):
+        theta[x + i] += theta[row_j + i - j] * v
+    return q
+
+
+@inline
 def forecast(theta: np.ndarray, prior: np.ndarray, t: float, count: float) -> None:
     """Write the one-step forecast at time ``t`` (event number ``count``) from the evolved
-    state: ``u = R* F``, ``f = F' a``, ``Q* = F' u + 1``. ``F`` is generated term by term (a
-    rotation per harmonic), so nothing is allocated."""
+    state: ``u = R* F``, ``f = F' a``, ``Q* = F' R* F + 1``, in one pass over the columns of
+    ``R*`` with ``F`` generated term by term (a rotation per harmonic): nothing is allocated."""
     p, c, x = layout(theta)
     h = x
-    trend = prior[h + H_TREND] == 1.0
-    n_periods = int(prior[h + H_K])
     for i in range(p):
-        theta[x + i] = theta[c + _packed(p, i, 0)]  # the level's column, F_0 = 1
+        theta[x + i] = 0.0
     f = theta[M_AT]
-    for sweep in range(2):  # 0: u and f; 1: F' u
-        q = theta[x] if sweep == 1 else 0.0
-        j = 2 if trend else 1
-        for b in range(n_periods):
-            angle = _phase(prior, h, b, t, count)
-            c1, s1 = math.cos(angle), math.sin(angle)
-            ck, sk = c1, s1
-            for _ in range(int(prior[h + H_PERIODS + 2 * b + 1])):
-                for k in range(2):
-                    v = ck if k == 0 else sk
-                    if sweep == 0:
-                        f += v * theta[M_AT + j]
-                        for i in range(p):
-                            theta[x + i] += theta[c + _packed(p, i, j)] * v
-                    else:
-                        q += v * theta[x + j]
-                    j += 1
-                ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
-        if sweep == 1:
-            theta[x + p + 1] = q + 1.0
+    q = 1.0 + _add_column(theta, p, c, x, 0, 1.0)  # the level, F_0 = 1 (a slope's F is 0)
+    j = 2 if prior[h + H_TREND] == 1.0 else 1
+    for b in range(int(prior[h + H_K])):
+        angle = _phase(prior, h, b, t, count)
+        c1, s1 = math.cos(angle), math.sin(angle)
+        ck, sk = c1, s1
+        for _ in range(int(prior[h + H_PERIODS + 2 * b + 1])):
+            f += ck * theta[M_AT + j] + sk * theta[M_AT + j + 1]
+            q += _add_column(theta, p, c, x, j, ck)
+            q += _add_column(theta, p, c, x, j + 1, sk)
+            j += 2
+            ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
     theta[x + p] = f
+    theta[x + p + 1] = q
 
 
 @inline
