@@ -233,8 +233,9 @@ def evolve(theta: np.ndarray, prior: np.ndarray, delta: float) -> None:
     for b in range(int(prior[h + H_K])):
         end = start + 2 * int(prior[h + H_PERIODS + 2 * b + 1])
         for i in range(start, end):
+            row = c + i * p - (i * (i - 1)) // 2 - i  # C*[i, j] at row + j, j >= i
             for j in range(i, end):
-                theta[c + _packed(p, i, j)] *= grow
+                theta[row + j] *= grow
         start = end
     n0 = prior[N_AT]
     theta[N_AT] = n0 + math.exp(delta * prior[h + H_LD_VARIANCE]) * (theta[N_AT] - n0)
