@@ -234,3 +234,22 @@ def _binom(n: int, p: float) -> np.ndarray:
     from scipy import stats
 
     return stats.binom.pmf(np.arange(n + 1), n, p)  # type: ignore[no-any-return]
+
+
+def test_score_csv_without_a_config_uses_the_general_rule(tmp_path: Path) -> None:
+    """``bayestream score-csv IN --output OUT``: examples/general.toml (a dlm with daily and
+    weekly seasonality, robust, drift on) scores the series; a daily cycle of 4 sd is not an
+    anomaly after its first day, a 60 sd spike is."""
+    n = 3 * DAY
+    t = T0 + np.arange(n) * 300.0
+    y = 100 + 20 * np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(0, 5, n)
+    y[2 * DAY + 100] = 400.0
+    source = tmp_path / "in.csv"
+    source.write_text("timestamp,value\n" + "".join(f"{a},{b}\n" for a, b in zip(t, y, strict=True)))
+    out = tmp_path / "out.csv"
+    assert main(["score-csv", str(source), "--output", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == n + 1
+    prob = np.array([float(r.split(",")[2]) for r in rows[1:]])
+    flagged = np.flatnonzero(prob[DAY:] >= 0.5) + DAY
+    assert flagged.tolist() == [2 * DAY + 100]
