@@ -7,9 +7,10 @@ peak RSS and JIT warm-up time. Run: ``python benchmarks/bench_engine.py [--quick
 Workloads: 100k streams with Zipf popularity, (a) Normal-Gamma with upper-tail probabilities,
 (b) a mix of all four families, (c) the same events through a ``dlm`` rule (level, daily
 seasonality with 3 harmonics, weekly with 2; robust with monitoring, as configured by default).
-``--dlm`` runs (a) and (c) only, one after the other in the same process. The engine is measured twice per workload: "cold" (every
-stream is new to the engine during the run) and "steady" (a second slice of events for
-streams the engine already tracks, as in a long-running processor).
+``--dlm`` runs (a) and (c) only, one after the other in the same process. The engine is
+measured twice per workload: "cold" (every stream is new to the engine during the run) and
+"steady" (a second slice of events for streams the engine already tracks, as in a
+long-running processor).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from bayestream import Engine, RawBatch, parse_config
 from bayestream.schema.lines import split_lines
 from bayestream.schema.records import ENCODER
 from workloads import MIX_RULES, NORMAL_GAMMA_RULES, mix_lines, normal_gamma_lines
-
 
 DLM_RULES: list[dict[str, Any]] = [
     {

@@ -245,7 +245,9 @@ def test_score_csv_without_a_config_uses_the_general_rule(tmp_path: Path) -> Non
     y = 100 + 20 * np.sin(2 * np.pi * t / 86400) + np.random.default_rng(0).normal(0, 5, n)
     y[2 * DAY + 100] = 400.0
     source = tmp_path / "in.csv"
-    source.write_text("timestamp,value\n" + "".join(f"{a},{b}\n" for a, b in zip(t, y, strict=True)))
+    source.write_text(
+        "timestamp,value\n" + "".join(f"{a},{b}\n" for a, b in zip(t, y, strict=True))
+    )
     out = tmp_path / "out.csv"
     assert main(["score-csv", str(source), "--output", str(out)]) == 0
     rows = out.read_text().splitlines()

@@ -333,14 +333,15 @@ class Rule(_Frozen):
                 else (-float(e.period_events or 0), e.harmonics)
                 for e in self.seasonal or ()
             ]
-            return prior_row(
+            row = prior_row(
                 values,
                 self.trend,
                 periods,
                 (d.level, d.trend, d.seasonal, d.variance),
                 d.unit_seconds or 1.0,
                 4.0 if self.robust else math.inf,
-            ).tolist()
+            )
+            return [float(v) for v in row]
         if self.family == "dirichlet":
             alpha = self.prior.get("alpha", 1.0)
             k = len(self.categories)

@@ -61,12 +61,13 @@ def per_event(rule: Rule) -> bool:
 def back_transform(rule: Rule, values: np.ndarray) -> np.ndarray:
     """Values on the model's scale back on the data's (quantiles commute with the monotone
     back-transform)."""
+    out: np.ndarray = values
     with np.errstate(over="ignore"):
         if rule.transform == "log":
-            return np.exp(values)
-        if rule.transform == "log1p":
-            return np.expm1(values)
-    return values
+            out = np.exp(values)
+        elif rule.transform == "log1p":
+            out = np.expm1(values)
+    return out
 
 
 def on_admit(rule: Rule, store: RuleStore, slots: np.ndarray) -> None:

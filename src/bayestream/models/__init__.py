@@ -81,6 +81,10 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+_DLM_PRIOR = {"level": 0.0, "level_var": 1.0, "trend_var": 1.0, "seasonal_var": 1.0,
+              "dof": 1.0, "variance": 1.0}  # fmt: skip
+
+
 def warm_up() -> None:
     """Compile (or load from the on-disk cache) every kernel now, not on the first message."""
     import numpy as np
@@ -90,11 +94,7 @@ def warm_up() -> None:
         "beta_binomial": np.array([1.0, 1.0]),
         "gamma_poisson": np.array([1.0, 1.0]),
         "dirichlet": np.array([1.0, 1.0, 1.0]),
-        "dlm": dlm.prior_row(
-            {"level": 0.0, "level_var": 1.0, "trend_var": 1.0, "seasonal_var": 1.0,
-             "dof": 1.0, "variance": 1.0},
-            True, [(86400.0, 1)], (0.99, 0.99, 0.99, 0.99), 1.0, 4.0,
-        ),  # fmt: skip
+        "dlm": dlm.prior_row(_DLM_PRIOR, True, [(86400.0, 1)], (0.99,) * 4, 1.0, 4.0),
     }
     for name, family in FAMILIES.items():
         p0 = prior[name]

@@ -64,7 +64,7 @@ from bayestream.models._drift import WINDOW_CLIP
 from bayestream.models._jit import inline, kernel
 from bayestream.models._outlier import t_log_ratio
 from bayestream.models._skeleton import make_update
-from bayestream.models._special import stdtr, stdtrit
+from bayestream.models._special import stdtrit
 from bayestream.models.normal_gamma import t_pit, t_tail
 
 N_AT, S_AT, T_AT, COUNT_AT, GAP_AT, P_AT, CLIP_AT = 0, 1, 2, 3, 4, 5, 6
@@ -164,7 +164,7 @@ def _packed(p: int, i: int, j: int) -> int:
 @inline
 def _phase(prior: np.ndarray, h: int, b: int, t: float, count: float) -> float:
     """The angle 2 pi phi of seasonal entry ``b`` at time ``t`` (event number ``count``)."""
-    period = prior[h + H_PERIODS + 2 * b]
+    period: float = prior[h + H_PERIODS + 2 * b]
     if period < 0.0:
         return TWO_PI * ((count % -period) / -period)
     return TWO_PI * ((t % period) / period)  # exact: t - k P with no rounding
@@ -175,7 +175,7 @@ def _add_column(theta: np.ndarray, p: int, c: int, x: int, j: int, v: float) -> 
     """Add ``R*[:, j] F_j`` (``F_j = v``) to ``u`` and return ``F_j (2 u_j + R*_jj F_j)``, this
     column's part of ``F' R* F`` (``u_j`` holds the columns before ``j``: the cross terms)."""
     row_j = c + j * p - (j * (j - 1)) // 2  # C*[j, j:] is contiguous from here
-    q = v * (2.0 * theta[x + j] + theta[row_j] * v)
+    q: float = v * (2.0 * theta[x + j] + theta[row_j] * v)
     at = c + j  # C*[i, j] for i < j: row i starts at c + i p - i (i - 1) / 2
     for i in range(j):
         theta[x + i] += theta[at] * v
@@ -400,13 +400,6 @@ def summarize(
         for qi in range(quantiles.shape[0]):
             prob = quantiles[qi]
             out_q[r, qi] = loc if prob == 0.5 else loc + pscale * stdtrit(df, prob)
-
-
-@kernel
-def cdf(params: np.ndarray, s: int, y: float) -> float:
-    """P(Y <= y) under the one-step forecast written into row ``s`` by its newest event."""
-    df, loc, scale = _predictive(params[s])
-    return stdtr(df, (y - loc) / scale)  # type: ignore[no-any-return]
 
 
 __all__ = [
