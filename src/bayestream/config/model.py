@@ -227,7 +227,7 @@ class Rule(_Frozen):
             raise ValueError("set half_life_seconds or half_life_events, not both")
         if self.transform != "none" and self.family not in ("normal_gamma", "dlm"):
             raise ValueError(
-                f"transform = {self.transform!r} applies to families 'normal_gamma' and 'dlm' only"
+                f"transform = {self.transform!r} applies to families 'dlm' and 'normal_gamma' only"
             )
         if self.emit == "interval" and self.emit_interval_seconds is None:
             raise ValueError("emit = 'interval' needs emit_interval_seconds")
@@ -264,7 +264,7 @@ class Rule(_Frozen):
         if self.half_life_seconds is not None or self.half_life_events is not None:
             raise ValueError("family = 'particle' forgets through process_noise, not half_life")
         if self.transform != "none":
-            raise ValueError("transform applies to families 'normal_gamma' and 'dlm' only")
+            raise ValueError("transform applies to families 'dlm' and 'normal_gamma' only")
         if self.emit == "interval" and self.emit_interval_seconds is None:
             raise ValueError("emit = 'interval' needs emit_interval_seconds")
         if self.drift is not None and self.drift.reset_on_alarm:
