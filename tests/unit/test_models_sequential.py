@@ -148,4 +148,4 @@ print(len(kernels))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout) == 2 * 4  # update and summarize of the four conjugate families
+    assert int(done.stdout) == 2 * 5  # update and summarize of the five conjugate families
