@@ -5,9 +5,12 @@ plain-Python baselines run in the same process on the same events, bytes of stat
 peak RSS and JIT warm-up time. Run: ``python benchmarks/bench_engine.py [--quick]``.
 
 Workloads: 100k streams with Zipf popularity, (a) Normal-Gamma with upper-tail probabilities,
-(b) a mix of all four families. The engine is measured twice per workload: "cold" (every
-stream is new to the engine during the run) and "steady" (a second slice of events for
-streams the engine already tracks, as in a long-running processor).
+(b) a mix of all four families, (c) the same events through a ``dlm`` rule (level, daily
+seasonality with 3 harmonics, weekly with 2; robust with monitoring, as configured by default).
+``--dlm`` runs (a) and (c) only, one after the other in the same process. The engine is
+measured twice per workload: "cold" (every stream is new to the engine during the run) and
+"steady" (a second slice of events for streams the engine already tracks, as in a
+long-running processor).
 """
 
 from __future__ import annotations
@@ -34,6 +37,23 @@ from bayestream import Engine, RawBatch, parse_config
 from bayestream.schema.lines import split_lines
 from bayestream.schema.records import ENCODER
 from workloads import MIX_RULES, NORMAL_GAMMA_RULES, mix_lines, normal_gamma_lines
+
+DLM_RULES: list[dict[str, Any]] = [
+    {
+        "metric": "latency_ms",
+        "family": "dlm",
+        "tail": "upper",
+        "seasonal": [
+            {"period_seconds": 86400, "harmonics": 3},
+            {"period_seconds": 604800, "harmonics": 2},
+        ],
+        "discount": {"unit_seconds": 3600, "level": 0.9, "seasonal": 0.995, "variance": 0.95},
+        "prior": {"level": 50.0, "variance": 25.0},
+        "credible_levels": [0.95],
+        "predictive_quantiles": [0.5, 0.9, 0.95, 0.99],
+        "anomaly_threshold": 0.001,
+    }
+]
 
 
 def rss_bytes() -> int:
@@ -165,6 +185,7 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=200_000)
     parser.add_argument("--stats-events", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI smoke runs")
+    parser.add_argument("--dlm", action="store_true", help="normal_gamma and dlm workloads only")
     args = parser.parse_args()
     if args.quick:
         args.events, args.streams, args.baseline_events, args.stats_events = (
@@ -181,8 +202,18 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
         },
         "args": vars(args),
-        "jit": jit_warmup_seconds(),
     }
+    if args.dlm:
+        for name, rules in (("normal_gamma", NORMAL_GAMMA_RULES), ("dlm", DLM_RULES)):
+            report[name], engine = engine_workload(
+                name, rules, normal_gamma_lines, args.events, args.streams, args.zipf,
+                args.batch_size,
+            )  # fmt: skip
+            del engine
+            gc.collect()
+        print(json.dumps(report, indent=2))
+        return
+    report["jit"] = jit_warmup_seconds()
     report["normal_gamma_by_batch_size"] = _batch_sizes(args)
     ng, engine = engine_workload(
         "normal_gamma",

@@ -17,7 +17,7 @@ child process, and reported per stream as ``(RSS_large - RSS_small) / (streams -
 - ``breakdown``: in process, after admitting ``--streams`` streams: bytes of the key index,
   the state arrays, the names, and of the Python objects the engine holds per stream.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_memory.py [--streams N] [--small N]``.
+Run: ``PYTHONPATH=src python benchmarks/bench_memory.py [--streams N] [--small N] [--family dlm]``.
 """
 
 from __future__ import annotations
@@ -83,10 +83,30 @@ def write_input(path: Path, events: int, streams: int) -> None:
             )
 
 
-def config_file(folder: Path, batch: int) -> Path:
+_DLM_CONFIG = """
+[engine]
+batch_size = {batch}
+
+[[rule]]
+metric = "latency_ms"
+family = "dlm"
+tail = "upper"
+seasonal = [
+  {{ period_seconds = 86400, harmonics = 3 }},
+  {{ period_seconds = 604800, harmonics = 2 }},
+]
+discount = {{ unit_seconds = 3600, level = 0.9, seasonal = 0.995, variance = 0.95 }}
+prior = {{ level = 50.0, variance = 25.0 }}
+credible_levels = [0.95]
+predictive_quantiles = [0.5, 0.9, 0.95, 0.99]
+anomaly_threshold = 0.001
+"""
+
+
+def config_file(folder: Path, batch: int, family: str = "normal_gamma") -> Path:
     assert NORMAL_GAMMA_RULES[0]["metric"] == "latency_ms"  # the rule written out above
     path = folder / "config.toml"
-    path.write_text(_CONFIG.format(batch=batch))
+    path.write_text((_DLM_CONFIG if family == "dlm" else _CONFIG).format(batch=batch))
     return path
 
 
@@ -296,6 +316,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--restore-paths", default="current,chunked")
     parser.add_argument("--skip", default="", help="comma-separated: cli,harness,restore,breakdown")
+    parser.add_argument(
+        "--family",
+        default="normal_gamma",
+        choices=["normal_gamma", "dlm"],
+        help="the rule: normal_gamma, or dlm (level, daily 3 and weekly 2 harmonics; no restore "
+        "figure: the generated changelog rows are Normal-Gamma rows)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -308,6 +335,8 @@ def main() -> None:
             print(json.dumps(child_breakdown(int(rest[0]), rest[1])))
         return
     skip = set(args.skip.split(","))
+    if args.family == "dlm":
+        skip.add("restore")
     result: dict[str, Any] = {
         "streams": args.streams,
         "baseline_streams": args.small,
@@ -317,7 +346,7 @@ def main() -> None:
     extra = args.streams - args.small
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = config_file(folder, args.batch)
+        config = config_file(folder, args.batch, args.family)
         inputs = {}
         for n in (args.small, args.streams):
             inputs[n] = folder / f"in-{n}.jsonl"

@@ -123,7 +123,7 @@ def test_families_are_registered_with_their_kernels() -> None:
         assert family.update is module.update
         assert family.summarize is module.summarize
         assert family.kl is module.kl
-    assert [f.code for f in FAMILIES.values()] == [1, 2, 3, 4]
+    assert [f.code for f in FAMILIES.values()] == [1, 2, 3, 4, 6]  # 6: dlm (5: particle)
     assert {n for n, f in FAMILIES.items() if f.discrete} == {
         "beta_binomial",
         "gamma_poisson",
@@ -148,4 +148,4 @@ print(len(kernels))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout) == 2 * 4  # update and summarize of the four conjugate families
+    assert int(done.stdout) == 2 * 5  # update and summarize of the five conjugate families

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from bayestream.errors import BayestreamError
 
 if TYPE_CHECKING:
-    from bayestream.config import Rule
+    from bayestream.config import Config, Rule
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,7 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     score = commands.add_parser(
         "score-csv", help="score a timestamp,value CSV as one stream: a row of scores per row"
     )
-    score.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    score.add_argument(
+        "--config",
+        type=Path,
+        help="TOML configuration file (default: the general rule, examples/general.toml: a "
+        "dlm with daily and weekly seasonality, robust, drift on)",
+    )
     score.add_argument("--output", required=True, help="output CSV, or - for stdout")
     score.add_argument(
         "--metric", help="metric name of the series (picks the rule); default: the first rule's"
@@ -271,7 +276,11 @@ def _resolved_rule(rule: Rule) -> dict[str, Any]:
     """A rule with its defaults filled in; a conjugate rule's prior by parameter name (a
     particle rule has none: its prior is ``initial``)."""
     out = rule.model_dump()
-    if rule.family != "particle":
+    if rule.family == "dlm":  # its parameters are figures of the state, not the prior's
+        from bayestream.config.model import dlm_prior
+
+        out["prior"] = dlm_prior(rule)
+    elif rule.family != "particle":
         out["prior"] = dict(zip(rule.param_names, rule.prior_vector(), strict=True))
     return out
 
@@ -305,12 +314,27 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def general_config() -> Config:
+    """The configuration of ``examples/general.toml``: one rule for any univariate telemetry."""
+    import tomllib
+    from importlib import resources
+
+    from bayestream.config import parse_config
+
+    text = resources.files("bayestream.examples").joinpath("general.toml").read_text("utf-8")
+    return parse_config(tomllib.loads(text), "general.toml")
+
+
 def _score_csv(args: argparse.Namespace) -> int:
     from bayestream.config import load_config
     from bayestream.engine import Engine
     from bayestream.runtime.scorecsv import score_csv
 
-    stats = score_csv(Engine(load_config(args.config)), args.input, args.output, args.metric)
+    if args.config is None:  # the general rule matches any metric: name the series "value"
+        config, metric = general_config(), args.metric or "value"
+    else:
+        config, metric = load_config(args.config), args.metric
+    stats = score_csv(Engine(config), args.input, args.output, metric)
     if stats.bad_by_reason:
         counts = ", ".join(f"{reason} {n}" for reason, n in sorted(stats.bad_by_reason.items()))
         print(f"bayestream: score-csv: bad rows by reason: {counts}", file=sys.stderr)

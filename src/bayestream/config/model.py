@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bayestream.config.kafka import KafkaSettings
 
-FamilyName = Literal["normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet", "particle"]
+FamilyName = Literal[
+    "normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet", "particle", "dlm"
+]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
@@ -19,11 +21,22 @@ _PRIOR_FIELDS: dict[str, tuple[str, ...]] = {
     "beta_binomial": ("alpha", "beta"),
     "gamma_poisson": ("alpha", "beta"),
     "dirichlet": ("categories", "alpha"),
+    "dlm": ("level", "level_var", "trend_var", "seasonal_var", "dof", "variance"),
 }
 _DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     "normal_gamma": {"mu": 0.0, "kappa": 1.0, "alpha": 1.0, "beta": 1.0},
     "beta_binomial": {"alpha": 1.0, "beta": 1.0},
     "gamma_poisson": {"alpha": 1.0, "beta": 1.0},
+    # dlm: state variances in units of the observation variance (scale-free, West & Harrison
+    # 4.6): a vague level, a slope near 0, seasonal amplitudes of a few noise sd
+    "dlm": {
+        "level": 0.0,
+        "level_var": 1e6,
+        "trend_var": 1e-4,
+        "seasonal_var": 4.0,
+        "dof": 1.0,
+        "variance": 1.0,
+    },
 }
 
 
@@ -114,7 +127,51 @@ class Slo(_Frozen):
 
 
 MAX_HORIZON = 366 * 86400.0  # a year: forecasts are for controllers, not for planning
+
+
+class Seasonal(_Frozen):
+    """One entry of a ``dlm`` rule's ``seasonal``: a period (event-time seconds, or events) and
+    its number of Fourier harmonics."""
+
+    period_seconds: Positive | None = None
+    period_events: Annotated[int, Field(ge=2)] | None = None
+    harmonics: Annotated[int, Field(ge=1, le=64)] = 3
+
+    @model_validator(mode="after")
+    def _one_period(self) -> Seasonal:
+        if (self.period_seconds is None) == (self.period_events is None):
+            raise ValueError("set exactly one of period_seconds and period_events")
+        period = self.period_seconds or self.period_events or 0.0
+        if not self.harmonics < period / 2:
+            raise ValueError(
+                f"harmonics must be below half the period ({period:g}), got {self.harmonics}"
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        """The parameter name of this period's seasonal effect in records."""
+        if self.period_seconds is not None:
+            return f"season_{self.period_seconds:g}s"
+        return f"season_{self.period_events}events"
+
+
+Discount = Annotated[float, Field(gt=0, le=1)]
+
+
+class Discounts(_Frozen):
+    """``discount`` of a ``dlm`` rule: the share of information each component keeps per unit
+    of elapsed event time (``unit_seconds``; per event when not set)."""
+
+    level: Discount = 0.99
+    trend: Discount = 0.995
+    seasonal: Discount = 0.995
+    variance: Discount = 0.995
+    unit_seconds: Positive | None = None
+
+
 _PARTICLE_ONLY = ("model", "process_noise", "observation_noise", "initial")
+_DLM_ONLY = ("seasonal", "discount")
 MIN_CREDIBLE_LEVEL = 1e-9
 
 
@@ -127,7 +184,7 @@ class Rule(_Frozen):
     half_life_seconds: Positive | None = None
     half_life_events: Positive | None = None
     tail: Literal["upper", "lower", "two_sided"] = "two_sided"
-    transform: Literal["none", "log"] = "none"
+    transform: Literal["none", "log", "log1p"] = "none"
     credible_levels: tuple[Probability, ...] = (0.95,)
     predictive_quantiles: tuple[Probability, ...] = (0.5, 0.9, 0.95, 0.99)
     anomaly_threshold: Probability = 0.001
@@ -165,6 +222,10 @@ class Rule(_Frozen):
     resampling: Literal["systematic", "stratified", "residual"] = "systematic"
     ess_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
     seed: Annotated[int, Field(ge=0, lt=2**64)] = 0
+    # family = "dlm" (a dynamic linear model per stream, models/dlm.py)
+    trend: bool = False
+    seasonal: tuple[Seasonal, ...] | None = None
+    discount: Discounts | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
@@ -174,10 +235,16 @@ class Rule(_Frozen):
         given = [name for name in _PARTICLE_ONLY if getattr(self, name) is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: only for family = 'particle'")
+        if self.family == "dlm":
+            self._check_dlm()
+        elif self.trend or any(getattr(self, name) is not None for name in _DLM_ONLY):
+            raise ValueError("trend, seasonal, discount: only for family = 'dlm'")
         if self.half_life_seconds is not None and self.half_life_events is not None:
             raise ValueError("set half_life_seconds or half_life_events, not both")
-        if self.transform == "log" and self.family != "normal_gamma":
-            raise ValueError("transform = 'log' applies to family 'normal_gamma' only")
+        if self.transform != "none" and self.family not in ("normal_gamma", "dlm"):
+            raise ValueError(
+                f"transform = {self.transform!r} applies to families 'dlm' and 'normal_gamma' only"
+            )
         if self.emit == "interval" and self.emit_interval_seconds is None:
             raise ValueError("emit = 'interval' needs emit_interval_seconds")
         if self.emit == "every_batch" and self.emit_interval_seconds is not None:
@@ -186,6 +253,20 @@ class Rule(_Frozen):
             raise ValueError("set anomaly_probability_threshold or fdr, not both")
         _check_prior(self.family, self.prior)
         return self
+
+    def _check_dlm(self) -> None:
+        if self.half_life_seconds is not None or self.half_life_events is not None:
+            raise ValueError("family = 'dlm' forgets through discount, not half_life")
+        if self.drift is not None and self.drift.reset_on_alarm:
+            raise ValueError(
+                "drift.reset_on_alarm does not apply to family = 'dlm' (its windows see "
+                "forecast errors, not observations)"
+            )
+        if self.drift is not None and not self.robust:
+            raise ValueError(
+                "drift on family = 'dlm' needs robust = true (the windows see the standardised "
+                "forecast errors only then)"
+            )
 
     def _check_particle(self) -> None:
         if self.model is None or self.process_noise is None or self.initial is None:
@@ -199,7 +280,7 @@ class Rule(_Frozen):
         if self.half_life_seconds is not None or self.half_life_events is not None:
             raise ValueError("family = 'particle' forgets through process_noise, not half_life")
         if self.transform != "none":
-            raise ValueError("transform = 'log' applies to family 'normal_gamma' only")
+            raise ValueError("transform applies to families 'dlm' and 'normal_gamma' only")
         if self.emit == "interval" and self.emit_interval_seconds is None:
             raise ValueError("emit = 'interval' needs emit_interval_seconds")
         if self.drift is not None and self.drift.reset_on_alarm:
@@ -267,13 +348,42 @@ class Rule(_Frozen):
             return self.categories
         if self.family == "particle":
             return ("latent_mean", "latent_sd")
+        if self.family == "dlm":
+            trend = ("trend",) if self.trend else ()
+            seasons = tuple(entry.name for entry in self.seasonal or ())
+            return ("level", *trend, *seasons, "variance", "dof")
         return _PRIOR_FIELDS[self.family]
+
+    @property
+    def discounts(self) -> Discounts:
+        """A ``dlm`` rule's discounts (the defaults when not given)."""
+        return self.discount or Discounts()
 
     def prior_vector(self) -> list[float]:
         """The prior as the family's state-row parameters (for a particle rule: the empty row
         that a new stream starts from; its particles are drawn on its first event)."""
         if self.family == "particle":
             return [0.0] * (2 * self.particles + 2)
+        if self.family == "dlm":
+            from bayestream.models.dlm import prior_row
+
+            values = dlm_prior(self)
+            d = self.discounts
+            periods = [
+                (float(e.period_seconds), e.harmonics)
+                if e.period_seconds is not None
+                else (-float(e.period_events or 0), e.harmonics)
+                for e in self.seasonal or ()
+            ]
+            row = prior_row(
+                values,
+                self.trend,
+                periods,
+                (d.level, d.trend, d.seasonal, d.variance),
+                d.unit_seconds or 1.0,
+                4.0 if self.robust else math.inf,
+            )
+            return [float(v) for v in row]
         if self.family == "dirichlet":
             alpha = self.prior.get("alpha", 1.0)
             k = len(self.categories)
@@ -315,6 +425,11 @@ def _check_slo(rule: Rule) -> None:
         raise ValueError("slo.category applies to family 'dirichlet' only")
 
 
+def dlm_prior(rule: Rule) -> dict[str, float]:
+    """A ``dlm`` rule's prior with its defaults filled in."""
+    return {name: float(v) for name, v in {**_DEFAULT_PRIORS["dlm"], **rule.prior}.items()}
+
+
 def _check_prior(family: str, prior: dict[str, Any]) -> None:
     allowed = _PRIOR_FIELDS[family]
     unknown = sorted(set(prior) - set(allowed))
@@ -330,7 +445,7 @@ def _check_prior(family: str, prior: dict[str, Any]) -> None:
             or not math.isfinite(value)
         ):
             raise ValueError(f"prior.{name} must be a finite number, got {value!r}")
-        if name != "mu" and value <= 0:
+        if name not in ("mu", "level") and value <= 0:
             raise ValueError(f"prior.{name} must be > 0, got {value!r}")
 
 

@@ -116,7 +116,10 @@ def settings(rule: Rule) -> np.ndarray:
     head[S_OUTLIER_RATE] = rule.outlier_rate
     head[S_OUTLIER_SCALE] = rule.outlier_scale
     head[S_ROBUST_MIN] = rule.robust_min_events
-    head[S_RUN_RESET] = rule.outlier_run_reset if rule.robust and rule.family != "particle" else 0
+    # a dlm row cannot restart between an event's forecast and its update (the forecast lives
+    # in the row), and needs not: its variance learns from every event
+    restarts = rule.robust and rule.family not in ("particle", "dlm")
+    head[S_RUN_RESET] = rule.outlier_run_reset if restarts else 0
     head[S_EXTRA] = family_width(rule)
     head[S_MONITOR] = 1.0 if rule.monitor and rule.family != "particle" else 0.0
     head[S_SHIFT_LOG_ODDS] = math.log(rule.shift_rate) - math.log1p(-rule.shift_rate)

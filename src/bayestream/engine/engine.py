@@ -77,7 +77,7 @@ _DETAIL = {
     Reason.NEGATIVE_COUNT: "a count is negative",
     Reason.NON_INTEGER_COUNT: "a count is not an integer",
     Reason.SUCCESSES_EXCEED_TRIALS: "value (successes) exceeds trials",
-    Reason.NON_POSITIVE_VALUE: "transform = 'log' needs value > 0",
+    Reason.NON_POSITIVE_VALUE: "transform = 'log' needs value > 0 ('log1p': value >= 0)",
     Reason.UNKNOWN_METRIC: "no rule matches the metric",
     Reason.UNKNOWN_CATEGORY: "value is not one of the rule's categories",
     Reason.LATE_EVENT: "ts is older than the stream's newest event by more than the lateness",
@@ -635,9 +635,7 @@ def _intervals(
     rule: Rule, lo: np.ndarray, hi: np.ndarray
 ) -> list[dict[str, list[float | None]] | None]:
     """Each anomaly's predictive interval (``{level: [lo, hi]}``, None where it has none)."""
-    if rule.transform == "log":  # quantiles commute with the monotone back-transform
-        with np.errstate(over="ignore"):
-            lo, hi = np.exp(lo), np.exp(hi)
+    lo, hi = kernels.back_transform(rule, lo), kernels.back_transform(rule, hi)
     level = str(decisions.interval_level(rule))
     inf = math.inf  # (NaN: no interval; an infinite end is written as null)
     return [

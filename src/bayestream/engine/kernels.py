@@ -46,7 +46,28 @@ def observation_kind(rule: Rule) -> str:
         "gamma_poisson": "count_exposure",
         "beta_binomial": "count_trials",
         "dirichlet": "category",
+        "dlm": "real",
     }[rule.family]
+
+
+def per_event(rule: Rule) -> bool:
+    """Does elapsed time count events (a half-life in events, a ``dlm`` discounting per
+    event)?"""
+    if rule.family == "dlm":
+        return rule.discounts.unit_seconds is None
+    return rule.half_life_events is not None
+
+
+def back_transform(rule: Rule, values: np.ndarray) -> np.ndarray:
+    """Values on the model's scale back on the data's (quantiles commute with the monotone
+    back-transform)."""
+    out: np.ndarray = values
+    with np.errstate(over="ignore"):
+        if rule.transform == "log":
+            out = np.exp(values)
+        elif rule.transform == "log1p":
+            out = np.expm1(values)
+    return out
 
 
 def on_admit(rule: Rule, store: RuleStore, slots: np.ndarray) -> None:
@@ -120,7 +141,7 @@ def update(
             prior,
             settings,
             float(rule.half_life),
-            rule.half_life_events is not None,
+            per_event(rule),
             side,
             float(lateness),
         ),
@@ -147,6 +168,8 @@ def summary_table(
     n_levels = levels.shape[0]
     if rule.family == "particle":
         return _particle_table(rule, store, slots, levels, quantiles)
+    if rule.family == "dlm":
+        return _dlm_table(rule, store, slots, levels, quantiles, workers)
     dirichlet = rule.family == "dirichlet"
     k = len(rule.prior_vector())
     width = k if dirichlet else 1
@@ -172,9 +195,7 @@ def summary_table(
         )
 
     workers.run([functools.partial(chunk, a, b) for a, b in workers.ranges(m)])
-    if rule.transform == "log":
-        with np.errstate(over="ignore"):
-            q = np.exp(q)  # quantiles commute with the monotone back-transform
+    q = back_transform(rule, q)
     intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels * width)
     parts = [store.params[slots, :k], mean, sd, intervals]
     if not dirichlet:
@@ -200,6 +221,39 @@ def particle_codes(rule: Rule) -> tuple[int, int]:
     """A particle rule's model and observation codes, as its kernels take them."""
     assert rule.model is not None
     return _MODELS[rule.model], _OBSERVATIONS[rule.observation]
+
+
+def _dlm_table(
+    rule: Rule,
+    store: RuleStore,
+    slots: np.ndarray,
+    levels: np.ndarray,
+    quantiles: np.ndarray,
+    workers: Workers,
+) -> np.ndarray:
+    """:func:`summary_table` of a ``dlm`` rule: its published parameters are figures of the
+    state (:func:`bayestream.models.dlm.summarize`), not the row's columns."""
+    from bayestream.models import dlm
+
+    m = slots.shape[0]
+    prior = np.ascontiguousarray(rule.prior_vector(), dtype=np.float64)
+    n_levels = levels.shape[0]
+    named = np.empty((m, len(rule.param_names)))
+    mean, sd = np.empty((m, 1)), np.empty((m, 1))
+    lo, hi = np.empty((m, n_levels, 1)), np.empty((m, n_levels, 1))
+    q = np.empty((m, quantiles.shape[0]))
+
+    def chunk(a: int, b: int) -> None:
+        dlm.summarize(
+            store.params, prior, slots[a:b], levels, quantiles,
+            named[a:b], mean[a:b], sd[a:b], lo[a:b], hi[a:b], q[a:b],
+        )  # fmt: skip
+
+    workers.run([functools.partial(chunk, a, b) for a, b in workers.ranges(m)])
+    intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels)
+    parts = [named, mean, sd, intervals, back_transform(rule, q)]
+    parts += [store.n_eff[slots, None], store.last_ts[slots, None], decisions(rule, store, slots)]
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
 def _particle_table(
@@ -253,10 +307,12 @@ def _particle_table(
 
 
 __all__ = [
+    "back_transform",
     "family_code",
     "observation_kind",
     "on_admit",
     "particle_codes",
+    "per_event",
     "summary_table",
     "update",
 ]

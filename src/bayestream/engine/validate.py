@@ -115,6 +115,11 @@ def family_inputs(
                 _reject(local, ~(value > 0), Reason.NON_POSITIVE_VALUE)
             with np.errstate(divide="ignore", invalid="ignore"):
                 local_x = np.log(value)
+        elif rule.transform == "log1p":  # counts with zeros
+            with np.errstate(invalid="ignore"):
+                _reject(local, ~(value >= 0), Reason.NON_POSITIVE_VALUE)
+            with np.errstate(invalid="ignore"):
+                local_x = np.log1p(value)
         else:
             local_x = value
     else:

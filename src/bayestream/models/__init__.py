@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bayestream.models import beta_binomial, dirichlet, gamma_poisson, normal_gamma
+from bayestream.models import beta_binomial, dirichlet, dlm, gamma_poisson, normal_gamma
 from bayestream.models._protocol import (
     N_OUT,
     N_SETTINGS,
@@ -76,7 +76,13 @@ FAMILIES: dict[str, Family] = {
     "dirichlet": Family(
         "dirichlet", 4, None, dirichlet.update, dirichlet.summarize, dirichlet.kl, discrete=True
     ),
+    # summarize takes the rule's prior too (engine/kernels.py); parameters named by the rule
+    "dlm": Family("dlm", 6, None, dlm.update, dlm.summarize, dlm.kl, discrete=False),
 }
+
+
+_DLM_PRIOR = {"level": 0.0, "level_var": 1.0, "trend_var": 1.0, "seasonal_var": 1.0,
+              "dof": 1.0, "variance": 1.0}  # fmt: skip
 
 
 def warm_up() -> None:
@@ -88,6 +94,7 @@ def warm_up() -> None:
         "beta_binomial": np.array([1.0, 1.0]),
         "gamma_poisson": np.array([1.0, 1.0]),
         "dirichlet": np.array([1.0, 1.0, 1.0]),
+        "dlm": dlm.prior_row(_DLM_PRIOR, True, [(86400.0, 1)], (0.99,) * 4, 1.0, 4.0),
     }
     for name, family in FAMILIES.items():
         p0 = prior[name]
@@ -108,6 +115,14 @@ def warm_up() -> None:
         )
         width = p0.shape[0] if family.param_names is None else 1
         levels = np.array([0.9])
+        if name == "dlm":
+            one_by_one = np.empty((1, 1))
+            family.summarize(
+                params, p0, slots, levels, levels, np.empty((1, 5)), one_by_one,
+                np.empty((1, 1)), np.empty((1, 1, 1)), np.empty((1, 1, 1)), one_by_one,
+            )  # fmt: skip
+            family.kl(np.array([0.0, 1.0, 2.0, 2.0]), np.array([0.0, 1.0, 2.0, 2.0]))
+            continue
         family.summarize(
             params,
             obs_size,

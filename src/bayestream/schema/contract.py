@@ -83,7 +83,7 @@ _POSTERIOR_SHAPES: dict[str, Any] = {
 }
 
 # String members that take one of a few values (a test keeps them equal to the configuration's).
-FAMILY_NAMES = ("normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet", "particle")
+FAMILY_NAMES = ("normal_gamma", "beta_binomial", "gamma_poisson", "dirichlet", "particle", "dlm")
 _ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "posteriors": {"family": FAMILY_NAMES},
     "anomalies": {
