@@ -132,3 +132,22 @@ def test_particle_latent_state() -> None:
 def test_bad_slo_configurations_name_the_field(rule: dict[str, Any], field: str) -> None:
     with pytest.raises(BayestreamError, match=field.replace(".", r"\.")):
         parse_config({"rule": [{"metric": "m", **rule}]})
+
+
+def test_dlm_deseasonalised_level() -> None:
+    """A dlm rule's level: its Student-t marginal (the summaries' mean and scale) beyond the
+    objective, the objective log1p-ed with the transform (set one scale above the level)."""
+    from bayestream.models import dlm
+
+    rng = np.random.default_rng(6)
+    events = [{"value": float(rng.poisson(18 + 6 * math.sin(t / 24 * 2 * math.pi)))}
+              for t in range(300)]  # fmt: skip
+    rule = {"family": "dlm", "transform": "log1p",
+            "seasonal": [{"period_events": 24, "harmonics": 2}]}  # fmt: skip
+    params, _ = _run({**rule, "slo": {"objective": 1.0}}, events)
+    df, loc, scale = dlm.level_marginal(params[None, :], np.zeros(1, dtype=np.int64))[0]
+    objective = math.expm1(loc + scale)
+    _, slo = _run({**rule, "slo": {"objective": objective}}, events)
+    expected = stats.t(df, loc, scale).sf(math.log1p(objective))
+    assert expected == pytest.approx(stats.t(df).sf(1.0), rel=1e-9)  # about 0.16
+    assert slo["violation_probability"] == pytest.approx(expected, rel=1e-9)

@@ -413,6 +413,8 @@ def _check_slo(rule: Rule) -> None:
         raise ValueError(f"slo.objective must be a rate > 0, got {o!r}")
     if rule.transform == "log" and not o > 0.0:
         raise ValueError(f"slo.objective must be > 0 with transform = 'log', got {o!r}")
+    if rule.transform == "log1p" and not o > -1.0:
+        raise ValueError(f"slo.objective must be > -1 with transform = 'log1p', got {o!r}")
     if slo.quantile is not None and rule.family != "normal_gamma":
         raise ValueError("slo.quantile applies to family 'normal_gamma' only")
     if rule.family == "dirichlet":

@@ -19,6 +19,11 @@ horizon ``H`` the time ``at = last_ts + H`` and the ``forecast_quantiles`` of:
   for Normal observations; for Student-t ones the added variance widens the t's scale
   (an approximation); ``poisson_rate`` / ``binomial_rate``: the count over the horizon at each
   particle's current rate (the cloud is not propagated: documented approximation);
+- **dlm**: the observation at that time with the seasonal cycle: the state evolved over the
+  horizon (the trend's slope times the horizon, each component's discount over it, the
+  Fourier terms at the phase of ``at``), its Student-t forecast (``n`` degrees of freedom,
+  ``f = F' a``, scale² ``S (F' R* F + 1)``), back-transformed (log, log1p); with a rule that
+  discounts per event, the horizon counts events of the stream's typical spacing;
 - **dirichlet**: none (categories have no quantiles; the configuration refuses horizons).
 
 All quantiles are exact (the families' own predictive quantile kernels, no sampling), but for
@@ -30,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayestream.config import Rule
+from bayestream.engine.kernels import back_transform, dlm_ahead
 from bayestream.models import FAMILIES
 from bayestream.models._protocol import EXTRA, X_GAP
 from bayestream.models.normal_gamma import decayed
@@ -73,6 +79,8 @@ def _quantiles(
     m = slots.shape[0]
     if rule.family == "particle":
         return _particle(rule, store, slots, h, gap, qs, max_trials)
+    if rule.family == "dlm":
+        return _dlm(rule, store, slots, h, gap, qs)
     params = store.params[slots]
     size = store.obs_size[slots]
     if rule.family == "normal_gamma":
@@ -92,10 +100,13 @@ def _quantiles(
     FAMILIES[rule.family].summarize(
         params, size, np.arange(m), np.empty(0), qs, one, one.copy(), none, none.copy(), q
     )
-    if rule.transform == "log":
-        with np.errstate(over="ignore"):
-            q = np.exp(q)
-    return q
+    return back_transform(rule, q)
+
+
+def _dlm(
+    rule: Rule, store: RuleStore, slots: np.ndarray, h: float, gap: np.ndarray, qs: np.ndarray
+) -> np.ndarray:
+    return dlm_ahead(rule, store, slots, np.full(slots.shape[0], h), qs)
 
 
 def _decay(rule: Rule, h: float, gap: np.ndarray) -> np.ndarray:

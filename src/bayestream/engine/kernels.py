@@ -16,7 +16,7 @@ import numpy as np
 from bayestream.config import Rule
 from bayestream.models import FAMILIES, TAIL_CODES
 from bayestream.models._drift import B_FAP, B_KL
-from bayestream.models._protocol import EXTRA, Events, Rows, RuleConstants
+from bayestream.models._protocol import EXTRA, X_GAP, Events, Rows, RuleConstants
 from bayestream.models._threads import SERIAL, Workers
 from bayestream.state import RuleStore
 from bayestream.state.index import fnv1a
@@ -250,10 +250,33 @@ def _dlm_table(
         )  # fmt: skip
 
     workers.run([functools.partial(chunk, a, b) for a, b in workers.ranges(m)])
+    # the next observation one typical spacing (the row's X_GAP, seconds) after the newest
+    gap = store.params[slots, len(prior) + X_GAP]
+    q = dlm_ahead(rule, store, slots, np.where(np.isfinite(gap), gap, 0.0), quantiles)
     intervals = np.stack([lo, hi], axis=3).reshape(m, 2 * n_levels)
-    parts = [named, mean, sd, intervals, back_transform(rule, q)]
+    parts = [named, mean, sd, intervals, q]
     parts += [store.n_eff[slots, None], store.last_ts[slots, None], decisions(rule, store, slots)]
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def dlm_ahead(
+    rule: Rule, store: RuleStore, slots: np.ndarray, ahead: np.ndarray, quantiles: np.ndarray
+) -> np.ndarray:
+    """``[m, Q]``: a ``dlm`` rule's forecast quantiles of the observation ``ahead`` seconds
+    (per stream) after each stream's newest event, on the data's scale
+    (:func:`bayestream.models.dlm.forecast_quantiles`); a rule that discounts per event counts
+    the horizon in events of the stream's typical spacing (one event when it has none yet)."""
+    from bayestream.models import dlm
+
+    prior = np.ascontiguousarray(rule.prior_vector(), dtype=np.float64)
+    gap = store.params[slots, len(prior) + X_GAP]
+    known = np.isfinite(gap) & (gap > 0)
+    events = np.where(known, ahead / np.where(known, gap, 1.0), 1.0)
+    dt = events if per_event(rule) else np.asarray(ahead, dtype=np.float64)
+    at = store.last_ts[slots] + ahead
+    q = np.empty((slots.shape[0], quantiles.shape[0]))
+    dlm.forecast_quantiles(store.params, prior, slots, dt, at, events, quantiles, q)
+    return back_transform(rule, q)
 
 
 def _particle_table(
@@ -308,6 +331,7 @@ def _particle_table(
 
 __all__ = [
     "back_transform",
+    "dlm_ahead",
     "family_code",
     "observation_kind",
     "on_admit",

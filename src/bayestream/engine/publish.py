@@ -292,8 +292,7 @@ class PosteriorBatch:
         del row[-3:]
         if self.family == "dirichlet":
             return _dirichlet_record(key, metric, layout, row, (prob, drift, fap), slo)
-        if self.family == "particle":
-            w = 2
+        w = len(layout.names)  # the published parameters (a particle's two, a dlm's figures)
         n_levels, n_q = len(layout.levels), len(layout.quantiles)
         c0 = w + 2
         q0 = c0 + 2 * n_levels

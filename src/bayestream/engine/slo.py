@@ -15,6 +15,9 @@ A rule's ``slo = { objective = 0.001, above = true }`` names the parameter by it
   dtau`` (``o`` the objective on the model's scale), by 96-point Gauss-Legendre quadrature
   in ``log tau`` between the Gamma's 1e-15 and 1 - 1e-15 quantiles (within 1e-12 of adaptive
   quadrature in the tests);
+- **dlm**: the deseasonalised level (Student-t with ``n`` degrees of freedom, location the
+  level's mean, scale ``sqrt(S C*_00)``), against the objective on the model's scale (log,
+  log1p);
 - **dirichlet**: the probability of ``category``: ``Beta(alpha_c, alpha_0 - alpha_c)``;
 - **particle**: the latent state on its natural scale (a level, a rate, a probability): the
   particles' weight beyond the objective.
@@ -70,6 +73,11 @@ def slo_table(rule: Rule, store: RuleStore, slots: np.ndarray) -> np.ndarray:
             _normal_gamma(rule, params[:, :4], out)
         elif rule.family == "particle":
             out[:, 0] = _particle_beyond(rule, params, o)
+        elif rule.family == "dlm":
+            from bayestream.models import dlm
+
+            df, loc, scale = dlm.level_marginal(store.params, slots).T
+            out[:, 0] = special.stdtr(df, (loc - _model_scale(rule, o)) / scale)
         if not slo.above:
             out[:, 0] = 1.0 - out[:, 0]
     return out
@@ -79,7 +87,7 @@ def _normal_gamma(rule: Rule, params: np.ndarray, out: np.ndarray) -> None:
     slo = rule.slo
     assert slo is not None
     mu, kappa, alpha, beta = params.T
-    o = math.log(slo.objective) if rule.transform == "log" else slo.objective
+    o = _model_scale(rule, slo.objective)
     if slo.quantile is None:
         scale = np.sqrt(beta / (alpha * kappa))
         out[:, 0] = special.stdtr(2.0 * alpha, (mu - o) / scale)  # P(mu > o)
@@ -100,6 +108,15 @@ def _normal_gamma(rule: Rule, params: np.ndarray, out: np.ndarray) -> None:
     beyond = special.stdtr(df, (mu - o) / pred_scale)
     q = slo.quantile
     out[:, 1] = beyond / (1.0 - q) if slo.above else (1.0 - beyond) / q
+
+
+def _model_scale(rule: Rule, objective: float) -> float:
+    """The objective on the scale the rule models (its transform applied)."""
+    if rule.transform == "log":
+        return math.log(objective)
+    if rule.transform == "log1p":
+        return math.log1p(objective)
+    return objective
 
 
 def _particle_beyond(rule: Rule, params: np.ndarray, o: float) -> np.ndarray:

@@ -354,7 +354,10 @@ def summarize(
     """Per row in ``slots``: ``out_params`` (level, slope with a trend, each period's seasonal
     effect at the newest event, S, n); mean, sd and central credible intervals of the level
     (Student-t, n dof, scale sqrt(S C*_00); sd NaN while n <= 2); the predictive quantiles of
-    the next observation one typical spacing (the mean gap) after the newest event.
+    the next observation one typical spacing (the mean gap) after the newest event. (The
+    engine publishes :func:`forecast_quantiles` one spacing in seconds ahead instead: for a
+    rule that discounts per event ``GAP_AT`` counts events, and the seasonal phase one event
+    ahead was taken one second ahead.)
 
     Shapes: out_params ``[m, names]``; out_mean, out_sd ``[m, 1]``; out_lo, out_hi
     ``[m, L, 1]``; out_q ``[m, Q]``.
@@ -402,9 +405,56 @@ def summarize(
             out_q[r, qi] = loc if prob == 0.5 else loc + pscale * stdtrit(df, prob)
 
 
+@kernel
+def forecast_quantiles(
+    params: np.ndarray,
+    prior: np.ndarray,
+    slots: np.ndarray,
+    dt: np.ndarray,
+    at: np.ndarray,
+    events_ahead: np.ndarray,
+    quantiles: np.ndarray,
+    out_q: np.ndarray,
+) -> None:
+    """Per row in ``slots``: the ``quantiles`` of the observation at event time ``at[r]``,
+    ``dt[r]`` of elapsed time after the newest event (seconds, or events for a rule without
+    ``unit_seconds``, as ``advance`` takes it) and about ``events_ahead[r]`` events later (for
+    periods counted in events): the state evolved over the horizon (trend, discounting, the
+    seasonal phase then), its Student-t forecast. Shapes: ``dt``, ``at``, ``events_ahead``
+    ``[m]``; ``out_q`` ``[m, Q]``."""
+    p, _, _ = layout(prior)
+    work = np.empty(prior.shape[0])
+    for r in range(slots.shape[0]):
+        theta = params[slots[r]]
+        for i in range(p + M_AT + p * (p + 1) // 2):
+            work[i] = theta[i]
+        work[COUNT_AT] += max(events_ahead[r], 1.0) - 1.0  # advance counts the last one
+        advance(work, prior, dt[r], at[r])
+        df, loc, pscale = _predictive(work)
+        for qi in range(quantiles.shape[0]):
+            prob = quantiles[qi]
+            out_q[r, qi] = loc if prob == 0.5 else loc + pscale * stdtrit(df, prob)
+
+
+@kernel
+def level_marginal(params: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """``[m, 3]``: the deseasonalised level's Student-t marginal per row: (dof, location,
+    scale), as in :func:`summarize`."""
+    out = np.empty((slots.shape[0], 3))
+    for r in range(slots.shape[0]):
+        theta = params[slots[r]]
+        _, c, _ = layout(theta)
+        out[r, 0] = theta[N_AT]
+        out[r, 1] = theta[M_AT]
+        out[r, 2] = math.sqrt(theta[S_AT] * theta[c])
+    return out
+
+
 __all__ = [
     "covariance",
+    "forecast_quantiles",
     "kl",
+    "level_marginal",
     "prior_row",
     "states",
     "summarize",
