@@ -109,11 +109,15 @@ def _quantiles(metric: str, window: str, by: str = "") -> tuple[tuple[str, str],
 
 ON_CALL = [
     Panel(
-        "Anomalies per second",
-        (("sum by (instance) (rate(bayestream_anomalies_total[5m]))", "{{instance}}"),),
+        "Anomalies and alerts per second",
+        (
+            ("sum by (instance) (rate(bayestream_anomalies_total[5m]))", "anomalies {{instance}}"),
+            ("sum by (instance) (rate(bayestream_alerts_total[5m]))", "alerts {{instance}}"),
+        ),
         "ops",
-        description="Anomaly records emitted (the counter has no stream label: see "
-        "the anomalies topic for which streams).",
+        description="Anomaly records emitted, and those of them that are alerts (one per "
+        "incident: more surprising than the stream's previous alert_window_events events). "
+        "The counters have no stream label: see the anomalies topic for which streams.",
     ),
     Panel(
         "Drift alarms (10 min)",
