@@ -8,6 +8,7 @@ the standardised forecast errors.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,25 @@ def test_score_csv_without_a_config_uses_the_general_rule(tmp_path: Path) -> Non
     prob = np.array([float(r.split(",")[2]) for r in rows[1:]])
     flagged = np.flatnonzero(prob[DAY:] >= 0.5) + DAY
     assert flagged.tolist() == [2 * DAY + 100]
+
+
+def test_sparse_counts_do_not_collapse_the_variance() -> None:
+    """Errors per interval at 0.05 on average (0, 0, 1, 0, ...) through log1p: winsorised
+    variance learning alone shrank the variance at every zero until every single error was an
+    anomaly of probability 1; the floor of the data's resolution (step^2 / 12, step = log 2)
+    keeps a single error ordinary."""
+    from bayestream.models import dlm
+
+    rng = np.random.default_rng(12)
+    counts = rng.poisson(0.05, 3000)
+    engine = Engine(
+        parse_config({"rule": [{"metric": "m", "family": "dlm", "transform": "log1p"}]})
+    )
+    msgs = [json.dumps({"key": "k", "metric": "m", "ts": 60.0 * i, "value": int(c)}).encode()
+            for i, c in enumerate(counts)]  # fmt: skip
+    prob = engine.process(RawBatch.from_messages(msgs)).scores[:, 1]
+    ones = np.flatnonzero(counts[100:] == 1) + 100
+    assert ones.size > 100
+    assert (prob[ones] >= 0.5).mean() < 0.05
+    row = next(engine.state_rows()).params
+    assert row[dlm.S_AT] >= math.log(2.0) ** 2 / 12.0 * (1 - 1e-12)
