@@ -34,8 +34,8 @@ Model, per stream, with ``p`` states ``theta_t`` and the observation ``y_t`` at 
   ``robust``, none without): learning it only from events accepted as regular makes it
   collapse on quantised, heavy-tailed series, after which everything looks anomalous. And it
   stays at least ``step^2 / 12``, the variance of rounding to the data's resolution (``step``
-  the smallest nonzero change between consecutive values seen, from the stream's 30th event
-  on, Sheppard): sparse counts (0,
+  the smallest nonzero change between consecutive values, once it has been seen 10 times:
+  a resolution, not one small jump of a plateau series; Sheppard): sparse counts (0,
   0, 1, 0, ... after ``log1p``) have rare values 7 sd out that winsorising would cut, so
   without the floor the variance shrinks at every zero and every error became an anomaly of
   probability 1 (the quality benchmark's error counts: 49 false positives a day).
@@ -47,6 +47,7 @@ A stream's row (``theta``, ``width`` columns; offsets below, ``p`` states):
     N_AT n, S_AT S, T_AT time of the newest event, COUNT_AT events, GAP_AT an exponentially
     weighted mean of the gaps between events (seconds, or events), P_AT p, CLIP_AT c,
     LASTX_AT the newest value, STEP_AT the smallest nonzero step between consecutive values,
+    STEPS_AT how often it was seen,
     M_AT ...           m (p)
     C_AT ...           C*, the upper triangle row by row (p (p + 1) / 2)
     X_AT ...           the event's forecast: u = R* F (p), f, Q*; written by ``advance``
@@ -74,14 +75,14 @@ from bayestream.models._skeleton import make_update
 from bayestream.models._special import stdtrit
 from bayestream.models.normal_gamma import t_pit, t_tail
 
-N_AT, S_AT, T_AT, COUNT_AT, GAP_AT, P_AT, CLIP_AT, LASTX_AT, STEP_AT = 0, 1, 2, 3, 4, 5, 6, 7, 8
-M_AT = 9
+N_AT, S_AT, T_AT, COUNT_AT, GAP_AT, P_AT, CLIP_AT, LASTX_AT, STEP_AT, STEPS_AT = range(10)
+M_AT = 10
 H_UNIT, H_LD_LEVEL, H_LD_TREND, H_LD_SEASONAL, H_LD_VARIANCE, H_TREND, H_K = 0, 1, 2, 3, 4, 5, 6
 H_PERIODS = 7  # then (period, harmonics) per seasonal entry; a period < 0 counts events
 GAP_EVENTS = 20.0  # the mean gap weighs the newest gap 1 / min(gaps, GAP_EVENTS)
 MAX_LOG_INFLATION = 30.0
 TWO_PI = 2.0 * math.pi
-STEP_EVENTS = 30.0  # the variance floor of the data's resolution applies from this event on
+STEP_REPEATS = 10.0  # the smallest step, seen this often, is the data's resolution
 LEVEL_SHARE = 0.2  # of an intervention's variance, on the level (the rest: seasonal)
 
 kl = kl_normal_gamma  # drift windows are Normal-Gamma posteriors of standardised errors
@@ -321,10 +322,15 @@ def observe(theta: np.ndarray, x: float, size: float, w: float) -> None:
     s_new = s * (n + z2) / (n + 1.0)
     last = theta[LASTX_AT]
     if x != last and not math.isnan(last):  # the data's resolution: its smallest step
-        theta[STEP_AT] = min(theta[STEP_AT], abs(x - last))
+        change = abs(x - last)
+        if change < theta[STEP_AT] * (1.0 - 1e-9):
+            theta[STEP_AT] = change
+            theta[STEPS_AT] = 1.0
+        elif change <= theta[STEP_AT] * (1.0 + 1e-9):
+            theta[STEPS_AT] += 1.0
     theta[LASTX_AT] = x
     step = theta[STEP_AT]
-    if theta[COUNT_AT] >= STEP_EVENTS:  # (before, the smallest step seen overstates it)
+    if theta[STEPS_AT] >= STEP_REPEATS:  # a step seen this often is the data's resolution
         s_new = max(s_new, step * step / 12.0)  # Sheppard: the variance of the rounding
     theta[S_AT] = s_new
     theta[N_AT] = n + 1.0
