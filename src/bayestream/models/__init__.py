@@ -23,6 +23,7 @@ from bayestream.models._protocol import (
     Events,
     Rows,
     RuleConstants,
+    extra_prior,
 )
 from bayestream.models._stream import APPLIED, LATE
 
@@ -98,7 +99,7 @@ def warm_up() -> None:
     }
     for name, family in FAMILIES.items():
         p0 = prior[name]
-        params = np.tile(np.concatenate([p0, [np.nan, 0.0]]), (1, 1))
+        params = np.tile(np.concatenate([p0, extra_prior()]), (1, 1))  # a whole row
         settings = np.zeros(N_SETTINGS)
         settings[S_OUTLIER_RATE] = 0.01
         settings[S_OUTLIER_SCALE] = 10.0
