@@ -79,8 +79,8 @@ def test_sensor_counts_dead_letters_by_reason_and_streams(
     sensor = PrometheusSensor(metrics)
     sensor.on_dead_letters({"invalid_json": 2, "late_event": 1, "unused": 0})
     sensor.on_dead_letters({"invalid_json": 1})
-    sensor.on_streams(tracked=5, evicted=0)
-    sensor.on_streams(tracked=3, evicted=2)
+    sensor.on_streams(change=5, evicted=0)
+    sensor.on_streams(change=-2, evicted=2)
 
     assert value(registry, "bayestream_dead_letters_total", reason="invalid_json") == 3
     assert value(registry, "bayestream_dead_letters_total", reason="late_event") == 1
@@ -412,3 +412,24 @@ def test_server_binds_before_it_serves_and_releases_the_port(registry: Collector
 def test_server_rejects_a_bad_liveness_timeout(metrics: Metrics) -> None:
     with pytest.raises(ValueError, match="liveness_timeout"):
         MetricsServer(metrics, liveness_timeout=0)
+
+
+def test_streams_tracked_sums_the_engines_of_a_process(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """The Kafka runtime has an engine per partition, all on one sensor: the gauge is their
+    sum (it was the last engine's count), restored streams count at once, and an engine
+    dropped at a rebalance takes its streams out."""
+    sensor = PrometheusSensor(metrics)
+    config = parse_config({"rule": BASE_RULES})
+    first, second = Engine(config, sensor=sensor), Engine(config, sensor=sensor)
+    first.process(batch([event(k, "lat", 100.0, 1.0) for k in "abc"]))
+    second.process(batch([event(k, "lat", 100.0, 1.0) for k in "de"]))
+    assert value(registry, "bayestream_streams_tracked") == 5
+    restored = Engine(config, sensor=sensor)
+    assert restored.restore(first.state_rows()) == 3
+    assert value(registry, "bayestream_streams_tracked") == 8
+    first.release_streams()
+    assert value(registry, "bayestream_streams_tracked") == 5
+    second.process(batch([event("f", "lat", 101.0, 1.0)]))
+    assert value(registry, "bayestream_streams_tracked") == 6

@@ -133,6 +133,7 @@ class Engine:
     def __init__(self, config: Config, sensor: Sensor | None = None) -> None:
         self.config = config
         self.sensor: Sensor = sensor or NullSensor()
+        self._streams_reported = 0  # this engine's share of the sensor's tracked streams
         self.rules: tuple[Rule, ...] = config.rule
         self.stores = [RuleStore(decisions.row_prior(rule)) for rule in self.rules]
         self._settings = [decisions.settings(rule) for rule in self.rules]
@@ -544,7 +545,18 @@ class Engine:
         if outputs.dead_letters:
             counts = Counter(d.reason.value for d in outputs.dead_letters)
             self.sensor.on_dead_letters(counts)
-        self.sensor.on_streams(len(self), len(outputs.evictions))
+        self._report_streams(len(outputs.evictions))
+
+    def _report_streams(self, evicted: int = 0) -> None:
+        held = len(self)
+        self.sensor.on_streams(held - self._streams_reported, evicted)
+        self._streams_reported = held
+
+    def release_streams(self) -> None:
+        """Take this engine's streams out of the sensor's count (an engine dropped or replaced:
+        several engines of one process share a sensor, and each reports its changes)."""
+        self.sensor.on_streams(-self._streams_reported, 0)
+        self._streams_reported = 0
 
     # --- state rows (changelog) -------------------------------------------------------------
 
@@ -622,6 +634,8 @@ class Engine:
             if not np.isnan(last_ts).all():
                 self.watermark = max(self.watermark, float(np.nanmax(last_ts)))
             loaded += int(rows.size)
+        if loaded:
+            self._report_streams()
         return loaded
 
     def restore(self, rows: Iterable[StateRow]) -> int:

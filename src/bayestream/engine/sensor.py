@@ -16,7 +16,10 @@ class Sensor(Protocol):
 
     def on_dead_letters(self, by_reason: Mapping[str, int]) -> None: ...
 
-    def on_streams(self, tracked: int, evicted: int) -> None: ...
+    def on_streams(self, change: int, evicted: int) -> None:
+        """The streams an engine holds changed by ``change`` (the engines of a process share
+        a sensor: the sum of their changes is what the process holds); ``evicted`` of them
+        were evicted."""
 
     def on_drift(self, alarms: int) -> None: ...
 
@@ -34,7 +37,7 @@ class NullSensor:
     def on_dead_letters(self, by_reason: Mapping[str, int]) -> None:
         return None
 
-    def on_streams(self, tracked: int, evicted: int) -> None:
+    def on_streams(self, change: int, evicted: int) -> None:
         return None
 
     def on_drift(self, alarms: int) -> None:

@@ -45,8 +45,8 @@ class PrometheusSensor:
             if count:
                 self.metrics.dead_letters.labels(reason).inc(count)
 
-    def on_streams(self, tracked: int, evicted: int) -> None:
-        self.metrics.streams_tracked.set(tracked)
+    def on_streams(self, change: int, evicted: int) -> None:
+        self.metrics.streams_tracked.inc(change)  # the sum over the process's engines
         if evicted:
             self.metrics.evictions.inc(evicted)
 

@@ -541,6 +541,8 @@ class KafkaRunner:
                 f"rebuilding partitions {numbers} from the changelog",
                 lambda: self._restore_many(numbers),
             )
+            for p in restored:
+                self.engines[p].release_streams()
             self.engines.update(restored)
         rewind = sorted({*partitions, *unapplied})
         self._retrying(
@@ -674,7 +676,9 @@ class KafkaRunner:
         for tp in partitions:
             self.hooks.drop_partition(tp.topic, tp.partition)
             if tp.partition not in remaining:
-                self.engines.pop(tp.partition, None)
+                dropped = self.engines.pop(tp.partition, None)
+                if dropped is not None:
+                    dropped.release_streams()
                 self._positions.pop(tp.partition, None)
                 self.labels.forget([tp.partition])
 
