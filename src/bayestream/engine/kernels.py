@@ -241,12 +241,12 @@ def _dlm_table(
     named = np.empty((m, len(rule.param_names)))
     mean, sd = np.empty((m, 1)), np.empty((m, 1))
     lo, hi = np.empty((m, n_levels, 1)), np.empty((m, n_levels, 1))
-    q = np.empty((m, quantiles.shape[0]))
+    none = np.empty((m, 0))  # its quantiles come from dlm_ahead below, not the summary's
 
     def chunk(a: int, b: int) -> None:
         dlm.summarize(
-            store.params, prior, slots[a:b], levels, quantiles,
-            named[a:b], mean[a:b], sd[a:b], lo[a:b], hi[a:b], q[a:b],
+            store.params, prior, slots[a:b], levels, np.empty(0),
+            named[a:b], mean[a:b], sd[a:b], lo[a:b], hi[a:b], none[a:b],
         )  # fmt: skip
 
     workers.run([functools.partial(chunk, a, b) for a, b in workers.ranges(m)])

@@ -419,6 +419,8 @@ def summarize(
             half = scale * stdtrit(n, 0.5 + 0.5 * levels[li]) if levels[li] > 0.0 else 0.0
             out_lo[r, li, 0] = level - half
             out_hi[r, li, 0] = level + half
+        if quantiles.shape[0] == 0:  # (the engine asks for none: see the docstring)
+            continue
         for i in range(p + M_AT + p * (p + 1) // 2):
             work[i] = theta[i]
         gap = theta[GAP_AT]
